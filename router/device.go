@@ -1,0 +1,56 @@
+package router
+
+import "net/netip"
+
+// Device is the host side of the virtual switch: the TAP device attached to
+// the weft bridge. Frames are whole Ethernet frames (no FCS).
+//
+// Buffers are owned by the caller. Read and Write are each called from one
+// goroutine at a time, but a Read and a Write may run concurrently.
+type Device interface {
+	// Read blocks until at least one frame is available, then reads up to
+	// len(bufs) frames, frame i into bufs[i][offset:], and stores its length
+	// in sizes[i]. It returns the number of frames read. The offset leaves
+	// headroom in front of each frame for encapsulation headers.
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	// Write writes each bufs[i][offset:] as one frame. It returns the number
+	// of frames written.
+	Write(bufs [][]byte, offset int) (n int, err error)
+	// MTU is the largest IP packet (Ethernet payload) the device carries.
+	MTU() int
+	// Close releases the device and makes blocked Reads return an error.
+	Close() error
+}
+
+// Datagram is one UDP datagram of a batch handed to or from a Transport.
+type Datagram struct {
+	// Buf holds the datagram. On receive the Transport fills Buf[:N]; on send
+	// Buf is sent whole.
+	Buf []byte
+	// N is the received length.
+	N int
+	// Addr is the remote address: the source on receive, the destination on
+	// send.
+	Addr netip.AddrPort
+}
+
+// Transport is the UDP socket the mesh's data travels on. All datagrams
+// are sent with the IPv4 "don't fragment" bit set so that path MTU
+// probing works.
+//
+// ReadBatch is called from one goroutine; WriteBatch may be called from
+// several concurrently.
+type Transport interface {
+	// ReadBatch blocks until at least one datagram arrives, then fills up to
+	// len(dgrams) datagrams and returns how many.
+	ReadBatch(dgrams []Datagram) (n int, err error)
+	// WriteBatch sends the datagrams and returns how many were sent. An
+	// error for one datagram (for instance EMSGSIZE when it exceeds the
+	// known path MTU) is returned with the count of those sent before it;
+	// the caller decides whether to skip it and continue.
+	WriteBatch(dgrams []Datagram) (n int, err error)
+	// LocalPort is the UDP port the transport is bound to.
+	LocalPort() uint16
+	// Close closes the socket; blocked calls return an error.
+	Close() error
+}
