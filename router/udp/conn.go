@@ -1,0 +1,193 @@
+// Package udp is the data socket of the mesh: a UDP socket that implements
+// router.Transport with batched system calls (recvmmsg and sendmmsg) and
+// the "don't fragment" bit on every datagram.
+//
+// The socket is set to IP_PMTUDISC_PROBE: the kernel sets DF but ignores
+// its own path MTU cache, so the router can probe the path MTU itself and
+// the only size limit the kernel enforces is the outgoing interface's MTU
+// (a larger datagram fails with EMSGSIZE).
+//
+// Goroutines: the package starts none. ReadBatch is called by one reader
+// goroutine (the router's); WriteBatch may be called by several, which take
+// turns on a mutex that guards the reused send state. Neither allocates in
+// steady state.
+package udp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/router"
+)
+
+var _ router.Transport = (*Conn)(nil)
+
+// socketBufferSize is the receive and send buffer size asked of the kernel.
+const socketBufferSize = 4 << 20
+
+// Conn is a batched UDP socket. Create it with Listen.
+type Conn struct {
+	conn *net.UDPConn
+	raw  syscall.RawConn
+	port uint16
+	v6   bool // an AF_INET6 socket (IPv6 only)
+
+	rx batch // owned by the one ReadBatch caller
+
+	txMu sync.Mutex
+	tx   batch // guarded by txMu
+}
+
+// Listen opens a UDP socket bound to addr. Port 0 picks an ephemeral port.
+// An invalid or IPv4 address gives an IPv4 socket (an invalid address binds
+// all IPv4 addresses); an IPv6 address gives an IPv6-only socket.
+func Listen(addr netip.AddrPort) (*Conn, error) {
+	network := "udp4"
+	ip := addr.Addr()
+	if !ip.IsValid() {
+		ip = netip.IPv4Unspecified()
+	}
+	if ip.Is6() && !ip.Is4In6() {
+		network = "udp6"
+	}
+	ip = ip.Unmap()
+	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, addr.Port())))
+	if err != nil {
+		return nil, fmt.Errorf("udp listen %s: %w", addr, err)
+	}
+	c, err := newConn(uc, network == "udp6")
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("udp listen %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func newConn(uc *net.UDPConn, v6 bool) (*Conn, error) {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{conn: uc, raw: raw, v6: v6}
+	c.port = uc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	if err := c.setOptions(); err != nil {
+		return nil, err
+	}
+	c.rx.do = c.rx.recv
+	c.tx.do = c.tx.send
+	c.rx.v6, c.tx.v6 = v6, v6
+	return c, nil
+}
+
+// setOptions sets DF without the kernel's PMTU cache, and large buffers.
+func (c *Conn) setOptions() error {
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		s := int(fd)
+		if c.v6 {
+			serr = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE)
+			if serr == nil {
+				serr = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1)
+			}
+		} else {
+			serr = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
+		}
+		if serr != nil {
+			serr = fmt.Errorf("set path MTU discovery: %w", serr)
+			return
+		}
+		setBuffer(s, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF)
+		setBuffer(s, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// setBuffer asks for socketBufferSize with the privileged option and falls
+// back to the ordinary one, which the kernel caps at its sysctl maximum.
+// A smaller buffer is not an error.
+func setBuffer(fd, force, normal int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, socketBufferSize) == nil {
+		return
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, normal, socketBufferSize)
+}
+
+// LocalPort is the UDP port the socket is bound to.
+func (c *Conn) LocalPort() uint16 { return c.port }
+
+// LocalAddr is the address the socket is bound to.
+func (c *Conn) LocalAddr() netip.AddrPort {
+	return c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// Close closes the socket; blocked ReadBatch and WriteBatch calls return an
+// error that wraps net.ErrClosed.
+func (c *Conn) Close() error {
+	if err := c.conn.Close(); err != nil {
+		return fmt.Errorf("udp close: %w", err)
+	}
+	return nil
+}
+
+// ReadBatch blocks until at least one datagram arrives, then fills up to
+// len(dgrams) datagrams (Buf[:N] and Addr) and returns how many.
+func (c *Conn) ReadBatch(dgrams []router.Datagram) (int, error) {
+	if len(dgrams) == 0 {
+		return 0, nil
+	}
+	b := &c.rx
+	b.prepare(dgrams)
+	if err := c.raw.Read(b.do); err != nil {
+		b.dgrams = nil
+		return 0, fmt.Errorf("udp read: %w", err)
+	}
+	n, err := b.n, b.err
+	b.dgrams = nil
+	if err != nil {
+		return 0, fmt.Errorf("udp read: %w", err)
+	}
+	for i := range n {
+		dgrams[i].N = int(b.hdrs[i].Len)
+		dgrams[i].Addr = b.addrAt(i)
+	}
+	return n, nil
+}
+
+// WriteBatch sends every datagram whole to its Addr and returns how many
+// were sent. It stops at the first datagram the kernel refuses and returns
+// the count sent before it with an error that wraps the errno, so that
+// errors.Is(err, syscall.EMSGSIZE) tells a datagram larger than the
+// interface MTU.
+func (c *Conn) WriteBatch(dgrams []router.Datagram) (int, error) {
+	if len(dgrams) == 0 {
+		return 0, nil
+	}
+	c.txMu.Lock()
+	defer c.txMu.Unlock()
+	b := &c.tx
+	count, addrErr := b.prepareSend(dgrams)
+	if count > 0 {
+		if err := c.raw.Write(b.do); err != nil {
+			n := b.n
+			b.dgrams = nil
+			return n, fmt.Errorf("udp write: %w", err)
+		}
+	}
+	n, err := b.n, b.err
+	b.dgrams = nil
+	if err == nil && n == count {
+		err = addrErr
+	}
+	if err != nil {
+		return n, fmt.Errorf("udp write to %s: %w", dgrams[n].Addr, err)
+	}
+	return n, nil
+}

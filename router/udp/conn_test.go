@@ -1,0 +1,244 @@
+package udp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/router"
+)
+
+var loopback4 = netip.MustParseAddrPort("127.0.0.1:0")
+
+func listen(t testing.TB, ap netip.AddrPort) *Conn {
+	t.Helper()
+	c, err := Listen(ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func dest(c *Conn) netip.AddrPort {
+	return netip.AddrPortFrom(c.LocalAddr().Addr(), c.LocalPort())
+}
+
+func makeBatch(n, size int) []router.Datagram {
+	d := make([]router.Datagram, n)
+	for i := range d {
+		d[i].Buf = make([]byte, size)
+	}
+	return d
+}
+
+// readAll reads until want datagrams arrived or a deadline passes.
+func readAll(t *testing.T, c *Conn, rx []router.Datagram, want int) []router.Datagram {
+	t.Helper()
+	var got []router.Datagram
+	done := make(chan error, 1)
+	go func() {
+		for len(got) < want {
+			n, err := c.ReadBatch(rx)
+			if err != nil {
+				done <- err
+				return
+			}
+			for _, d := range rx[:n] {
+				got = append(got, router.Datagram{Buf: bytes.Clone(d.Buf[:d.N]), N: d.N, Addr: d.Addr})
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		c.Close()
+		<-done
+		t.Fatalf("got %d datagrams, want %d", len(got), want)
+	}
+	return got
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, ap := range []netip.AddrPort{loopback4, netip.MustParseAddrPort("[::1]:0")} {
+		t.Run(ap.Addr().String(), func(t *testing.T) {
+			a, err := Listen(ap)
+			if err != nil && ap.Addr().Is6() {
+				t.Skipf("no IPv6 loopback: %v", err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Close() })
+			b := listen(t, ap)
+			tx := makeBatch(8, 0)
+			for i := range tx {
+				tx[i].Buf = bytes.Repeat([]byte{byte(i)}, 100+i)
+				tx[i].Addr = dest(b)
+			}
+			n, err := a.WriteBatch(tx)
+			if err != nil || n != len(tx) {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+			got := readAll(t, b, makeBatch(16, 2048), len(tx))
+			for i, d := range got {
+				if !bytes.Equal(d.Buf, tx[i].Buf) {
+					t.Errorf("datagram %d: got %d bytes %x..., want %d", i, d.N, d.Buf[:1], len(tx[i].Buf))
+				}
+				if d.Addr != dest(a) {
+					t.Errorf("datagram %d from %v, want %v", i, d.Addr, dest(a))
+				}
+			}
+		})
+	}
+}
+
+func TestReadBatchReturnsSeveral(t *testing.T) {
+	a, b := listen(t, loopback4), listen(t, loopback4)
+	tx := makeBatch(10, 64)
+	for i := range tx {
+		tx[i].Addr = dest(b)
+	}
+	if n, err := a.WriteBatch(tx); err != nil || n != 10 {
+		t.Fatalf("WriteBatch = %d, %v", n, err)
+	}
+	n, err := b.ReadBatch(makeBatch(32, 128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 10 {
+		t.Errorf("one ReadBatch returned %d datagrams, want all 10 queued", n)
+	}
+}
+
+func TestEMSGSIZE(t *testing.T) {
+	a, b := listen(t, loopback4), listen(t, loopback4)
+	tx := []router.Datagram{
+		{Buf: make([]byte, 100), Addr: dest(b)},
+		{Buf: make([]byte, 70000), Addr: dest(b)},
+		{Buf: make([]byte, 100), Addr: dest(b)},
+	}
+	n, err := a.WriteBatch(tx)
+	if n != 1 || !errors.Is(err, syscall.EMSGSIZE) {
+		t.Fatalf("WriteBatch = %d, %v; want 1, EMSGSIZE", n, err)
+	}
+	n, err = a.WriteBatch(tx[2:])
+	if n != 1 || err != nil {
+		t.Fatalf("WriteBatch after EMSGSIZE = %d, %v", n, err)
+	}
+	if got := readAll(t, b, makeBatch(4, 256), 2); len(got) != 2 {
+		t.Fatalf("received %d", len(got))
+	}
+}
+
+func TestAddressFamily(t *testing.T) {
+	a := listen(t, loopback4)
+	tx := []router.Datagram{
+		{Buf: make([]byte, 10), Addr: dest(a)},
+		{Buf: make([]byte, 10), Addr: netip.MustParseAddrPort("[2001:db8::1]:9")},
+	}
+	n, err := a.WriteBatch(tx)
+	if n != 1 || !errors.Is(err, ErrAddressFamily) {
+		t.Fatalf("WriteBatch = %d, %v; want 1, ErrAddressFamily", n, err)
+	}
+}
+
+func TestDontFragment(t *testing.T) {
+	c := listen(t, loopback4)
+	var v int
+	var gerr error
+	if err := c.raw.Control(func(fd uintptr) {
+		v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if v != unix.IP_PMTUDISC_PROBE {
+		t.Errorf("IP_MTU_DISCOVER = %d, want IP_PMTUDISC_PROBE (%d)", v, unix.IP_PMTUDISC_PROBE)
+	}
+}
+
+func TestCloseUnblocksRead(t *testing.T) {
+	c, err := Listen(loopback4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadBatch(makeBatch(4, 64))
+		done <- err
+	}()
+	c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("ReadBatch after Close returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadBatch still blocked after Close")
+	}
+}
+
+func TestSteadyStateAllocs(t *testing.T) {
+	a, b := listen(t, loopback4), listen(t, loopback4)
+	tx := makeBatch(16, 1400)
+	for i := range tx {
+		tx[i].Addr = dest(b)
+	}
+	rx := makeBatch(16, 2048)
+	roundTrip := func() {
+		if n, err := a.WriteBatch(tx); err != nil || n != len(tx) {
+			t.Fatalf("WriteBatch = %d, %v", n, err)
+		}
+		for got := 0; got < len(tx); {
+			n, err := b.ReadBatch(rx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+	}
+	roundTrip()
+	if allocs := testing.AllocsPerRun(100, roundTrip); allocs != 0 {
+		t.Errorf("%.1f allocations per batch round trip, want 0", allocs)
+	}
+}
+
+func BenchmarkBatch(b *testing.B) {
+	for _, size := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("batch%d", size), func(b *testing.B) {
+			src, dst := listen(b, loopback4), listen(b, loopback4)
+			tx := makeBatch(size, 1400)
+			for i := range tx {
+				tx[i].Addr = dest(dst)
+			}
+			rx := makeBatch(size, 2048)
+			b.ReportAllocs()
+			b.SetBytes(int64(size * 1400))
+			for b.Loop() {
+				if _, err := src.WriteBatch(tx); err != nil {
+					b.Fatal(err)
+				}
+				for got := 0; got < size; {
+					n, err := dst.ReadBatch(rx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+		})
+	}
+}
