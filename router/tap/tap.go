@@ -1,0 +1,177 @@
+// Package tap is the host side of weft's virtual switch: a Linux TAP
+// device (Ethernet frames, no packet information header) that implements
+// router.Device with batched reads.
+//
+// One wakeup of the reader drains every frame the kernel has queued, up to
+// the caller's batch size, with non-blocking read(2) calls inside the Go
+// poller's RawConn callback; writes go out one write(2) per frame (the TAP
+// has no batched write) and wait for writability on EAGAIN.
+//
+// Goroutines: the package starts none. Read is called by one reader
+// goroutine at a time and Write by one writer at a time (the router's);
+// a Read and a Write may run concurrently because each has its own state.
+// Close may be called from any goroutine and unblocks both.
+package tap
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/router"
+)
+
+var _ router.Device = (*Device)(nil)
+
+// Device is an open TAP device. Create it with Open.
+type Device struct {
+	file *os.File
+	raw  syscall.RawConn
+	name string
+	mtu  int
+
+	// Read state, owned by the one Read caller. readFn is bound once so
+	// that passing it to RawConn.Read does not allocate.
+	rbufs  [][]byte
+	rsizes []int
+	roff   int
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+
+	// Write state, owned by the one Write caller.
+	wbufs   [][]byte
+	woff    int
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+}
+
+// Open creates the TAP device name in the calling thread's network
+// namespace (or opens it if a persistent one exists), sets its MTU and
+// returns it. The interface is left down and detached; bringing it up and
+// onto the bridge is netdev's job.
+func Open(name string, mtu int) (*Device, error) {
+	f, err := openTAP(name)
+	if err != nil {
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	if err := setMTU(name, mtu); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	d := &Device{file: f, raw: raw, name: name, mtu: mtu}
+	d.readFn = d.readFrames
+	d.writeFn = d.writeFrames
+	return d, nil
+}
+
+// Name is the interface name.
+func (d *Device) Name() string { return d.name }
+
+// MTU is the largest IP packet the device carries, as given to Open.
+func (d *Device) MTU() int { return d.mtu }
+
+// Close closes the device; blocked Read and Write calls return an error
+// that wraps os.ErrClosed. A non-persistent TAP disappears with its last
+// file descriptor.
+func (d *Device) Close() error {
+	if err := d.file.Close(); err != nil {
+		return fmt.Errorf("close tap %s: %w", d.name, err)
+	}
+	return nil
+}
+
+// Read blocks until at least one frame is queued, then reads up to
+// len(bufs) frames, frame i into bufs[i][offset:] with its length in
+// sizes[i], and returns how many. A frame longer than the space after
+// offset is truncated by the kernel, so buffers should hold offset plus
+// MTU plus the 14-byte Ethernet header.
+func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs, sizes[:len(bufs)], offset, 0, nil
+	err := d.raw.Read(d.readFn)
+	n := d.rn
+	if err == nil {
+		err = d.rerr
+	}
+	d.rbufs, d.rsizes = nil, nil
+	if n > 0 {
+		// Frames already read are delivered; a persistent error shows
+		// again on the next call.
+		return n, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read tap %s: %w", d.name, err)
+	}
+	return 0, nil
+}
+
+// readFrames is the RawConn.Read callback: it drains queued frames and
+// asks the poller to wait only when it found none.
+func (d *Device) readFrames(fd uintptr) bool {
+	for d.rn < len(d.rbufs) {
+		n, err := unix.Read(int(fd), d.rbufs[d.rn][d.roff:])
+		switch err {
+		case nil:
+			d.rsizes[d.rn] = n
+			d.rn++
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return d.rn > 0
+		default:
+			d.rerr = err
+			return true
+		}
+	}
+	return true
+}
+
+// Write writes each bufs[i][offset:] as one frame and returns how many
+// were written. It stops at the first frame the kernel refuses (for
+// instance one shorter than an Ethernet header) and returns the count
+// written before it with the error.
+func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
+	err := d.raw.Write(d.writeFn)
+	n := d.wn
+	if err == nil {
+		err = d.werr
+	}
+	d.wbufs = nil
+	if err != nil {
+		return n, fmt.Errorf("write tap %s: %w", d.name, err)
+	}
+	return n, nil
+}
+
+// writeFrames is the RawConn.Write callback; it resumes at d.wn after the
+// poller reports the device writable again.
+func (d *Device) writeFrames(fd uintptr) bool {
+	for d.wn < len(d.wbufs) {
+		_, err := unix.Write(int(fd), d.wbufs[d.wn][d.woff:])
+		switch err {
+		case nil:
+			d.wn++
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			d.werr = err
+			return true
+		}
+	}
+	return true
+}
