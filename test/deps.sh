@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# deps.sh: install what weft's tests, benchmark and demo need, and nothing
+# that is already there. Idempotent; quiet on success; needs root only when
+# something is missing. Runs `apt-get update` at most once, and only when a
+# package has to be installed.
+set -euo pipefail
+
+# command -> Debian package that provides it.
+# dnsmasq comes from dnsmasq-base: the binary without a system service that
+# would start listening on this machine's port 53 when installed.
+declare -A want=(
+	[ip]=iproute2
+	[bridge]=iproute2
+	[iptables]=iptables
+	[iperf3]=iperf3
+	[tcpdump]=tcpdump
+	[ping]=iputils-ping
+	[nc]=netcat-openbsd
+	[pgrep]=procps
+	[ps]=procps
+	[dnsmasq]=dnsmasq-base
+	[ethtool]=ethtool
+	[sha256sum]=coreutils
+	[timeout]=coreutils
+)
+
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+for cmd in "${!want[@]}"; do
+	pkg=${want[$cmd]}
+	if ! command -v "$cmd" >/dev/null 2>&1; then
+		missing+=("$pkg")
+	fi
+done
+# The tests rely on OpenBSD nc's flags (-N, -q); another nc may be installed.
+if ! dpkg-query -W -f='${Status}' netcat-openbsd 2>/dev/null | grep -q 'install ok installed'; then
+	missing+=(netcat-openbsd)
+fi
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps.sh: missing packages (${missing[*]}); run as root to install them" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "deps.sh: could not install ${missing[*]}" >&2
+	exit 1
+fi
