@@ -1,0 +1,151 @@
+package nameserver
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// MaxTargetLen is the longest target id a record may carry.
+const MaxTargetLen = 255
+
+// Record is one name-to-address binding, owned by the peer that registered it.
+// Only the owner changes a record; every change raises Version. A removal is
+// a record with Tombstone set, so that it travels by gossip like an addition.
+type Record struct {
+	// Name is the fully qualified name with a trailing dot, in the case it
+	// was registered with. Matching ignores case.
+	Name string
+	// Addr is the IPv4 address the name resolves to.
+	Addr netip.Addr
+	// Owner is the peer that registered the record.
+	Owner mesh.PeerName
+	// Target is the id of what the address belongs to ("netns:c1",
+	// "pid:42", a container id), or empty for a name added by hand.
+	Target string
+	// Version counts the owner's changes to this record, starting at 1.
+	Version uint32
+	// Tombstone marks a removed record.
+	Tombstone bool
+	// Changed is the local time this store last changed the record. It is
+	// not gossiped: each store ages tombstones by its own clock.
+	Changed time.Time
+}
+
+// recordKey identifies a record: the owner changes it, nobody else does.
+type recordKey struct {
+	name   string // lower-cased
+	addr   netip.Addr
+	owner  mesh.PeerName
+	target string
+}
+
+func (r *Record) key() recordKey {
+	return recordKey{name: strings.ToLower(r.Name), addr: r.Addr, owner: r.Owner, target: r.Target}
+}
+
+// supersedes reports whether r should replace old, which has the same key.
+// Higher versions win; on equal versions a tombstone wins; the remaining tie
+// (only possible when an owner restarted and reused a version) is broken on
+// the displayed name so that every store picks the same record.
+func (r *Record) supersedes(old *Record) bool {
+	if r.Version != old.Version {
+		return r.Version > old.Version
+	}
+	if r.Tombstone != old.Tombstone {
+		return r.Tombstone
+	}
+	return r.Name > old.Name
+}
+
+// sameState reports whether r and o carry the same gossiped state.
+func (r *Record) sameState(o *Record) bool {
+	return r.Version == o.Version && r.Tombstone == o.Tombstone && r.Name == o.Name
+}
+
+// String formats the record for logs.
+func (r Record) String() string {
+	state := "live"
+	if r.Tombstone {
+		state = "tombstone"
+	}
+	return fmt.Sprintf("%s %s owner=%s target=%q v%d %s", r.Name, r.Addr, r.Owner, r.Target, r.Version, state)
+}
+
+// validate checks what a record from the wire or the API must satisfy.
+func (r *Record) validate() error {
+	if err := checkName(r.Name); err != nil {
+		return err
+	}
+	if !r.Addr.Is4() || r.Addr.IsUnspecified() {
+		return fmt.Errorf("%w: %s", ErrInvalidAddr, r.Addr)
+	}
+	if r.Owner == mesh.UnknownPeerName {
+		return fmt.Errorf("%w: record without owner", ErrMalformed)
+	}
+	if r.Version == 0 {
+		return fmt.Errorf("%w: record version 0", ErrMalformed)
+	}
+	return checkTarget(r.Target)
+}
+
+// checkName accepts a fully qualified DNS name (trailing dot) other than the root.
+func checkName(name string) error {
+	if name == "." || !dns.IsFqdn(name) {
+		return fmt.Errorf("%w: %q (want a fully qualified name)", ErrInvalidName, name)
+	}
+	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	return nil
+}
+
+func checkTarget(target string) error {
+	if len(target) > MaxTargetLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidTarget, MaxTargetLen)
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("%w: %q has a space or non-printable byte", ErrInvalidTarget, target)
+		}
+	}
+	return nil
+}
+
+// NormalizeDomain returns domain lower-cased with a trailing dot
+// ("Weft.Local" gives "weft.local."), or an error if it is not a valid name.
+func NormalizeDomain(domain string) (string, error) {
+	d := strings.ToLower(dns.Fqdn(strings.TrimSpace(domain)))
+	if err := checkName(d); err != nil {
+		return "", fmt.Errorf("DNS domain: %w", err)
+	}
+	return d, nil
+}
+
+// QualifyName turns a name given by a user into a fully qualified name inside
+// domain (as returned by NormalizeDomain), keeping its case: a single label
+// ("c1") gets the domain appended, a trailing dot is optional. A name outside
+// the domain gives ErrOutsideDomain.
+func QualifyName(name, domain string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || name == "." {
+		return "", fmt.Errorf("%w: empty name", ErrInvalidName)
+	}
+	fq := dns.Fqdn(name)
+	if dns.CountLabel(fq) == 1 {
+		fq += domain
+	}
+	if err := checkName(fq); err != nil {
+		return "", err
+	}
+	lower := strings.ToLower(fq)
+	if lower == domain || !dns.IsSubDomain(domain, lower) {
+		return "", fmt.Errorf("%w: %q is not inside %q", ErrOutsideDomain, name, domain)
+	}
+	return fq, nil
+}
