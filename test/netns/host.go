@@ -1,0 +1,219 @@
+package netns
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Host is one simulated machine: a network namespace with eth0 on the
+// underlay, and a weft state dir of its own.
+type Host struct {
+	w          *World
+	Index      int    // 1-based
+	Nick       string // "h1": the nickname its router is launched with
+	Name       string // namespace name
+	Addr       string // underlay address, 10.99.0.Index
+	Port       int    // mesh port its router listens on
+	UnderlayIf string // its veth's peer inside the underlay namespace
+	StateDir   string // passed to every weft command run on this host
+}
+
+// World is the world the host belongs to.
+func (h *Host) World() *World { return h.w }
+
+// PeerAddr is the address other routers use to reach this host's router.
+func (h *Host) PeerAddr() string { return fmt.Sprintf("%s:%d", h.Addr, h.Port) }
+
+// Run runs a command inside the host's namespace, bounded by DefaultTimeout.
+func (h *Host) Run(args ...string) Result {
+	return run(h.w.Dir, DefaultTimeout, nil, append([]string{"ip", "netns", "exec", h.Name}, args...)...)
+}
+
+// MustRun is Run that fails the test unless the command exits 0; it returns stdout.
+func (h *Host) MustRun(args ...string) string {
+	h.w.t.Helper()
+	r := h.Run(args...)
+	if !r.OK() {
+		h.w.t.Fatalf("%s: %v", h.Nick, r)
+	}
+	return r.Stdout
+}
+
+// Start starts a command in the background inside the host's namespace.
+func (h *Host) Start(args ...string) *Proc {
+	h.w.t.Helper()
+	return h.w.start(append([]string{"ip", "netns", "exec", h.Name}, args...)...)
+}
+
+// Weft runs the weft binary inside the host's namespace with the host's
+// state dir (both as --state-dir and as WEFT_STATE_DIR).
+func (h *Host) Weft(args ...string) Result {
+	h.w.t.Helper()
+	bin := Binary(h.w.t)
+	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", h.StateDir}, args...)
+	return run(h.w.Dir, DefaultTimeout, []string{"WEFT_STATE_DIR=" + h.StateDir}, argv...)
+}
+
+// MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.
+func (h *Host) MustWeft(args ...string) string {
+	h.w.t.Helper()
+	r := h.Weft(args...)
+	if !r.OK() {
+		h.w.t.Fatalf("%s: %v", h.Nick, r)
+	}
+	return r.Stdout
+}
+
+// Launch starts the host's router with `weft launch --port PORT --name NICK
+// ARGS...` (ARGS: more options, then peers) and fails the test if it does not
+// come up.
+func (h *Host) Launch(args ...string) {
+	h.w.t.Helper()
+	h.MustWeft(append([]string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}, args...)...)
+}
+
+// Stop runs `weft stop` and waits until no process is left in the host's
+// namespace (the router has exited).
+func (h *Host) Stop() {
+	h.w.t.Helper()
+	h.MustWeft("stop")
+	Eventually(h.w.t, 15*time.Second, h.Nick+": router exits after weft stop", func() error {
+		if pids := h.PIDs(); len(pids) > 0 {
+			return fmt.Errorf("processes still in %s: %v", h.Name, pids)
+		}
+		return nil
+	})
+}
+
+// PIDs lists the processes running in the host's namespace: its router,
+// and anything started with Start.
+func (h *Host) PIDs() []int { return namespacePIDs(h.Name) }
+
+// SetUnderlayMTU sets the MTU of the host's underlay link, both ends.
+func (h *Host) SetUnderlayMTU(mtu int) {
+	h.w.t.Helper()
+	m := strconv.Itoa(mtu)
+	h.w.mustIP("-n", h.Name, "link", "set", "eth0", "mtu", m)
+	h.w.mustIP("-n", h.w.Underlay, "link", "set", h.UnderlayIf, "mtu", m)
+}
+
+// UnderlayPackets returns the packets received and sent on the host's
+// underlay interface so far.
+func (h *Host) UnderlayPackets() (rx, tx uint64, err error) {
+	read := func(name string) (uint64, error) {
+		// /sys/class/net of our namespace is seen through `ip netns exec`.
+		r := h.Run("cat", "/sys/class/net/eth0/statistics/"+name)
+		if !r.OK() {
+			return 0, fmt.Errorf("%s: read %s: %v", h.Nick, name, r.Err)
+		}
+		return strconv.ParseUint(strings.TrimSpace(r.Stdout), 10, 64)
+	}
+	if rx, err = read("rx_packets"); err != nil {
+		return 0, 0, err
+	}
+	tx, err = read("tx_packets")
+	return rx, tx, err
+}
+
+// firewall inserts (-I) or deletes (-D) the rules that drop TCP and UDP
+// between h and other, in h's namespace.
+func (h *Host) firewall(op string, other *Host) {
+	h.w.t.Helper()
+	for _, proto := range []string{"tcp", "udp"} {
+		for _, rule := range [][]string{
+			{"INPUT", "-s", other.Addr},
+			{"OUTPUT", "-d", other.Addr},
+		} {
+			args := append([]string{"iptables", "-w", "5", op, rule[0]}, rule[1:]...)
+			args = append(args, "-p", proto, "-j", "DROP")
+			if r := h.Run(args...); !r.OK() {
+				h.w.t.Fatalf("netns: %s: %v", h.Nick, r)
+			}
+		}
+	}
+}
+
+// NewContainer makes a "container": an empty namespace <prefix>-NAME with
+// loopback up, not yet attached to weft.
+func (h *Host) NewContainer(name string) *Container {
+	h.w.t.Helper()
+	c := &Container{Host: h, Name: h.w.Prefix + "-" + name, Nick: name}
+	h.w.addNamespace(c.Name)
+	return c
+}
+
+// AddContainer makes a container and attaches it with `weft attach CIDR
+// netns:NAME` on this host; it fails the test if attaching fails.
+func (h *Host) AddContainer(name, cidr string) *Container {
+	h.w.t.Helper()
+	c := h.NewContainer(name)
+	c.Attach(cidr)
+	return c
+}
+
+// Container is a namespace attached to weft on its Host.
+type Container struct {
+	Host *Host
+	Name string // namespace name
+	Nick string // short name given to NewContainer
+	IP   string // address of the last Attach, without prefix length
+}
+
+// Target is the weft attach target for the container.
+func (c *Container) Target() string { return "netns:" + c.Name }
+
+// Attach runs `weft attach CIDR netns:NAME` on the container's host.
+func (c *Container) Attach(cidr string) {
+	c.Host.w.t.Helper()
+	c.Host.MustWeft("attach", cidr, c.Target())
+	c.IP, _, _ = strings.Cut(cidr, "/")
+}
+
+// Run runs a command inside the container's namespace.
+func (c *Container) Run(args ...string) Result {
+	return run(c.Host.w.Dir, DefaultTimeout, nil, append([]string{"ip", "netns", "exec", c.Name}, args...)...)
+}
+
+// MustRun is Run that fails the test unless the command exits 0; it returns stdout.
+func (c *Container) MustRun(args ...string) string {
+	c.Host.w.t.Helper()
+	r := c.Run(args...)
+	if !r.OK() {
+		c.Host.w.t.Fatalf("%s: %v", c.Nick, r)
+	}
+	return r.Stdout
+}
+
+// Start starts a command in the background inside the container's namespace.
+func (c *Container) Start(args ...string) *Proc {
+	c.Host.w.t.Helper()
+	return c.Host.w.start(append([]string{"ip", "netns", "exec", c.Name}, args...)...)
+}
+
+// Ping sends one ping of size bytes of payload (0: the default) and waits a
+// second for the answer.
+func (c *Container) Ping(ip string, size int) error {
+	args := []string{"ping", "-n", "-c", "1", "-W", "1"}
+	if size > 0 {
+		args = append(args, "-s", strconv.Itoa(size))
+	}
+	if r := c.Run(append(args, ip)...); !r.OK() {
+		return fmt.Errorf("%s: ping %s: %v: %s", c.Nick, ip, r.Err, strings.TrimSpace(r.Stdout+r.Stderr))
+	}
+	return nil
+}
+
+// WaitPing waits until a ping from c to ip is answered.
+func (c *Container) WaitPing(ip string, timeout time.Duration) {
+	c.Host.w.t.Helper()
+	Eventually(c.Host.w.t, timeout, fmt.Sprintf("%s pings %s", c.Nick, ip), func() error { return c.Ping(ip, 0) })
+}
+
+// Sysctl sets a sysctl inside the container's namespace.
+func (c *Container) Sysctl(key, value string) {
+	c.Host.w.t.Helper()
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	c.MustRun("sh", "-c", fmt.Sprintf("echo %s > %s", value, path))
+}
