@@ -62,7 +62,7 @@ func (s *RecordSet) Encode() [][]byte {
 }
 
 func appendRecord(b []byte, r *Record) []byte {
-	var fixed [fixedLen - 1]byte // everything before the name length
+	var fixed [fixedLen - 2]byte // everything before the name length
 	r.Owner.Put(fixed[0:6])
 	binary.BigEndian.PutUint32(fixed[6:10], r.Version)
 	if r.Tombstone {

@@ -18,8 +18,8 @@ const (
 // fakeClock is a settable clock for stores and forwarders.
 type fakeClock struct{ t time.Time }
 
-func newFakeClock() *fakeClock                { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-func (c *fakeClock) Now() time.Time           { return c.t }
+func newFakeClock() *fakeClock               { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+func (c *fakeClock) Now() time.Time          { return c.t }
 func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newTestStore(t testing.TB, self mesh.PeerName, clock *fakeClock) *Store {
