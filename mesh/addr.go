@@ -1,0 +1,41 @@
+package mesh
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// normalizeTarget checks a peer address given as HOST or HOST:PORT and
+// returns it as host:port, using defaultPort when none is given.
+func normalizeTarget(s string, defaultPort int) (string, error) {
+	bad := func(why string) error { return fmt.Errorf("invalid peer address %q: %s", s, why) }
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+		if port == "" {
+			return "", bad("port must be a number from 1 to 65535")
+		}
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	} else if strings.Count(s, ":") == 1 {
+		return "", bad(err.Error())
+	}
+	if host == "" {
+		return "", bad("missing host")
+	}
+	if strings.ContainsAny(host, " /[]@") {
+		return "", bad("malformed host")
+	}
+	if port == "" {
+		if defaultPort < 1 || defaultPort > 65535 {
+			return "", bad("no port given and no default port")
+		}
+		port = strconv.Itoa(defaultPort)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", bad("port must be a number from 1 to 65535")
+	}
+	return net.JoinHostPort(host, port), nil
+}

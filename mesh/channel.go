@@ -1,0 +1,88 @@
+package mesh
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxMessageSize is the largest message accepted on a control
+// connection unless Config.MaxMessageSize says otherwise.
+const DefaultMaxMessageSize = 10 << 20
+
+// msgChannel carries whole messages over the byte stream of a control
+// connection once the handshake header has been exchanged. It is the seam
+// for encryption: the plain implementation below frames messages with a
+// length prefix; an authenticated-encryption implementation will seal each
+// message instead when both ends set the password flag.
+//
+// WriteMsg and ReadMsg may be called concurrently with each other (one
+// writer goroutine, one reader goroutine), but each is not safe for
+// concurrent use with itself.
+type msgChannel interface {
+	// WriteMsg writes msg as one message. msg is not retained.
+	WriteMsg(msg []byte) error
+	// ReadMsg reads the next message. The returned slice is owned by the
+	// channel and valid until the next ReadMsg.
+	ReadMsg() ([]byte, error)
+}
+
+// plainChannel frames each message as a 4-byte big-endian length followed
+// by the message bytes.
+type plainChannel struct {
+	r    io.Reader
+	w    io.Writer
+	max  int
+	rhdr [4]byte
+	rbuf []byte
+	wbuf []byte
+}
+
+func newPlainChannel(rw io.ReadWriter, maxSize int) *plainChannel {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxMessageSize
+	}
+	return &plainChannel{r: rw, w: rw, max: maxSize}
+}
+
+// WriteMsg implements msgChannel.
+func (c *plainChannel) WriteMsg(msg []byte) error {
+	if len(msg) == 0 {
+		return ErrEmptyMessage
+	}
+	if len(msg) > c.max {
+		return fmt.Errorf("write %d bytes: %w (max %d)", len(msg), ErrMessageTooLarge, c.max)
+	}
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf[:0], uint32(len(msg)))
+	c.wbuf = append(c.wbuf, msg...)
+	_, err := c.w.Write(c.wbuf)
+	if cap(c.wbuf) > 64<<10 {
+		c.wbuf = nil // do not keep a large buffer after a rare large message
+	}
+	return err
+}
+
+// ReadMsg implements msgChannel.
+func (c *plainChannel) ReadMsg() ([]byte, error) {
+	if _, err := io.ReadFull(c.r, c.rhdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(c.rhdr[:])
+	if n == 0 {
+		return nil, ErrEmptyMessage
+	}
+	if uint64(n) > uint64(c.max) {
+		return nil, fmt.Errorf("read %d bytes: %w (max %d)", n, ErrMessageTooLarge, c.max)
+	}
+	if cap(c.rbuf) < int(n) {
+		c.rbuf = make([]byte, n)
+	}
+	buf := c.rbuf[:n]
+	if _, err := io.ReadFull(c.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}

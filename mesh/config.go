@@ -1,0 +1,102 @@
+package mesh
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// DefaultPort is the TCP control port used when none is given.
+const DefaultPort = 6783
+
+// Config configures a Node. Zero timing fields take the defaults noted.
+type Config struct {
+	// Name identifies this peer; required, persistent across restarts.
+	Name PeerName
+	// NickName is a human-readable name (the hostname); defaults to Name.
+	NickName string
+	// ListenAddr is the TCP control address, host:port; an empty host
+	// means all addresses, port 0 an ephemeral port. Empty means
+	// ":DefaultPort".
+	ListenAddr string
+	// DefaultPort is the port of targets given without one; 0 means the
+	// package DefaultPort.
+	DefaultPort int
+	// DataPort is the UDP port our overlay receives data on, told to peers.
+	DataPort uint16
+	// ConnLimit is the most connections we keep; 0 means unlimited.
+	// Inbound connections beyond it are refused with a reason.
+	ConnLimit int
+	// Discovery makes the node connect to peers learnt from the topology.
+	Discovery bool
+	// Overlay is the data plane; required.
+	Overlay Overlay
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+
+	// HandshakeTimeout bounds the handshake (default 10 s).
+	HandshakeTimeout time.Duration
+	// DialTimeout bounds a TCP connect (default 10 s).
+	DialTimeout time.Duration
+	// HeartbeatInterval is how often an idle connection sends a heartbeat
+	// (default 30 s).
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout closes a connection on which nothing arrived for
+	// that long (default 60 s).
+	HeartbeatTimeout time.Duration
+	// UpdateDelay coalesces topology broadcasts and route recomputation
+	// (default 100 ms).
+	UpdateDelay time.Duration
+	// GossipInterval is the period of full gossip to neighbours (default 30 s).
+	GossipInterval time.Duration
+	// InitialBackoff is the first retry delay of a failed target (default
+	// 2 s); it grows 1.5x per failure up to MaxBackoff (default 5 min).
+	InitialBackoff, MaxBackoff time.Duration
+	// BackoffReset: a connection that lived at least this long is retried
+	// at once when it breaks (default 1 min).
+	BackoffReset time.Duration
+	// MaxMessageSize bounds a control message (default 10 MiB).
+	MaxMessageSize int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Name == UnknownPeerName {
+		return fmt.Errorf("mesh config: peer name is required")
+	}
+	if c.Overlay == nil {
+		return fmt.Errorf("mesh config: overlay is required")
+	}
+	if c.ConnLimit < 0 {
+		return fmt.Errorf("mesh config: connection limit %d is negative", c.ConnLimit)
+	}
+	if c.NickName == "" {
+		c.NickName = c.Name.String()
+	}
+	if c.DefaultPort == 0 {
+		c.DefaultPort = DefaultPort
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = fmt.Sprintf(":%d", DefaultPort)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.DialTimeout, 10*time.Second)
+	def(&c.HeartbeatInterval, 30*time.Second)
+	def(&c.HeartbeatTimeout, 60*time.Second)
+	def(&c.UpdateDelay, 100*time.Millisecond)
+	def(&c.GossipInterval, 30*time.Second)
+	def(&c.InitialBackoff, 2*time.Second)
+	def(&c.MaxBackoff, 5*time.Minute)
+	def(&c.BackoffReset, time.Minute)
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	return nil
+}

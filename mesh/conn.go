@@ -1,0 +1,336 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const sendQueueLen = 1024
+
+// conn is one control connection. Its reader goroutine runs runConn; its
+// writer goroutine runs writeLoop.
+type conn struct {
+	node       *Node
+	nc         net.Conn
+	outbound   bool
+	remoteAddr netip.AddrPort
+	tgt        *target // the target we dialled, nil for inbound
+
+	// Set by the handshake, before the connection is shared.
+	ch      msgChannel
+	remote  features
+	connUID uint64
+	oc      OverlayConnection
+	since   time.Time
+
+	established atomic.Bool
+	sendq       chan []byte
+	done        chan struct{}
+	closeOnce   sync.Once
+	mu          sync.Mutex
+	err         error
+}
+
+// close ends the connection with err (the first error wins).
+func (c *conn) close(err error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		close(c.done)
+		c.nc.Close()
+		if c.oc != nil {
+			c.oc.Stop()
+		}
+	})
+}
+
+// closeErr returns the error the connection was closed with.
+func (c *conn) closeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// send queues a whole message (tag byte first) without blocking. A full
+// queue closes the connection.
+func (c *conn) send(msg []byte) error {
+	select {
+	case <-c.done:
+		return ErrConnClosed
+	default:
+	}
+	select {
+	case c.sendq <- msg:
+		return nil
+	default:
+		c.close(ErrSendQueueFull)
+		return ErrSendQueueFull
+	}
+}
+
+// runConn handshakes a new TCP connection, registers it and reads from it
+// until it fails. It runs on the connection's reader goroutine.
+func (n *Node) runConn(nc net.Conn, tgt *target) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+		tc.SetNoDelay(true)
+	}
+	c := &conn{
+		node: n, nc: nc, outbound: tgt != nil, tgt: tgt,
+		remoteAddr: addrPortOf(nc.RemoteAddr()),
+		sendq:      make(chan []byte, sendQueueLen),
+		done:       make(chan struct{}),
+	}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		nc.Close()
+		n.endAttempt(tgt, nil, ErrStopped, time.Time{})
+		return
+	}
+	n.all[c] = struct{}{}
+	n.mu.Unlock()
+
+	registered, err := n.setupConn(c)
+	if err == nil {
+		n.wg.Add(1)
+		go c.writeLoop()
+		c.oc.Confirm()
+		n.sendAllGossip(c)
+		err = c.readLoop()
+	}
+	c.close(err)
+	err = c.closeErr()
+	n.mu.Lock()
+	delete(n.all, c)
+	if registered && n.conns[c.remote.Name] == c {
+		delete(n.conns, c.remote.Name)
+		n.localChangedLocked()
+	}
+	n.mu.Unlock()
+	if registered {
+		n.log.Info("connection closed", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String(), "err", err)
+	} else {
+		n.log.Debug("connection failed", "addr", c.remoteAddr.String(), "err", err)
+	}
+	var peer *PeerName
+	if c.remote.Name != UnknownPeerName {
+		peer = &c.remote.Name
+	}
+	n.endAttempt(tgt, peer, err, c.since)
+}
+
+// setupConn runs the handshake and the overlay preparation and registers
+// the connection. registered reports whether it was added to n.conns.
+func (n *Node) setupConn(c *conn) (registered bool, err error) {
+	nonce, err := randomUint64()
+	if err != nil {
+		return false, err
+	}
+	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort}
+	hdr := header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion}
+	res, err := handshake(c.nc, local, hdr, n.cfg.HandshakeTimeout, n.cfg.MaxMessageSize)
+	if err != nil {
+		return false, err
+	}
+	c.ch, c.remote, c.connUID = res.ch, res.remote, nonce^res.remote.ConnNonce
+	if c.remote.Name == n.cfg.Name {
+		return false, ErrConnectToSelf
+	}
+	c.oc, err = n.cfg.Overlay.PrepareConnection(OverlayConnectionParams{
+		LocalPeer: n.cfg.Name, RemotePeer: c.remote.Name, RemoteNickName: c.remote.NickName,
+		Outbound: c.outbound, ConnUID: c.connUID, RemoteAddr: c.remoteAddr,
+		RemoteDataPort: c.remote.DataPort, SendControl: c.sendControl,
+	})
+	if err != nil {
+		return false, fmt.Errorf("prepare data path: %w", err)
+	}
+	old, err := n.register(c)
+	if old != nil {
+		old.rejectWith(fmt.Errorf("%w %s: replaced", ErrDuplicate, c.remote.Name))
+	}
+	if err != nil {
+		c.rejectWith(err)
+		return false, err
+	}
+	return true, nil
+}
+
+// register adds c to the registered connections unless it is a duplicate
+// or over the limit. Of two connections to the same peer both ends keep
+// the same one: a connection from a restarted peer replaces the old one;
+// otherwise the one dialled by the lower name wins, then the lower ConnUID.
+// The replaced connection, if any, is returned for the caller to close.
+func (n *Node) register(c *conn) (replaced *conn, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil, ErrStopped
+	}
+	name := c.remote.Name
+	old := n.conns[name]
+	if old == nil && !c.outbound && n.cfg.ConnLimit > 0 && len(n.conns) >= n.cfg.ConnLimit {
+		return nil, fmt.Errorf("%w (limit %d)", ErrConnLimit, n.cfg.ConnLimit)
+	}
+	if old != nil {
+		if old.remote.UID == c.remote.UID && !n.better(c, old) {
+			return nil, fmt.Errorf("%w %s", ErrDuplicate, name)
+		}
+	}
+	c.since = time.Now()
+	n.conns[name] = c
+	if e, ok := n.topo.peers[name]; !ok || e.UID != c.remote.UID {
+		// A new peer or a new incarnation: show it until its own gossip arrives.
+		n.topo.merge([]peerEntry{{Name: name, NickName: c.remote.NickName, UID: c.remote.UID}})
+	}
+	n.localChangedLocked()
+	return old, nil
+}
+
+// better reports whether a should be kept over b (same remote peer).
+func (n *Node) better(a, b *conn) bool {
+	dialer := func(c *conn) PeerName {
+		if c.outbound {
+			return n.cfg.Name
+		}
+		return c.remote.Name
+	}
+	if da, db := dialer(a), dialer(b); da != db {
+		return da < db
+	}
+	return a.connUID < b.connUID
+}
+
+// rejectWith tells the peer why we close the connection, then closes it.
+func (c *conn) rejectWith(err error) {
+	if c.ch != nil {
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := append([]byte{tagClose}, err.Error()...)
+		select {
+		case <-c.done:
+		default:
+			// The writer goroutine may be running; sending through the
+			// queue keeps writes ordered. Without a writer write directly.
+			if c.since.IsZero() {
+				c.ch.WriteMsg(msg)
+			} else if c.send(msg) == nil {
+				time.AfterFunc(100*time.Millisecond, func() { c.close(err) })
+				return
+			}
+		}
+	}
+	c.close(err)
+}
+
+// sendControl is OverlayConnectionParams.SendControl.
+func (c *conn) sendControl(msg []byte) error {
+	b := make([]byte, 1+len(msg))
+	b[0] = tagOverlayControl
+	copy(b[1:], msg)
+	return c.send(b)
+}
+
+// writeLoop writes queued messages and heartbeats and watches the overlay.
+func (c *conn) writeLoop() {
+	n := c.node
+	defer n.wg.Done()
+	hb := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	est, failed := c.oc.Established(), c.oc.Failed()
+	heartbeat := []byte{tagHeartbeat}
+	write := func(msg []byte) bool {
+		c.nc.SetWriteDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		if err := c.ch.WriteMsg(msg); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case <-c.done:
+			return
+		case msg := <-c.sendq:
+			if !write(msg) {
+				return
+			}
+		case <-hb.C:
+			if !write(heartbeat) {
+				return
+			}
+		case <-est:
+			est = nil
+			n.connEstablished(c)
+		case err := <-failed:
+			failed = nil
+			if err == nil {
+				err = errors.New("data path failed")
+			}
+			c.close(err)
+			return
+		}
+	}
+}
+
+// connEstablished marks c established once its data path is up.
+func (n *Node) connEstablished(c *conn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conns[c.remote.Name] == c && !c.established.Load() {
+		c.established.Store(true)
+		n.localChangedLocked()
+		n.log.Info("connection established", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String())
+	}
+}
+
+// readLoop reads and dispatches messages until the connection fails.
+func (c *conn) readLoop() error {
+	n := c.node
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		msg, err := c.ch.ReadMsg()
+		if err != nil {
+			select {
+			case <-c.done:
+				return c.closeErr()
+			default:
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return ErrHeartbeatTimeout
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		if err := n.handleMsg(c, msg); err != nil {
+			return err
+		}
+	}
+}
+
+// handleMsg dispatches one message. msg is only valid during the call.
+func (n *Node) handleMsg(c *conn, msg []byte) error {
+	switch msg[0] {
+	case tagHeartbeat:
+	case tagClose:
+		return fmt.Errorf("closed by peer: %s", msg[1:])
+	case tagTopology:
+		entries, err := decodeTopology(msg)
+		if err != nil {
+			return err
+		}
+		n.applyTopology(entries)
+	case tagGossip, tagGossipBroadcast, tagGossipUnicast:
+		return n.handleGossip(c, msg)
+	case tagOverlayControl:
+		c.oc.HandleControl(append([]byte(nil), msg[1:]...))
+	default:
+		// Unknown tags come from newer versions; ignore them.
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+package mesh
+
+import "errors"
+
+// Sentinel errors of the mesh. Callers compare with errors.Is; the texts
+// appear in `weft status connections`.
+var (
+	// ErrNotWeft means the remote end did not send the weft header.
+	ErrNotWeft = errors.New("remote is not a weft peer (bad protocol header)")
+	// ErrVersionMismatch means the protocol version ranges do not overlap.
+	ErrVersionMismatch = errors.New("protocol version mismatch")
+	// ErrPeerUsesPassword means the peer encrypts the control connection and we do not.
+	ErrPeerUsesPassword = errors.New("peer uses a password but we do not")
+	// ErrWeUsePassword means we encrypt the control connection and the peer does not.
+	ErrWeUsePassword = errors.New("we use a password but the peer does not")
+	// ErrPasswordUnsupported means both ends asked for encryption, which
+	// this build does not implement yet.
+	ErrPasswordUnsupported = errors.New("control connection encryption is not implemented")
+	// ErrConnectToSelf means the remote end is ourselves; the target is not retried.
+	ErrConnectToSelf = errors.New("cannot connect to ourself")
+	// ErrDuplicate means another connection to the same peer is kept instead.
+	ErrDuplicate = errors.New("duplicate connection to the same peer")
+	// ErrConnLimit means the connection limit was reached.
+	ErrConnLimit = errors.New("too many connections")
+	// ErrMessageTooLarge means a message exceeds the maximum message size.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrEmptyMessage means a message has no tag byte.
+	ErrEmptyMessage = errors.New("empty message")
+	// ErrTruncated means a message ended before its fields did.
+	ErrTruncated = errors.New("message truncated")
+	// ErrConnClosed means the connection is closed.
+	ErrConnClosed = errors.New("connection closed")
+	// ErrSendQueueFull means a connection's send queue overflowed; the
+	// connection is closed.
+	ErrSendQueueFull = errors.New("send queue full")
+	// ErrHeartbeatTimeout means nothing arrived on the control connection
+	// for longer than the heartbeat timeout.
+	ErrHeartbeatTimeout = errors.New("timed out waiting for TCP heartbeat")
+	// ErrNoRoute means a gossip unicast has no route to its destination.
+	ErrNoRoute = errors.New("no route to peer")
+	// ErrStopped means the node is not running.
+	ErrStopped = errors.New("mesh node stopped")
+)

@@ -1,0 +1,184 @@
+package mesh
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Protocol versions this build speaks. A connection uses the highest
+// version both ends support.
+const (
+	ProtocolMinVersion = 1
+	ProtocolMaxVersion = 1
+)
+
+const (
+	protoMagic = "weft"
+	headerLen  = len(protoMagic) + 3
+
+	flagPassword byte = 1 << 0 // the sender encrypts the control connection
+
+	maxExtraFeatures = 64
+)
+
+// header is the fixed-size first thing both ends write.
+type header struct {
+	minVersion, maxVersion byte
+	flags                  byte
+}
+
+func (h header) encode() []byte {
+	b := make([]byte, 0, headerLen)
+	b = append(b, protoMagic...)
+	return append(b, h.minVersion, h.maxVersion, h.flags)
+}
+
+func decodeHeader(b []byte) (header, error) {
+	if len(b) != headerLen || !bytes.Equal(b[:len(protoMagic)], []byte(protoMagic)) {
+		return header{}, ErrNotWeft
+	}
+	h := header{minVersion: b[4], maxVersion: b[5], flags: b[6]}
+	if h.minVersion == 0 || h.minVersion > h.maxVersion {
+		return header{}, fmt.Errorf("%w: bad version range %d..%d", ErrNotWeft, h.minVersion, h.maxVersion)
+	}
+	return h, nil
+}
+
+// negotiate picks the protocol version and checks that both ends agree on
+// whether the control connection is encrypted.
+func negotiate(local, remote header) (version byte, err error) {
+	if remote.maxVersion < local.minVersion || remote.minVersion > local.maxVersion {
+		return 0, fmt.Errorf("%w: we speak %d..%d, peer speaks %d..%d", ErrVersionMismatch,
+			local.minVersion, local.maxVersion, remote.minVersion, remote.maxVersion)
+	}
+	lp, rp := local.flags&flagPassword != 0, remote.flags&flagPassword != 0
+	switch {
+	case rp && !lp:
+		return 0, ErrPeerUsesPassword
+	case lp && !rp:
+		return 0, ErrWeUsePassword
+	case lp && rp:
+		return 0, ErrPasswordUnsupported
+	}
+	return min(local.maxVersion, remote.maxVersion), nil
+}
+
+// features is what each end tells the other in the first message.
+type features struct {
+	Name      PeerName
+	NickName  string
+	UID       uint64 // random per router incarnation
+	ConnNonce uint64 // random per connection; ConnUID = XOR of both nonces
+	DataPort  uint16
+	Extra     map[string]string // extension; unknown keys are ignored
+}
+
+func (f *features) encode() []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.u8(tagFeatures)
+	e.name(f.Name)
+	e.u64(f.UID)
+	e.u64(f.ConnNonce)
+	e.u16(f.DataPort)
+	e.str8(f.NickName)
+	keys := sortedKeys(f.Extra)
+	if len(keys) > maxExtraFeatures {
+		keys = keys[:maxExtraFeatures]
+	}
+	e.u16(uint16(len(keys)))
+	for _, k := range keys {
+		v := f.Extra[k]
+		if len(v) > 0xffff {
+			v = v[:0xffff]
+		}
+		e.str8(k)
+		e.u16(uint16(len(v)))
+		e.bytes([]byte(v))
+	}
+	return e.b
+}
+
+// decodeFeatures parses a features message, tag byte included.
+func decodeFeatures(b []byte) (features, error) {
+	d := decoder{b: b}
+	var f features
+	if tag := d.u8(); d.err == nil && tag != tagFeatures {
+		return f, fmt.Errorf("decode features: unexpected message tag %d", tag)
+	}
+	f.Name = d.name()
+	f.UID = d.u64()
+	f.ConnNonce = d.u64()
+	f.DataPort = d.u16()
+	f.NickName = d.str8()
+	n := int(d.u16())
+	if n > maxExtraFeatures {
+		return f, fmt.Errorf("decode features: %d extra features (max %d)", n, maxExtraFeatures)
+	}
+	if n > 0 {
+		f.Extra = make(map[string]string, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.str8()
+		v := string(d.take(int(d.u16())))
+		f.Extra[k] = v
+	}
+	if err := d.done(); err != nil {
+		return f, fmt.Errorf("decode features: %w", err)
+	}
+	if f.Name == UnknownPeerName {
+		return f, fmt.Errorf("decode features: peer name is zero")
+	}
+	if f.UID == 0 {
+		return f, fmt.Errorf("decode features: peer UID is zero")
+	}
+	return f, nil
+}
+
+// handshakeResult is what a successful handshake yields.
+type handshakeResult struct {
+	version byte
+	remote  features
+	ch      msgChannel
+}
+
+// handshake runs the handshake on a fresh connection: both ends write
+// their header and then read the other's, then exchange features over
+// the message channel. The whole exchange must finish within timeout.
+func handshake(nc net.Conn, local features, localHeader header, timeout time.Duration, maxMsg int) (handshakeResult, error) {
+	var res handshakeResult
+	if err := nc.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return res, fmt.Errorf("handshake: %w", err)
+	}
+	if _, err := nc.Write(localHeader.encode()); err != nil {
+		return res, fmt.Errorf("handshake: write header: %w", err)
+	}
+	var hb [headerLen]byte
+	if _, err := io.ReadFull(nc, hb[:]); err != nil {
+		return res, fmt.Errorf("handshake: read header: %w", err)
+	}
+	remoteHeader, err := decodeHeader(hb[:])
+	if err != nil {
+		return res, fmt.Errorf("handshake: %w", err)
+	}
+	if res.version, err = negotiate(localHeader, remoteHeader); err != nil {
+		return res, fmt.Errorf("handshake: %w", err)
+	}
+	res.ch = newPlainChannel(nc, maxMsg)
+	if err := res.ch.WriteMsg(local.encode()); err != nil {
+		return res, fmt.Errorf("handshake: write features: %w", err)
+	}
+	msg, err := res.ch.ReadMsg()
+	if err != nil {
+		return res, fmt.Errorf("handshake: read features: %w", err)
+	}
+	if res.remote, err = decodeFeatures(msg); err != nil {
+		return res, fmt.Errorf("handshake: %w", err)
+	}
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		return res, fmt.Errorf("handshake: %w", err)
+	}
+	return res, nil
+}

@@ -1,0 +1,206 @@
+package mesh
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+)
+
+// peerEntry is one peer's entry in the topology: who it is and the
+// connections it reports. Entries are values; the topology replaces them
+// whole, never edits them in place.
+type peerEntry struct {
+	Name     PeerName
+	NickName string
+	UID      uint64 // incarnation
+	Version  uint64 // bumped by the peer whenever its connections change
+	Conns    []connEntry
+}
+
+// connEntry is one connection as reported by the peer at its near end.
+type connEntry struct {
+	Peer        PeerName       // remote end
+	Addr        netip.AddrPort // remote TCP address as seen by the reporting peer
+	Outbound    bool           // the reporting peer dialled it
+	Established bool           // the data path is up
+}
+
+// newer reports whether e should replace cur: a higher version wins; at
+// equal versions the higher UID wins, so that every peer picks the same
+// entry. A restarted peer starts at a low version but, on hearing of its
+// older incarnation, bumps its version above it (see merge).
+func (e *peerEntry) newer(cur *peerEntry) bool {
+	if e.Version != cur.Version {
+		return e.Version > cur.Version
+	}
+	return e.UID > cur.UID
+}
+
+// topology is the set of peer entries known to one peer, including its
+// own. It is not safe for concurrent use; the Node guards it.
+type topology struct {
+	self  PeerName
+	peers map[PeerName]*peerEntry
+}
+
+func newTopology(self *peerEntry) *topology {
+	t := &topology{self: self.Name, peers: map[PeerName]*peerEntry{}}
+	t.peers[self.Name] = self
+	return t
+}
+
+// setSelf replaces our own entry.
+func (t *topology) setSelf(e *peerEntry) { t.peers[t.self] = e }
+
+// merge applies received entries. It returns the entries that changed our
+// view (to be relayed to neighbours) and, when an entry describes an older
+// incarnation of ourselves with a version at least ours, the version our
+// own entry must exceed (0 otherwise).
+func (t *topology) merge(in []peerEntry) (delta []PeerName, selfVersionFloor uint64) {
+	self := t.peers[t.self]
+	for i := range in {
+		e := in[i]
+		if e.Name == t.self {
+			if e.UID != self.UID && e.Version >= self.Version && e.Version+1 > selfVersionFloor {
+				selfVersionFloor = e.Version + 1
+			}
+			continue
+		}
+		if cur, ok := t.peers[e.Name]; ok && !e.newer(cur) {
+			continue
+		}
+		e.Conns = slices.Clone(e.Conns)
+		t.peers[e.Name] = &e
+		delta = append(delta, e.Name)
+	}
+	return delta, selfVersionFloor
+}
+
+// entries returns the entries of the named peers (all when names is nil),
+// sorted by name, skipping unknown names.
+func (t *topology) entries(names []PeerName) []peerEntry {
+	if names == nil {
+		names = slices.Collect(maps.Keys(t.peers))
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	out := make([]peerEntry, 0, len(names))
+	for _, n := range names {
+		if e, ok := t.peers[n]; ok {
+			out = append(out, *e)
+		}
+	}
+	return out
+}
+
+// gc removes peers we cannot reach by following reported connections from
+// ourselves, and returns their names sorted.
+func (t *topology) gc() []PeerName {
+	seen := map[PeerName]bool{t.self: true}
+	queue := []PeerName{t.self}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range t.peers[p].Conns {
+			if _, known := t.peers[c.Peer]; known && !seen[c.Peer] {
+				seen[c.Peer] = true
+				queue = append(queue, c.Peer)
+			}
+		}
+	}
+	var gone []PeerName
+	for n := range t.peers {
+		if !seen[n] {
+			gone = append(gone, n)
+			delete(t.peers, n)
+		}
+	}
+	slices.Sort(gone)
+	return gone
+}
+
+// Topology wire format: u16 count, then per entry: name(6) uid(8)
+// version(8) nick(u8 len + bytes) u16 conn count, then per connection:
+// peer(6) flags(1: bit0 outbound, bit1 established) address.
+const (
+	connFlagOutbound    = 1 << 0
+	connFlagEstablished = 1 << 1
+	minEntrySize        = 6 + 8 + 8 + 1 + 2
+	minConnSize         = 6 + 1 + 1 + 2
+)
+
+func encodeTopology(entries []peerEntry) []byte {
+	e := encoder{b: make([]byte, 0, 3+len(entries)*64)}
+	e.u8(tagTopology)
+	e.u16(uint16(len(entries)))
+	for i := range entries {
+		p := &entries[i]
+		e.name(p.Name)
+		e.u64(p.UID)
+		e.u64(p.Version)
+		e.str8(p.NickName)
+		e.u16(uint16(len(p.Conns)))
+		for _, c := range p.Conns {
+			e.name(c.Peer)
+			var f byte
+			if c.Outbound {
+				f |= connFlagOutbound
+			}
+			if c.Established {
+				f |= connFlagEstablished
+			}
+			e.u8(f)
+			e.addr(c.Addr)
+		}
+	}
+	return e.b
+}
+
+// decodeTopology parses a topology message, tag byte included.
+func decodeTopology(b []byte) ([]peerEntry, error) {
+	d := decoder{b: b}
+	if tag := d.u8(); d.err == nil && tag != tagTopology {
+		return nil, fmt.Errorf("decode topology: unexpected message tag %d", tag)
+	}
+	n := int(d.u16())
+	if d.err == nil && n*minEntrySize > len(d.b) {
+		return nil, fmt.Errorf("decode topology: %d entries: %w", n, ErrTruncated)
+	}
+	out := make([]peerEntry, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var p peerEntry
+		p.Name = d.name()
+		p.UID = d.u64()
+		p.Version = d.u64()
+		p.NickName = d.str8()
+		nc := int(d.u16())
+		if d.err == nil && nc*minConnSize > len(d.b) {
+			return nil, fmt.Errorf("decode topology: %d connections: %w", nc, ErrTruncated)
+		}
+		if nc > 0 {
+			p.Conns = make([]connEntry, 0, nc)
+		}
+		for j := 0; j < nc && d.err == nil; j++ {
+			var c connEntry
+			c.Peer = d.name()
+			f := d.u8()
+			c.Outbound = f&connFlagOutbound != 0
+			c.Established = f&connFlagEstablished != 0
+			c.Addr = d.addr()
+			p.Conns = append(p.Conns, c)
+		}
+		if d.err == nil && (p.Name == UnknownPeerName || p.UID == 0) {
+			return nil, fmt.Errorf("decode topology: entry %d has a zero name or UID", i)
+		}
+		out = append(out, p)
+	}
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("decode topology: %w", err)
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

@@ -1,0 +1,105 @@
+package mesh
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// updateLoop coalesces topology changes: after a change it waits
+// UpdateDelay, then recomputes routes, garbage-collects unreachable peers
+// and sends the changed entries to every neighbour. It also runs the
+// periodic full gossip.
+func (n *Node) updateLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.GossipInterval)
+	defer tick.Stop()
+	delay := time.NewTimer(0)
+	<-delay.C
+	pending := false
+	for {
+		select {
+		case <-n.ctx.Done():
+			delay.Stop()
+			return
+		case <-n.kickUpdate:
+			if !pending {
+				pending = true
+				delay.Reset(n.cfg.UpdateDelay)
+			}
+		case <-delay.C:
+			pending = false
+			n.flush()
+		case <-tick.C:
+			n.periodicGossip()
+		}
+	}
+}
+
+// flush publishes the effects of topology changes.
+func (n *Node) flush() {
+	n.mu.Lock()
+	gone := n.topo.gc()
+	for _, g := range gone {
+		delete(n.dirty, g)
+	}
+	data := computeRoutes(n.cfg.Name, n.topo.peers, true)
+	ctrl := computeRoutes(n.cfg.Name, n.topo.peers, false)
+	var msg []byte
+	if len(n.dirty) > 0 {
+		msg = encodeTopology(n.topo.entries(slices.Collect(maps.Keys(n.dirty))))
+		clear(n.dirty)
+	}
+	conns := n.connsSnapshotLocked()
+	hooks := slices.Clone(n.goneHooks)
+	n.mu.Unlock()
+
+	n.ctrlRoutes.Store(ctrl)
+	if old := n.routes.Load(); !routesEqual(old, data) {
+		n.routes.Store(data)
+		n.cfg.Overlay.RoutesChanged(data)
+	}
+	if msg != nil {
+		for _, c := range conns {
+			c.send(msg)
+		}
+	}
+	for _, g := range gone {
+		n.log.Info("removed unreachable peer", "peer", g.String())
+		for _, h := range hooks {
+			h(g)
+		}
+	}
+	if len(gone) > 0 {
+		n.kick(n.kickMaker)
+	}
+}
+
+// periodicGossip sends the whole topology and every channel's full state
+// to every neighbour.
+func (n *Node) periodicGossip() {
+	n.mu.Lock()
+	conns := n.connsSnapshotLocked()
+	n.mu.Unlock()
+	for _, c := range conns {
+		n.sendAllGossip(c)
+	}
+}
+
+// sendAllGossip sends the whole topology and every channel's full state
+// down one connection.
+func (n *Node) sendAllGossip(c *conn) {
+	n.mu.Lock()
+	topo := encodeTopology(n.topo.entries(nil))
+	chans := make([]*GossipChannel, 0, len(n.channels))
+	for _, name := range sortedKeys(n.channels) {
+		chans = append(chans, n.channels[name])
+	}
+	n.mu.Unlock()
+	c.send(topo)
+	for _, ch := range chans {
+		if d := ch.g.Gossip(); d != nil {
+			c.send(encodeGossip(tagGossip, ch.name, n.cfg.Name, d.Encode()))
+		}
+	}
+}
