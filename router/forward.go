@@ -1,0 +1,159 @@
+package router
+
+import (
+	"github.com/weftnet/weft/mesh"
+)
+
+// forwarder is the per-goroutine state both readers share the code of:
+// the snapshots loaded for the current batch, the datagrams being built
+// and the frames to write to the device.
+type forwarder struct {
+	r       *Router
+	st      *counters
+	out     sender
+	routes  *mesh.Routes // snapshot for the current batch
+	conns   connMap      // snapshot for the current batch
+	now     int64        // unix nanoseconds at the start of the batch
+	scratch []byte       // one fragment or ICMP error at a time
+
+	// local holds frames for Device.Write, each with RecordHeaderLen bytes
+	// of headroom in front.
+	local    [][]byte
+	icmpBufs [][]byte // backing of synthesized ICMP errors, reused
+	nICMP    int
+}
+
+// icmpBufLen holds an ICMP error frame: Ethernet, IP, ICMP header and a
+// quoted IP header with options and 8 bytes of payload.
+const icmpBufLen = RecordHeaderLen + EthernetHeaderLen + 20 + icmpHeaderLen + 60 + icmpQuoteData
+
+func newForwarder(r *Router, st *counters, batch int) forwarder {
+	return forwarder{
+		r:       r,
+		st:      st,
+		out:     newSender(r, st, 2*batch),
+		scratch: make([]byte, MaxDatagram),
+		local:   make([][]byte, 0, batch),
+	}
+}
+
+// begin loads the snapshots for a batch.
+func (f *forwarder) begin() {
+	f.routes = f.r.routes.Load()
+	f.conns = *f.r.conns.Load()
+	f.now = f.r.cfg.Now().UnixNano()
+}
+
+// finish sends the batch's datagrams, then writes its local frames.
+func (f *forwarder) finish() {
+	f.out.flush()
+	if len(f.local) > 0 {
+		f.r.writeDevice(f.st, f.local, RecordHeaderLen)
+		clear(f.local)
+		f.local = f.local[:0]
+	}
+	f.nICMP = 0
+}
+
+// connTo returns the connection to the neighbour hop, or nil.
+func (f *forwarder) connTo(hop mesh.PeerName) *conn {
+	c := f.conns[hop]
+	if c == nil {
+		f.st.drops[dropNoRoute].Add(1)
+	}
+	return c
+}
+
+// unicast sends a frame from src to peer dst along the unicast route. It
+// reports false when there is no route.
+func (f *forwarder) unicast(src, dst mesh.PeerName, frame []byte, captured bool) bool {
+	hop, ok := f.routes.Unicast(dst)
+	if !ok {
+		return false
+	}
+	c := f.connTo(hop)
+	if c == nil {
+		return true // counted as no route
+	}
+	f.forward(c, src, dst, frame, captured)
+	return true
+}
+
+// broadcast sends a frame along the broadcast tree of src.
+func (f *forwarder) broadcast(src mesh.PeerName, frame []byte, captured bool) {
+	for _, hop := range f.routes.Broadcast(src) {
+		if c := f.connTo(hop); c != nil {
+			f.forward(c, src, BroadcastPeer, frame, captured)
+		}
+	}
+}
+
+// forward sends one frame to the neighbour behind c. A frame too big for
+// c's MTU is fragmented or answered with an ICMP error when it is IPv4,
+// else dropped and counted. captured is true for frames read from our own
+// device, whose ICMP errors go straight back into the device.
+func (f *forwarder) forward(c *conn, src, dst mesh.PeerName, frame []byte, captured bool) {
+	mtu := int(c.mtu.Load())
+	if len(frame)-EthernetHeaderLen <= mtu {
+		f.out.record(c, src, dst, frame)
+		return
+	}
+	info, err := parseIPv4(frame)
+	if err != nil {
+		f.st.drops[dropTooBig].Add(1)
+		return
+	}
+	if info.df {
+		f.st.drops[dropTooBig].Add(1)
+		f.fragNeeded(src, dst, frame, info, mtu, captured)
+		return
+	}
+	for off := 0; ; {
+		n, next, err := FragmentIPv4(f.scratch, frame, mtu, off)
+		if err != nil {
+			f.st.drops[dropTooBig].Add(1)
+			return
+		}
+		f.out.record(c, src, dst, f.scratch[:n])
+		if next == 0 {
+			break
+		}
+		off = next
+	}
+	f.st.fragmented.Add(1)
+}
+
+// fragNeeded answers a too-big IPv4 packet with DF set with an ICMP
+// "fragmentation needed" error to its sender, unless the packet was
+// multicast, broadcast or a non-first fragment.
+func (f *forwarder) fragNeeded(src, dst mesh.PeerName, frame []byte, info ipv4Info, mtu int, captured bool) {
+	if frame[0]&1 != 0 || info.fragOff != 0 {
+		return
+	}
+	if captured {
+		if f.nICMP == len(f.icmpBufs) {
+			f.icmpBufs = append(f.icmpBufs, make([]byte, icmpBufLen))
+		}
+		buf := f.icmpBufs[f.nICMP]
+		n, err := FragNeeded(buf[RecordHeaderLen:], frame, mtu)
+		if err != nil {
+			return
+		}
+		f.nICMP++
+		f.local = append(f.local, buf[:RecordHeaderLen+n])
+		f.st.icmpSent.Add(1)
+		return
+	}
+	if dst == BroadcastPeer {
+		return
+	}
+	// We relay for src: the error travels back to src as if sent by the
+	// destination peer, so that src learns the MACs correctly.
+	n, err := FragNeeded(f.scratch, frame, mtu)
+	if err != nil {
+		return
+	}
+	if f.unicast(dst, src, f.scratch[:n], false) {
+		f.st.icmpSent.Add(1)
+	}
+}

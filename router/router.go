@@ -1,0 +1,284 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// Config configures a Router. Zero durations and sizes take the defaults
+// named on each field.
+type Config struct {
+	// Self is this router's peer name. Required.
+	Self mesh.PeerName
+	// Device is the TAP device. Required. Run takes ownership and closes it.
+	Device Device
+	// Transport is the UDP socket. Required. Run takes ownership and closes it.
+	Transport Transport
+	// Logger receives the router's logs; nil discards them.
+	Logger *slog.Logger
+
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Ticks drives the timer goroutine; default a ticker of TickInterval.
+	// Tests may pass their own channel to step timers by hand.
+	Ticks <-chan time.Time
+	// TickInterval is the timer resolution; default 100ms.
+	TickInterval time.Duration
+
+	// FastHeartbeat is the heartbeat interval until a connection is
+	// established; default 500ms.
+	FastHeartbeat time.Duration
+	// SlowHeartbeat is the heartbeat interval once established; default 10s.
+	SlowHeartbeat time.Duration
+	// HeartbeatTimeout fails a connection that heard no heartbeat for this
+	// long; default 60s.
+	HeartbeatTimeout time.Duration
+
+	// ProbeTimeout is how long a path MTU probe waits for its ack;
+	// default 250ms.
+	ProbeTimeout time.Duration
+	// ProbeAttempts is how often a probe size is tried before it counts as
+	// too big; default 3.
+	ProbeAttempts int
+	// ProbeInterval is the time between path MTU searches; default 10min.
+	ProbeInterval time.Duration
+	// InitialMTU is the MTU assumed towards a peer until probing verified
+	// one; default 1406 (a 1500-byte underlay), capped by the device MTU.
+	InitialMTU int
+
+	// MACMaxAge expires MACs not seen for this long; default 10min.
+	MACMaxAge time.Duration
+	// MACLoopGuard: a MAC seen behind one peer (or locally) this recently
+	// does not move to another; the frame is dropped as looping.
+	// Default 1s.
+	MACLoopGuard time.Duration
+	// MACTableSize bounds the MAC table; default 16384.
+	MACTableSize int
+
+	// BatchSize is how many frames or datagrams one read returns;
+	// default 32.
+	BatchSize int
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.TickInterval, 100*time.Millisecond)
+	def(&c.FastHeartbeat, 500*time.Millisecond)
+	def(&c.SlowHeartbeat, 10*time.Second)
+	def(&c.HeartbeatTimeout, 60*time.Second)
+	def(&c.ProbeTimeout, 250*time.Millisecond)
+	def(&c.ProbeInterval, 10*time.Minute)
+	def(&c.MACMaxAge, 10*time.Minute)
+	def(&c.MACLoopGuard, time.Second)
+	if c.ProbeAttempts <= 0 {
+		c.ProbeAttempts = 3
+	}
+	if c.InitialMTU <= 0 {
+		c.InitialMTU = 1500 - UnderlayOverhead - FrameOverhead
+	}
+	if c.MACTableSize <= 0 {
+		c.MACTableSize = 16384
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 32
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// connMap maps a neighbour's name to its confirmed connection.
+type connMap = map[mesh.PeerName]*conn
+
+// Router is the data plane of one peer. It implements mesh.Overlay.
+type Router struct {
+	cfg    Config
+	log    *slog.Logger
+	self   mesh.PeerName
+	maxMTU int // largest MTU worth probing: the device's, capped by MaxMTU
+
+	routes atomic.Pointer[mesh.Routes]
+	conns  atomic.Pointer[connMap]
+	connMu sync.Mutex // serialises writers of conns
+
+	macs  *macTable
+	devMu sync.Mutex // serialises Device.Write between the readers (per batch)
+	kick  chan struct{}
+
+	tapStats, udpStats, timerStats *counters
+}
+
+var _ mesh.Overlay = (*Router)(nil)
+
+// New checks cfg, fills in defaults and returns a Router ready to Run.
+func New(cfg Config) (*Router, error) {
+	switch {
+	case cfg.Self == mesh.UnknownPeerName:
+		return nil, fmt.Errorf("new router: no peer name: %w", ErrConfig)
+	case cfg.Device == nil:
+		return nil, fmt.Errorf("new router: no device: %w", ErrConfig)
+	case cfg.Transport == nil:
+		return nil, fmt.Errorf("new router: no transport: %w", ErrConfig)
+	}
+	cfg.setDefaults()
+	maxMTU := min(cfg.Device.MTU(), MaxMTU)
+	if maxMTU < MinMTU {
+		return nil, fmt.Errorf("new router: device MTU %d below %d: %w", cfg.Device.MTU(), MinMTU, ErrConfig)
+	}
+	r := &Router{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		self:       cfg.Self,
+		maxMTU:     maxMTU,
+		macs:       newMACTable(cfg.MACMaxAge, cfg.MACLoopGuard, cfg.MACTableSize),
+		kick:       make(chan struct{}, 1),
+		tapStats:   new(counters),
+		udpStats:   new(counters),
+		timerStats: new(counters),
+	}
+	m := make(connMap)
+	r.conns.Store(&m)
+	return r, nil
+}
+
+// Run starts the TAP reader, the UDP reader and the timer goroutine and
+// blocks until ctx is done or a reader fails; it then closes the Device
+// and the Transport, waits for all three goroutines and returns. The error
+// is nil after a shutdown through ctx, else the reader's error.
+func (r *Router) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	fail := func(err error) {
+		if ctx.Err() == nil {
+			errOnce.Do(func() { runErr = err })
+			cancel()
+		}
+	}
+	tap := newTAPReader(r)
+	udp := newUDPReader(r)
+	wg.Go(func() { fail(tap.run()) })
+	wg.Go(func() { fail(udp.run()) })
+	wg.Go(func() { r.runTimer(ctx) })
+	<-ctx.Done()
+	errDev := r.cfg.Device.Close()
+	errTr := r.cfg.Transport.Close()
+	wg.Wait()
+	if runErr != nil {
+		return fmt.Errorf("router: %w", runErr)
+	}
+	if err := errors.Join(errDev, errTr); err != nil {
+		r.log.Debug("close device and transport", "err", err)
+	}
+	return nil
+}
+
+// RoutesChanged installs a new routes snapshot. It never blocks.
+func (r *Router) RoutesChanged(routes *mesh.Routes) {
+	r.routes.Store(routes)
+}
+
+// PrepareConnection creates the data path of a new control connection.
+// The connection sends nothing until Confirm.
+func (r *Router) PrepareConnection(p mesh.OverlayConnectionParams) (mesh.OverlayConnection, error) {
+	if p.RemotePeer == r.self {
+		return nil, fmt.Errorf("prepare connection to %s: %w", p.RemotePeer, ErrSelfConnection)
+	}
+	return newConn(r, p), nil
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Router) Stats() Stats {
+	var s Stats
+	s.add(r.tapStats)
+	s.add(r.udpStats)
+	s.add(r.timerStats)
+	s.MACMoves = r.macs.moves.Load()
+	s.MACEvictions = r.macs.evictions.Load()
+	return s
+}
+
+// MACs returns the learned MAC addresses, sorted by address.
+func (r *Router) MACs() []MACEntry {
+	return r.macs.entries()
+}
+
+// register publishes c as the connection to its peer.
+func (r *Router) register(c *conn) {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	old := *r.conns.Load()
+	m := make(connMap, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[c.peer] = c
+	r.conns.Store(&m)
+}
+
+// unregister removes c if it is still the connection to its peer.
+func (r *Router) unregister(c *conn) {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	old := *r.conns.Load()
+	if old[c.peer] != c {
+		return
+	}
+	m := make(connMap, len(old))
+	for k, v := range old {
+		if k != c.peer {
+			m[k] = v
+		}
+	}
+	r.conns.Store(&m)
+}
+
+// wake makes the timer goroutine run a tick soon. It never blocks.
+func (r *Router) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeDevice writes frames, each starting at offset, to the device.
+// Called once per batch by either reader.
+func (r *Router) writeDevice(st *counters, frames [][]byte, offset int) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	for off := 0; off < len(frames); {
+		n, err := r.cfg.Device.Write(frames[off:], offset)
+		for _, f := range frames[off : off+n] {
+			st.tapBytesOut.Add(uint64(len(f) - offset))
+		}
+		st.tapFramesOut.Add(uint64(n))
+		off += n
+		if err != nil {
+			st.drops[dropDevice].Add(1)
+			off++
+			continue
+		}
+		if n == 0 {
+			st.drops[dropDevice].Add(uint64(len(frames) - off))
+			return
+		}
+	}
+}

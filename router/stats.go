@@ -1,0 +1,85 @@
+package router
+
+import "sync/atomic"
+
+// Drop reasons, indexes into counters.drops.
+const (
+	dropTooBig        = iota // frame larger than the path MTU, not fragmentable
+	dropNoRoute              // no route or no usable connection to the next hop
+	dropBadDatagram          // datagram or record failed to decode
+	dropUnknownSender        // datagram from a peer without a confirmed connection
+	dropLoop                 // frame looping back (our own source peer, or MAC loop guard)
+	dropSendError            // Transport.WriteBatch rejected the datagram
+	dropBadFrame             // captured frame too short or with a multicast source MAC
+	dropLinkLocal            // IEEE 802.1D link-local destination (STP BPDU and friends)
+	dropDevice               // Device.Write failed
+	numDrops
+)
+
+// counters are the statistics of one goroutine. Each goroutine owns one
+// counters value so that hot counters never share a cache line between
+// goroutines; Stats sums them.
+type counters struct {
+	tapFramesIn, tapBytesIn   atomic.Uint64
+	tapFramesOut, tapBytesOut atomic.Uint64
+	udpIn, udpBytesIn         atomic.Uint64
+	udpOut, udpBytesOut       atomic.Uint64
+	recordsOut, recordsIn     atomic.Uint64
+	relayed                   atomic.Uint64
+	icmpSent, fragmented      atomic.Uint64
+	drops                     [numDrops]atomic.Uint64
+	_                         [64]byte
+}
+
+// Stats is a snapshot of the router's counters, for metrics and status.
+type Stats struct {
+	// TAPFramesIn and TAPBytesIn count frames read from the device.
+	TAPFramesIn, TAPBytesIn uint64
+	// TAPFramesOut and TAPBytesOut count frames written to the device
+	// (delivered from peers, plus synthesized ICMP errors).
+	TAPFramesOut, TAPBytesOut uint64
+	// UDPDatagramsIn and UDPBytesIn count datagrams received.
+	UDPDatagramsIn, UDPBytesIn uint64
+	// UDPDatagramsOut and UDPBytesOut count datagrams sent.
+	UDPDatagramsOut, UDPBytesOut uint64
+	// RecordsOut counts frame records put into datagrams (a broadcast
+	// frame counts once per next hop); RecordsIn counts records received.
+	RecordsOut, RecordsIn uint64
+	// Relayed counts records forwarded for other peers.
+	Relayed uint64
+	// ICMPSent counts synthesized ICMP "fragmentation needed" errors;
+	// Fragmented counts IPv4 packets the router fragmented itself.
+	ICMPSent, Fragmented uint64
+	// MACMoves counts MACs that moved between peers (or to/from local).
+	MACMoves uint64
+	// MACEvictions counts MACs evicted because the table was full.
+	MACEvictions uint64
+	// Drops by reason.
+	DropTooBig, DropNoRoute, DropBadDatagram, DropUnknownSender      uint64
+	DropLoop, DropSendError, DropBadFrame, DropLinkLocal, DropDevice uint64
+}
+
+func (s *Stats) add(c *counters) {
+	s.TAPFramesIn += c.tapFramesIn.Load()
+	s.TAPBytesIn += c.tapBytesIn.Load()
+	s.TAPFramesOut += c.tapFramesOut.Load()
+	s.TAPBytesOut += c.tapBytesOut.Load()
+	s.UDPDatagramsIn += c.udpIn.Load()
+	s.UDPBytesIn += c.udpBytesIn.Load()
+	s.UDPDatagramsOut += c.udpOut.Load()
+	s.UDPBytesOut += c.udpBytesOut.Load()
+	s.RecordsOut += c.recordsOut.Load()
+	s.RecordsIn += c.recordsIn.Load()
+	s.Relayed += c.relayed.Load()
+	s.ICMPSent += c.icmpSent.Load()
+	s.Fragmented += c.fragmented.Load()
+	s.DropTooBig += c.drops[dropTooBig].Load()
+	s.DropNoRoute += c.drops[dropNoRoute].Load()
+	s.DropBadDatagram += c.drops[dropBadDatagram].Load()
+	s.DropUnknownSender += c.drops[dropUnknownSender].Load()
+	s.DropLoop += c.drops[dropLoop].Load()
+	s.DropSendError += c.drops[dropSendError].Load()
+	s.DropBadFrame += c.drops[dropBadFrame].Load()
+	s.DropLinkLocal += c.drops[dropLinkLocal].Load()
+	s.DropDevice += c.drops[dropDevice].Load()
+}

@@ -1,0 +1,93 @@
+package router
+
+// tapHeadroom is the room Device.Read leaves in front of each frame: the
+// datagram and record headers, so that a future single-frame fast path can
+// encapsulate in place.
+const tapHeadroom = HeaderLen + RecordHeaderLen
+
+// tapBufLen holds the largest frame a record can carry, after headroom.
+const tapBufLen = tapHeadroom + 65535
+
+// tapReader is the goroutine reading frames from the device.
+type tapReader struct {
+	forwarder
+	bufs  [][]byte
+	sizes []int
+}
+
+func newTAPReader(r *Router) *tapReader {
+	n := r.cfg.BatchSize
+	t := &tapReader{
+		forwarder: newForwarder(r, r.tapStats, n),
+		bufs:      make([][]byte, n),
+		sizes:     make([]int, n),
+	}
+	for i := range t.bufs {
+		t.bufs[i] = make([]byte, tapBufLen)
+	}
+	return t
+}
+
+// run reads batches until the device fails or is closed.
+func (t *tapReader) run() error {
+	for {
+		n, err := t.r.cfg.Device.Read(t.bufs, t.sizes, tapHeadroom)
+		if n > 0 {
+			t.handle(n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// handle switches the first n frames read.
+func (t *tapReader) handle(n int) {
+	t.begin()
+	var bytes uint64
+	for i := range n {
+		fr := t.bufs[i][tapHeadroom : tapHeadroom+t.sizes[i]]
+		bytes += uint64(len(fr))
+		t.frame(fr)
+	}
+	t.st.tapFramesIn.Add(uint64(n))
+	t.st.tapBytesIn.Add(bytes)
+	t.finish()
+}
+
+// frame switches one captured frame.
+func (t *tapReader) frame(fr []byte) {
+	if len(fr) < EthernetHeaderLen || fr[6]&1 != 0 {
+		t.st.drops[dropBadFrame].Add(1)
+		return
+	}
+	if isLinkLocal(fr) {
+		t.st.drops[dropLinkLocal].Add(1)
+		return
+	}
+	self := t.r.self
+	if t.r.macs.learn(macKey(fr[6:12]), self, t.now) == learnLoop {
+		t.st.drops[dropLoop].Add(1)
+		return
+	}
+	if fr[0]&1 == 0 {
+		if owner, ok := t.r.macs.lookup(macKey(fr[0:6])); ok {
+			if owner == self {
+				return // the bridge delivered it already
+			}
+			if t.unicast(self, owner, fr, true) {
+				return
+			}
+			// No route to the owner (any more): flood, so that the
+			// owner's new location answers and is learned.
+		}
+	}
+	t.broadcast(self, fr, true)
+}
+
+// isLinkLocal reports whether the frame goes to an IEEE 802.1D reserved
+// link-local group address 01:80:c2:00:00:0x (STP BPDUs, pause, LACP,
+// LLDP), which bridges never forward.
+func isLinkLocal(fr []byte) bool {
+	return fr[0] == 0x01 && fr[1] == 0x80 && fr[2] == 0xc2 && fr[3] == 0 && fr[4] == 0 && fr[5]&0xf0 == 0
+}
