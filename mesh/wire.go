@@ -23,12 +23,14 @@ const (
 // encoder appends big-endian fields to a byte slice.
 type encoder struct{ b []byte }
 
-func (e *encoder) u8(v byte)       { e.b = append(e.b, v) }
-func (e *encoder) u16(v uint16)    { e.b = binary.BigEndian.AppendUint16(e.b, v) }
-func (e *encoder) u32(v uint32)    { e.b = binary.BigEndian.AppendUint32(e.b, v) }
-func (e *encoder) u64(v uint64)    { e.b = binary.BigEndian.AppendUint64(e.b, v) }
-func (e *encoder) bytes(v []byte)  { e.b = append(e.b, v...) }
-func (e *encoder) name(n PeerName) { e.b = append(e.b, byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n)) }
+func (e *encoder) u8(v byte)      { e.b = append(e.b, v) }
+func (e *encoder) u16(v uint16)   { e.b = binary.BigEndian.AppendUint16(e.b, v) }
+func (e *encoder) u32(v uint32)   { e.b = binary.BigEndian.AppendUint32(e.b, v) }
+func (e *encoder) u64(v uint64)   { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *encoder) bytes(v []byte) { e.b = append(e.b, v...) }
+func (e *encoder) name(n PeerName) {
+	e.b = append(e.b, byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
 
 // str8 writes a string of at most 255 bytes with a 1-byte length; longer
 // strings are cut (callers validate lengths beforehand where it matters).
