@@ -51,9 +51,16 @@ func (h *Host) Start(args ...string) *Proc {
 // state dir (both as --state-dir and as WEFT_STATE_DIR).
 func (h *Host) Weft(args ...string) Result {
 	h.w.t.Helper()
+	return h.WeftStateDir(h.StateDir, args...)
+}
+
+// WeftStateDir runs weft inside the host's namespace with another state
+// dir, e.g. one where no router runs.
+func (h *Host) WeftStateDir(dir string, args ...string) Result {
+	h.w.t.Helper()
 	bin := Binary(h.w.t)
-	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", h.StateDir}, args...)
-	return run(h.w.Dir, DefaultTimeout, []string{"WEFT_STATE_DIR=" + h.StateDir}, argv...)
+	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", dir}, args...)
+	return run(h.w.Dir, DefaultTimeout, []string{"WEFT_STATE_DIR=" + dir}, argv...)
 }
 
 // MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.

@@ -4,62 +4,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/weftnet/weft/control"
 )
 
-// Report is the part of `weft report` the tests read. It follows the shape
-// of weave's report (Router.Name, Router.Peers, Router.UnicastRoutes,
-// Router.Connections); encoding/json matches field names case-insensitively.
-type Report struct {
-	Router struct {
-		Name     string
-		NickName string
-		Peers    []struct {
-			Name        string
-			NickName    string
-			Connections []struct {
-				Name        string
-				NickName    string
-				Address     string
-				Outbound    bool
-				Established bool
-			}
-		}
-		UnicastRoutes []struct {
-			Dest string
-			Via  string
-		}
-		Connections []struct {
-			Address  string
-			Outbound bool
-			State    string
-			Info     string
-		}
-		Targets []string
-	}
-	// Raw is the whole document, for what the struct does not name.
-	Raw map[string]any `json:"-"`
-}
-
 // Report runs `weft report` on the host and decodes it.
-func (h *Host) Report() (*Report, error) {
+func (h *Host) Report() (*control.Report, error) {
 	r := h.Weft("report")
 	if !r.OK() {
 		return nil, fmt.Errorf("%s: weft report: %v: %s", h.Nick, r.Err, strings.TrimSpace(r.Stderr))
 	}
-	var rep Report
+	var rep control.Report
 	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
-		return nil, fmt.Errorf("%s: weft report: decode: %w", h.Nick, err)
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &rep.Raw); err != nil {
 		return nil, fmt.Errorf("%s: weft report: decode: %w", h.Nick, err)
 	}
 	return &rep, nil
 }
 
-// Via returns the next hop the report's unicast routes give for the peer
-// named dest, and whether there is such a route.
-func (r *Report) Via(dest string) (string, bool) {
-	for _, rt := range r.Router.UnicastRoutes {
+// RouteVia returns the next hop the report's unicast routes give for the
+// peer named dest, and whether there is such a route.
+func RouteVia(rep *control.Report, dest string) (string, bool) {
+	for _, rt := range rep.Router.UnicastRoutes {
 		if rt.Dest == dest {
 			return rt.Via, true
 		}
@@ -67,7 +32,20 @@ func (r *Report) Via(dest string) (string, bool) {
 	return "", false
 }
 
-// Connection is one line of `weft status connections`.
+// PeerName returns the host's router's peer name, from its report.
+func (h *Host) PeerName() (string, error) {
+	rep, err := h.Report()
+	if err != nil {
+		return "", err
+	}
+	if rep.Router.Name == "" {
+		return "", fmt.Errorf("%s: weft report has no router name", h.Nick)
+	}
+	return rep.Router.Name, nil
+}
+
+// Connection is one connection of a router: a line of `weft status
+// connections`, or an entry of the report.
 type Connection struct {
 	Outbound bool   // "->"
 	Address  string // host:port as shown
@@ -83,8 +61,8 @@ func (c Connection) Host() string {
 	return c.Address
 }
 
-// Connections runs `weft status connections` on the host and parses it.
-func (h *Host) Connections() ([]Connection, error) {
+// StatusConnections runs `weft status connections` on the host and parses it.
+func (h *Host) StatusConnections() ([]Connection, error) {
 	r := h.Weft("status", "connections")
 	if !r.OK() {
 		return nil, fmt.Errorf("%s: weft status connections: %v: %s", h.Nick, r.Err, strings.TrimSpace(r.Stderr))
@@ -106,19 +84,50 @@ func ParseConnections(out string) []Connection {
 	return conns
 }
 
-// EstablishedWith returns the established connections to other (by its
-// underlay address), and all connections for error messages.
-func (h *Host) EstablishedWith(other *Host) (n int, all []Connection, err error) {
-	all, err = h.Connections()
+// Connections returns the connections of the host's router, from its report.
+func (h *Host) Connections() ([]Connection, error) {
+	rep, err := h.Report()
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
+	conns := make([]Connection, 0, len(rep.Router.Connections))
+	for _, c := range rep.Router.Connections {
+		conns = append(conns, Connection{Outbound: c.Outbound, Address: c.Address, State: c.State,
+			Line: fmt.Sprintf("%+v", c)})
+	}
+	return conns, nil
+}
+
+// ConnectionsWith returns the connections of the host's router whose
+// address is other's underlay address (any state).
+func (h *Host) ConnectionsWith(other *Host) ([]Connection, error) {
+	all, err := h.Connections()
+	if err != nil {
+		return nil, err
+	}
+	var with []Connection
 	for _, c := range all {
-		if c.Host() == other.Addr && c.State == "established" {
-			n++
+		if c.Host() == other.Addr {
+			with = append(with, c)
 		}
 	}
-	return n, all, nil
+	return with, nil
+}
+
+// EstablishedWith reports whether the host's router has an established
+// connection with other's router, in either direction; the error says what
+// there is instead.
+func (h *Host) EstablishedWith(other *Host) error {
+	with, err := h.ConnectionsWith(other)
+	if err != nil {
+		return err
+	}
+	for _, c := range with {
+		if c.State == "established" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no established connection with %s (%s): %+v", h.Nick, other.Nick, other.Addr, with)
 }
 
 // PeerLines runs `weft status peers` and returns its non-empty lines.
