@@ -41,7 +41,7 @@ type macTable struct {
 	snap      atomic.Pointer[map[uint64]*macEntry]
 	mu        sync.Mutex // serialises writers of snap
 	maxAge    int64      // entries older than this expire
-	refresh   int64      // seen is rewritten only when older than this
+	refresh   int64      // seen is rewritten only when older than this (fine enough for loopGuard)
 	loopGuard int64      // a MAC seen from one owner this recently does not move
 	max       int        // bound on the number of entries
 	moves     atomic.Uint64
@@ -51,7 +51,7 @@ type macTable struct {
 func newMACTable(maxAge, loopGuard time.Duration, max int) *macTable {
 	t := &macTable{
 		maxAge:    int64(maxAge),
-		refresh:   int64(maxAge / 10),
+		refresh:   int64(min(maxAge/10, loopGuard/2)),
 		loopGuard: int64(loopGuard),
 		max:       max,
 	}

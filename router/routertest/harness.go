@@ -1,0 +1,153 @@
+package routertest
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/router"
+)
+
+// Node is one running router with its fake device and transport.
+type Node struct {
+	Name      mesh.PeerName
+	Addr      netip.AddrPort
+	Router    *router.Router
+	Device    *Device
+	Transport *Transport
+}
+
+// StartNode creates a router named name on a fake device of the given MTU
+// and a transport at addr on nw, lets mod adjust its config, and runs it
+// until the test ends.
+func StartNode(t testing.TB, nw *Network, name mesh.PeerName, addr netip.AddrPort, mtu int, mod func(*router.Config)) *Node {
+	t.Helper()
+	n := &Node{
+		Name:      name,
+		Addr:      addr,
+		Device:    NewDevice(mtu, 4096),
+		Transport: nw.Transport(addr, 4096),
+	}
+	cfg := router.Config{Self: name, Device: n.Device, Transport: n.Transport}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := router.New(cfg)
+	if err != nil {
+		t.Fatalf("start node %s: %v", name, err)
+	}
+	n.Router = r
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node %s: run: %v", name, err)
+		}
+	})
+	return n
+}
+
+// Connect creates the data paths of a control connection that a dialled
+// to b (ab is a's outbound side, ba b's inbound side), wires their control
+// messages to each other and confirms both.
+func Connect(a, b *Node, uid uint64) (ab, ba mesh.OverlayConnection, err error) {
+	pa := mesh.OverlayConnectionParams{
+		LocalPeer: a.Name, RemotePeer: b.Name, Outbound: true, ConnUID: uid,
+		RemoteAddr: b.Addr, RemoteDataPort: b.Addr.Port(),
+		SendControl: func(msg []byte) error { ba.HandleControl(msg); return nil },
+	}
+	pb := mesh.OverlayConnectionParams{
+		LocalPeer: b.Name, RemotePeer: a.Name, Outbound: false, ConnUID: uid,
+		// The inbound side sees the dialler's ephemeral TCP port.
+		RemoteAddr:     netip.AddrPortFrom(a.Addr.Addr(), 40000),
+		RemoteDataPort: a.Addr.Port(),
+		SendControl:    func(msg []byte) error { ab.HandleControl(msg); return nil },
+	}
+	if ab, err = a.Router.PrepareConnection(pa); err != nil {
+		return nil, nil, err
+	}
+	if ba, err = b.Router.PrepareConnection(pb); err != nil {
+		return nil, nil, err
+	}
+	ab.Confirm()
+	ba.Confirm()
+	return ab, ba, nil
+}
+
+// Graph is an undirected topology: each peer's neighbours.
+type Graph map[mesh.PeerName][]mesh.PeerName
+
+// Link adds the undirected edge a–b.
+func (g Graph) Link(a, b mesh.PeerName) {
+	g[a] = append(g[a], b)
+	g[b] = append(g[b], a)
+}
+
+// Routes computes self's routes over g the way the mesh does: breadth
+// first, neighbours in name order; the broadcast next hops for a source
+// are self's children in the breadth-first tree rooted at that source.
+func Routes(self mesh.PeerName, g Graph) *mesh.Routes {
+	unicast := make(map[mesh.PeerName]mesh.PeerName)
+	for dst, first := range bfs(self, g) {
+		if dst != self {
+			unicast[dst] = first
+		}
+	}
+	broadcast := make(map[mesh.PeerName][]mesh.PeerName)
+	for src := range g {
+		parent := bfsParents(src, g)
+		var hops []mesh.PeerName
+		for n, p := range parent {
+			if p == self && n != src {
+				hops = append(hops, n)
+			}
+		}
+		slices.Sort(hops)
+		broadcast[src] = hops
+	}
+	return mesh.NewRoutes(self, unicast, broadcast)
+}
+
+// InstallRoutes computes and installs each node's routes over g.
+func InstallRoutes(g Graph, nodes ...*Node) {
+	for _, n := range nodes {
+		n.Router.RoutesChanged(Routes(n.Name, g))
+	}
+}
+
+// bfs maps every peer reachable from root to the first hop towards it.
+func bfs(root mesh.PeerName, g Graph) map[mesh.PeerName]mesh.PeerName {
+	first := map[mesh.PeerName]mesh.PeerName{root: root}
+	parent := bfsParents(root, g)
+	for n := range parent {
+		hop := n
+		for parent[hop] != root && hop != root {
+			hop = parent[hop]
+		}
+		first[n] = hop
+	}
+	return first
+}
+
+// bfsParents returns the breadth-first tree from root as child → parent.
+func bfsParents(root mesh.PeerName, g Graph) map[mesh.PeerName]mesh.PeerName {
+	parent := map[mesh.PeerName]mesh.PeerName{root: root}
+	queue := []mesh.PeerName{root}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		nb := slices.Clone(g[n])
+		slices.Sort(nb)
+		for _, m := range nb {
+			if _, seen := parent[m]; !seen {
+				parent[m] = n
+				queue = append(queue, m)
+			}
+		}
+	}
+	return parent
+}
