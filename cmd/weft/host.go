@@ -1,0 +1,82 @@
+package main
+
+import (
+	"net/netip"
+
+	"github.com/weftnet/weft/daemon"
+	"github.com/weftnet/weft/netdev"
+	"github.com/weftnet/weft/router"
+	"github.com/weftnet/weft/router/tap"
+	"github.com/weftnet/weft/router/udp"
+)
+
+// bridgeName is the Linux bridge weft makes on every host.
+const bridgeName = "weft"
+
+// realDeps builds the real devices, sockets and host glue.
+func realDeps() daemon.Deps {
+	return daemon.Deps{
+		Host: netdevHost{},
+		OpenTAP: func(name string, mtu int) (router.Device, error) {
+			return tap.Open(name, mtu)
+		},
+		ListenUDP: func(addr netip.AddrPort) (router.Transport, error) {
+			return udp.Listen(addr)
+		},
+	}
+}
+
+// resetHost removes the bridge and veths when no router runs.
+func resetHost() error { return netdev.Reset(bridgeName) }
+
+// netdevHost implements daemon.Host with package netdev.
+type netdevHost struct{}
+
+func (netdevHost) EnsureBridge(bridge string, mtu int) error { return netdev.EnsureBridge(bridge, mtu) }
+func (netdevHost) AttachToBridge(ifname, bridge string, mtu int) error {
+	return netdev.AttachToBridge(ifname, bridge, mtu)
+}
+func (netdevHost) DeleteLink(name string) error { return netdev.DeleteLink(name) }
+func (netdevHost) ParseTarget(s string) (string, error) {
+	t, err := netdev.ParseTarget(s)
+	if err != nil {
+		return "", err
+	}
+	return t.String(), nil
+}
+func (netdevHost) Attach(bridge, target string, addrs []netip.Prefix, mtu int) (daemon.Attachment, error) {
+	t, err := netdev.ParseTarget(target)
+	if err != nil {
+		return daemon.Attachment{}, err
+	}
+	a, err := netdev.Attach(bridge, t, addrs, mtu)
+	return convert(a), err
+}
+func (netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	t, err := netdev.ParseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	return netdev.Detach(bridge, t, addrs)
+}
+func (netdevHost) List(bridge string) ([]daemon.Attachment, error) {
+	list, err := netdev.List(bridge)
+	out := make([]daemon.Attachment, 0, len(list))
+	for _, a := range list {
+		out = append(out, convert(a))
+	}
+	return out, err
+}
+func (netdevHost) Expose(bridge string, addrs []netip.Prefix) error {
+	return netdev.Expose(bridge, addrs)
+}
+func (netdevHost) Hide(bridge string, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	return netdev.Hide(bridge, addrs)
+}
+func (netdevHost) Exposed(bridge string) ([]netip.Prefix, error) { return netdev.Exposed(bridge) }
+func (netdevHost) Reset(bridge string) error                     { return netdev.Reset(bridge) }
+func (netdevHost) UnderlayMTU(dst netip.Addr) (int, error)       { return netdev.UnderlayMTU(dst) }
+
+func convert(a netdev.Attachment) daemon.Attachment {
+	return daemon.Attachment{Target: a.Target, MAC: a.MAC, Addrs: a.Addrs, Err: a.Err}
+}

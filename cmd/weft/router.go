@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/daemon"
+	"github.com/weftnet/weft/mesh"
+)
+
+const protocolVersion = "1"
+
+// logName is the router's log file inside the state directory.
+const logName = "weft.log"
+
+// persistedFiles are removed by `weft reset`.
+var persistedFiles = []string{"weft.db", control.SocketName}
+
+type routerFlags struct {
+	nick         string
+	passwordFile string
+	port         int
+	host         string
+	ipallocRange string
+	dnsDomain    string
+	noDNS        bool
+	trusted      string
+	connLimit    int
+	statusAddr   string
+	mtu          int
+	noDiscovery  bool
+	logLevel     string
+}
+
+func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []string, error) {
+	f := &routerFlags{}
+	fs := newFlagSet(g, name, "[OPTIONS] [PEER...]")
+	fs.StringVar(&f.nick, "name", "", "nickname shown in status (default: the hostname)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "encrypt and authenticate everything between peers with the password in FILE (env WEFT_PASSWORD)")
+	fs.IntVar(&f.port, "port", mesh.DefaultPort, "TCP (control) and UDP (data) port of the mesh")
+	fs.StringVar(&f.host, "host", "", "address to listen on (default: all)")
+	fs.StringVar(&f.ipallocRange, "ipalloc-range", "10.32.0.0/12", "range for automatic addresses")
+	fs.StringVar(&f.dnsDomain, "dns-domain", "weft.local.", "domain of container names")
+	fs.BoolVar(&f.noDNS, "no-dns", false, "run no DNS server")
+	fs.StringVar(&f.trusted, "trusted-subnets", "", "peers in these subnets (CIDR,...) exchange data unencrypted")
+	fs.IntVar(&f.connLimit, "conn-limit", 100, "most connections this router accepts (0: unlimited)")
+	fs.StringVar(&f.statusAddr, "status-addr", "127.0.0.1:6784", "HTTP status API and /metrics ('' to disable)")
+	fs.IntVar(&f.mtu, "mtu", 0, "MTU of the weft network (default: the underlay's MTU less the encapsulation)")
+	fs.BoolVar(&f.noDiscovery, "no-discovery", false, "connect only to the peers given, not to peers learnt from them")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	peers, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.port < 1 || f.port > 65535 {
+		return nil, nil, fmt.Errorf("%s: --port %d: want a port from 1 to 65535", name, f.port)
+	}
+	if f.host != "" {
+		if _, err := netip.ParseAddr(f.host); err != nil {
+			return nil, nil, fmt.Errorf("%s: --host %q: want an IP address of this host", name, f.host)
+		}
+	}
+	if _, err := netip.ParsePrefix(f.ipallocRange); err != nil {
+		return nil, nil, fmt.Errorf("%s: --ipalloc-range %q: want a CIDR like 10.32.0.0/12", name, f.ipallocRange)
+	}
+	if f.connLimit < 0 {
+		return nil, nil, fmt.Errorf("%s: --conn-limit %d: must not be negative", name, f.connLimit)
+	}
+	if f.mtu != 0 && (f.mtu < 576 || f.mtu > 65000) {
+		return nil, nil, fmt.Errorf("%s: --mtu %d: want 576 to 65000, or 0 for automatic", name, f.mtu)
+	}
+	if f.passwordFile != "" || os.Getenv("WEFT_PASSWORD") != "" {
+		return nil, nil, fmt.Errorf("%s: encryption (--password-file, WEFT_PASSWORD) is not available in this build yet; refusing to run unencrypted when a password was given", name)
+	}
+	if f.trusted != "" {
+		for _, c := range strings.Split(f.trusted, ",") {
+			if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
+				return nil, nil, fmt.Errorf("%s: --trusted-subnets: %q is not a CIDR like 10.0.0.0/8", name, c)
+			}
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, nil, fmt.Errorf("%s: --log-level %q: want debug, info, warn or error", name, f.logLevel)
+	}
+	for _, p := range peers {
+		if err := mesh.ValidateTarget(p, f.port); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return f, peers, nil
+}
+
+// runRouter runs the router in the foreground until SIGINT/SIGTERM or a
+// stop request.
+func runRouter(g *globals, args []string) error {
+	f, peers, err := parseRouterFlags(g, "router", args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(f.logLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	nick := f.nick
+	if nick == "" {
+		nick, _ = os.Hostname()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := daemon.Config{
+		StateDir:   g.stateDir,
+		NickName:   nick,
+		Host:       f.host,
+		Port:       f.port,
+		MTU:        f.mtu,
+		ConnLimit:  f.connLimit,
+		Discovery:  !f.noDiscovery,
+		StatusAddr: f.statusAddr,
+		Peers:      peers,
+		PeersGiven: len(peers) > 0,
+		Version:    Version,
+		Logger:     log,
+	}
+	return daemon.Run(ctx, cfg, realDeps(), nil)
+}
+
+// runLaunch starts `weft router` in the background with the same options
+// and waits until it serves requests.
+func runLaunch(g *globals, args []string) error {
+	if _, _, err := parseRouterFlags(g, "launch", args); err != nil {
+		return err
+	}
+	c := client(g)
+	if c.Ping() {
+		return fmt.Errorf("launch: a router is already running (state dir %s); stop it with 'weft stop'", g.stateDir)
+	}
+	if err := os.MkdirAll(g.stateDir, 0o700); err != nil {
+		return fmt.Errorf("launch: create state dir: %w", err)
+	}
+	logPath := filepath.Join(g.stateDir, logName)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("launch: open log: %w", err)
+	}
+	defer logFile.Close()
+	start, _ := logFile.Seek(0, 2)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("launch: find own executable: %w", err)
+	}
+	cmd := exec.Command(exe, append([]string{"--state-dir", g.stateDir, "router"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("launch: start router: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("launch: the router failed to start: %s (log: %s)", lastError(logPath, start), logPath)
+		case <-deadline:
+			return fmt.Errorf("launch: the router did not become ready within 30s (pid %d, log: %s)", cmd.Process.Pid, logPath)
+		case <-time.After(50 * time.Millisecond):
+			if c.Ping() {
+				os.WriteFile(filepath.Join(g.stateDir, "weft.pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+				return nil
+			}
+		}
+	}
+}
+
+// lastError returns the last "weft: " line the router wrote to its log
+// after offset start.
+func lastError(path string, start int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown error"
+	}
+	defer f.Close()
+	f.Seek(start, 0)
+	msg := "unknown error"
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "weft: ") {
+			msg = strings.TrimPrefix(line, "weft: ")
+		}
+	}
+	return msg
+}
+
+var _ = flag.ErrHelp

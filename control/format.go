@@ -1,0 +1,147 @@
+package control
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Views are the sub-views of `weft status`.
+var Views = []string{"peers", "connections", "targets", "dns", "ipam"}
+
+// FormatStatus renders the summary printed by `weft status`.
+func FormatStatus(r *Report) string {
+	var b strings.Builder
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "%15s: %s\n", k, fmt.Sprintf(format, args...))
+	}
+	row("Version", "%s (protocol %s)", r.Version, r.Protocol)
+	row("Name", "%s(%s)", r.Router.Name, r.Router.NickName)
+	row("Encryption", "%s", onOff(r.Router.Encryption))
+	row("PeerDiscovery", "%s", onOff(r.Router.PeerDiscovery))
+	row("Targets", "%d", len(r.Router.Targets))
+	row("Connections", "%s", connectionSummary(r.Router.Connections))
+	established := 0
+	for _, p := range r.Router.Peers {
+		for _, c := range p.Connections {
+			if c.Established {
+				established++
+			}
+		}
+	}
+	row("Peers", "%d (with %d established connections)", len(r.Router.Peers), established)
+	row("Bridge", "%s (MTU %d)", r.Router.Bridge, r.Router.MTU)
+	row("Attached", "%d targets", len(r.Attachments))
+	if len(r.Exposed) > 0 {
+		row("Exposed", "%s", strings.Join(r.Exposed, " "))
+	}
+	if r.DNS != nil {
+		row("DNS", "%s on %s, %d entries", r.DNS.Domain, r.DNS.Address, len(r.DNS.Entries))
+	} else {
+		row("DNS", "disabled")
+	}
+	return b.String()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+func connectionSummary(conns []Connection) string {
+	counts := map[string]int{}
+	for _, c := range conns {
+		counts[c.State]++
+	}
+	if len(conns) == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, s := range []string{"established", "pending", "connecting", "retrying", "failed"} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return fmt.Sprintf("%d (%s)", len(conns), strings.Join(parts, ", "))
+}
+
+// FormatView renders one sub-view of `weft status`.
+func FormatView(r *Report, view string) (string, error) {
+	var b strings.Builder
+	switch view {
+	case "peers":
+		nick := map[string]string{}
+		for _, p := range r.Router.Peers {
+			nick[p.Name] = p.NickName
+		}
+		for _, p := range r.Router.Peers {
+			var links []string
+			for _, c := range p.Connections {
+				s := fmt.Sprintf("%s(%s)", c.Name, c.NickName)
+				if !c.Established {
+					s += "[pending]"
+				}
+				links = append(links, s)
+			}
+			sort.Strings(links)
+			fmt.Fprintf(&b, "%s(%s) -> %s\n", p.Name, p.NickName, orNone(strings.Join(links, ", ")))
+		}
+	case "connections":
+		for _, c := range r.Router.Connections {
+			dir := "<-"
+			if c.Outbound {
+				dir = "->"
+			}
+			peer := "-"
+			if c.Peer != "" {
+				peer = fmt.Sprintf("%s(%s)", c.Peer, c.NickName)
+			}
+			enc := "unencrypted"
+			if c.Encrypted {
+				enc = "encrypted"
+			}
+			line := fmt.Sprintf("%s %-21s %-11s %s %s", dir, c.Address, c.State, peer, enc)
+			if c.MTU > 0 {
+				line += fmt.Sprintf(" mtu=%d", c.MTU)
+			}
+			if c.Reason != "" {
+				line += " " + c.Reason
+			}
+			b.WriteString(line + "\n")
+		}
+	case "targets":
+		for _, t := range r.Router.Targets {
+			b.WriteString(t + "\n")
+		}
+	case "dns":
+		if r.DNS == nil {
+			return "", fmt.Errorf("DNS is disabled on this router")
+		}
+		for _, e := range r.DNS.Entries {
+			fmt.Fprintf(&b, "%-30s %-15s %s\n", e.Name, e.Address, e.Peer)
+		}
+	case "ipam":
+		return "", fmt.Errorf("automatic IP address management is not available in this weft version; give addresses explicitly, e.g. 'weft attach 10.32.0.5/12 netns:c1'")
+	default:
+		return "", fmt.Errorf("unknown status view %q: choose one of %s", view, strings.Join(Views, ", "))
+	}
+	return b.String(), nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no connections)"
+	}
+	return s
+}
+
+// FormatPS renders `weft ps`: one line per target with MAC and addresses.
+func FormatPS(atts []Attachment) string {
+	var b strings.Builder
+	for _, a := range atts {
+		fmt.Fprintf(&b, "%s %s %s\n", a.Target, a.MAC, strings.Join(a.Addrs, " "))
+	}
+	return b.String()
+}

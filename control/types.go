@@ -1,0 +1,137 @@
+// Package control is the API between the weft command line and a running
+// router: JSON over HTTP on a unix socket in the state directory. It holds
+// the request and report types, the client the CLI uses, the server-side
+// handler, and the text formatting of `weft status`. It has no goroutines
+// of its own beyond those net/http starts.
+package control
+
+// SocketName is the name of the control socket inside the state directory.
+const SocketName = "weft.sock"
+
+// Report is the router's whole state, as printed by `weft report`.
+type Report struct {
+	Version     string       `json:"version"`
+	Protocol    string       `json:"protocol"`
+	Router      RouterReport `json:"router"`
+	Attachments []Attachment `json:"attachments"`
+	Exposed     []string     `json:"exposed"`
+	DNS         *DNSReport   `json:"dns,omitempty"`
+}
+
+// RouterReport describes the router: identity, mesh and data path.
+type RouterReport struct {
+	Name            string            `json:"name"`
+	NickName        string            `json:"nickname"`
+	Port            int               `json:"port"`
+	Encryption      bool              `json:"encryption"`
+	PeerDiscovery   bool              `json:"peer_discovery"`
+	Bridge          string            `json:"bridge"`
+	MTU             int               `json:"mtu"`
+	Targets         []string          `json:"targets"`
+	Peers           []Peer            `json:"peers"`
+	Connections     []Connection      `json:"connections"`
+	UnicastRoutes   []UnicastRoute    `json:"unicast_routes"`
+	BroadcastRoutes []BroadcastRoute  `json:"broadcast_routes"`
+	MACs            []MAC             `json:"macs"`
+	Stats           map[string]uint64 `json:"stats"`
+}
+
+// Peer is one peer of the mesh and the connections it reports.
+type Peer struct {
+	Name        string     `json:"name"`
+	NickName    string     `json:"nickname"`
+	Connections []PeerLink `json:"connections"`
+}
+
+// PeerLink is one connection as reported by the peer that holds it.
+type PeerLink struct {
+	Name        string `json:"name"`
+	NickName    string `json:"nickname"`
+	Address     string `json:"address"`
+	Outbound    bool   `json:"outbound"`
+	Established bool   `json:"established"`
+}
+
+// Connection is one of this router's control connections (or an attempt).
+type Connection struct {
+	Outbound  bool   `json:"outbound"`
+	Address   string `json:"address"`
+	State     string `json:"state"`
+	Peer      string `json:"peer,omitempty"`
+	NickName  string `json:"nickname,omitempty"`
+	Encrypted bool   `json:"encrypted"`
+	MTU       int    `json:"mtu,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// UnicastRoute says which neighbour frames for Dest go to.
+type UnicastRoute struct {
+	Dest string `json:"dest"`
+	Via  string `json:"via"`
+}
+
+// BroadcastRoute lists the neighbours a broadcast from Source goes to.
+type BroadcastRoute struct {
+	Source string   `json:"source"`
+	Via    []string `json:"via"`
+}
+
+// MAC is one entry of the switch's MAC table.
+type MAC struct {
+	MAC      string `json:"mac"`
+	Peer     string `json:"peer"`
+	NickName string `json:"nickname,omitempty"`
+	Local    bool   `json:"local"`
+	AgeSecs  int    `json:"age_seconds"`
+}
+
+// Attachment is one target on the weft network.
+type Attachment struct {
+	Target string   `json:"target"`
+	MAC    string   `json:"mac"`
+	Addrs  []string `json:"addrs"`
+	Name   string   `json:"name,omitempty"`
+}
+
+// DNSReport describes the embedded DNS server.
+type DNSReport struct {
+	Domain  string      `json:"domain"`
+	Address string      `json:"address"`
+	Entries []DNSRecord `json:"entries"`
+}
+
+// DNSRecord is one name-to-address record.
+type DNSRecord struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Peer    string `json:"peer"`
+}
+
+// PeersRequest is the body of /connect and /forget.
+type PeersRequest struct {
+	Peers   []string `json:"peers"`
+	Replace bool     `json:"replace,omitempty"`
+}
+
+// AttachRequest is the body of /attach and /detach.
+type AttachRequest struct {
+	Target     string   `json:"target"`
+	CIDRs      []string `json:"cidrs"`
+	Name       string   `json:"name,omitempty"`
+	WithoutDNS bool     `json:"without_dns,omitempty"`
+}
+
+// AddrsRequest is the body of /expose and /hide.
+type AddrsRequest struct {
+	CIDRs []string `json:"cidrs"`
+}
+
+// AddrsReply lists the addresses an operation added or removed.
+type AddrsReply struct {
+	Addrs []string `json:"addrs"`
+}
+
+// ErrorReply is the body of every failed request.
+type ErrorReply struct {
+	Error string `json:"error"`
+}

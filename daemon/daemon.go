@@ -1,0 +1,362 @@
+// Package daemon is the weft router process: it ties the mesh (control
+// plane), the router (data plane), the host's network glue, the persisted
+// state and the control API together. Run owns every goroutine it starts
+// and returns only after all of them have stopped.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/router"
+	"github.com/weftnet/weft/state"
+)
+
+// Config is what the user chose for this router.
+type Config struct {
+	// StateDir holds the control socket, the log and the database.
+	StateDir string
+	// NickName is shown in status; defaults to the hostname.
+	NickName string
+	// Host is the address to listen on ("" for all).
+	Host string
+	// Port is the TCP control and UDP data port of the mesh.
+	Port int
+	// MTU is the MTU of the weft network; 0 derives it from the underlay.
+	MTU int
+	// ConnLimit is the most connections accepted (0 = unlimited).
+	ConnLimit int
+	// Discovery connects to peers learnt from the topology.
+	Discovery bool
+	// StatusAddr is the address of the HTTP status and metrics server
+	// ("" for none).
+	StatusAddr string
+	// Peers are the peers named on the command line; PeersGiven says
+	// whether any were (otherwise the persisted list is used).
+	Peers      []string
+	PeersGiven bool
+	// Bridge and TAPName name the bridge and the router's TAP device.
+	Bridge, TAPName string
+	// Version is the weft release, for reports.
+	Version string
+	// Logger receives the router's logs.
+	Logger *slog.Logger
+}
+
+// Daemon is a running router process.
+type Daemon struct {
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	store *state.Store
+	self  mesh.PeerName
+	mtu   int
+
+	node *mesh.Node
+	rt   *router.Router
+
+	// mu serialises operations that change the host or the state.
+	mu sync.Mutex
+
+	quit     chan struct{}
+	quitOnce sync.Once
+	reset    bool
+}
+
+// Run runs the router until ctx is cancelled or a stop or reset request
+// arrives. ready, if not nil, is called once the router serves requests.
+func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
+	d := &Daemon{cfg: cfg, deps: deps, log: cfg.Logger, quit: make(chan struct{})}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.cfg.Bridge == "" {
+		d.cfg.Bridge = "weft"
+	}
+	if d.cfg.TAPName == "" {
+		d.cfg.TAPName = "weft-tap"
+	}
+	if d.store, err = state.Open(cfg.StateDir); err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return fmt.Errorf("a weft router is already running with state dir %s; stop it with 'weft stop'", cfg.StateDir)
+		}
+		return err
+	}
+	defer func() {
+		if d.store != nil {
+			d.store.Close()
+		}
+	}()
+	if err := d.loadIdentity(); err != nil {
+		return err
+	}
+	if err := d.setupNetwork(); err != nil {
+		return err
+	}
+	tapOpen := true
+	defer func() {
+		if tapOpen {
+			deps.Host.DeleteLink(d.cfg.TAPName)
+		}
+	}()
+
+	dev, err := deps.OpenTAP(d.cfg.TAPName, d.mtu)
+	if err != nil {
+		return fmt.Errorf("create TAP device %s: %w", d.cfg.TAPName, err)
+	}
+	defer dev.Close()
+	if err := deps.Host.AttachToBridge(d.cfg.TAPName, d.cfg.Bridge, d.mtu); err != nil {
+		return fmt.Errorf("attach TAP to bridge: %w", err)
+	}
+	listenIP := netip.IPv4Unspecified()
+	if cfg.Host != "" {
+		if listenIP, err = netip.ParseAddr(cfg.Host); err != nil {
+			return fmt.Errorf("invalid --host %q: want an IP address of this host", cfg.Host)
+		}
+	}
+	udp, err := deps.ListenUDP(netip.AddrPortFrom(listenIP, uint16(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on UDP port %d: %w (is another router using it? choose another with --port)", cfg.Port, err)
+	}
+	defer udp.Close()
+
+	d.rt, err = router.New(router.Config{Self: d.self, Device: dev, Transport: udp, Logger: d.log.With("part", "router")})
+	if err != nil {
+		return err
+	}
+	d.node, err = mesh.NewNode(mesh.Config{
+		Name:       d.self,
+		NickName:   cfg.NickName,
+		ListenAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		DataPort:   udp.LocalPort(),
+		ConnLimit:  cfg.ConnLimit,
+		Discovery:  cfg.Discovery,
+		Overlay:    d.rt,
+		Logger:     d.log.With("part", "mesh"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	rtErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rtErr <- d.rt.Run(ctx)
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	if err := d.node.Start(ctx); err != nil {
+		return fmt.Errorf("listen on TCP port %d: %w (is another router using it? choose another with --port)", cfg.Port, err)
+	}
+	defer d.node.Stop()
+	targets, _ := d.store.Targets()
+	if len(targets) > 0 {
+		if err := d.node.Connect(targets, false); err != nil {
+			d.log.Warn("persisted peers rejected", "err", err)
+		}
+	}
+	d.restoreAttachments()
+
+	srv, err := control.Listen(cfg.StateDir, control.NewHandler(d, d.log))
+	if err != nil {
+		return err
+	}
+	go srv.Serve()
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	}()
+	if cfg.StatusAddr != "" {
+		ss, err := d.startStatusServer(cfg.StatusAddr)
+		if err != nil {
+			return err
+		}
+		defer ss.Close()
+	}
+	d.log.Info("router started", "name", d.self, "nickname", cfg.NickName, "port", cfg.Port, "mtu", d.mtu)
+	if ready != nil {
+		ready()
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-d.quit:
+	case err := <-rtErr:
+		if err != nil {
+			return fmt.Errorf("data path failed: %w", err)
+		}
+	}
+	d.log.Info("router stopping", "reset", d.reset)
+	d.node.Stop()
+	cancel()
+	dev.Close()
+	udp.Close()
+	wg.Wait()
+	if d.reset {
+		tapOpen = false
+		return d.resetAll()
+	}
+	return nil
+}
+
+// loadIdentity loads or creates the persistent peer name and the peers.
+func (d *Daemon) loadIdentity() error {
+	s, err := d.store.PeerName()
+	if err != nil {
+		return err
+	}
+	if s != "" {
+		if d.self, err = mesh.ParsePeerName(s); err != nil {
+			return fmt.Errorf("persisted peer name: %w; run 'weft reset' to start afresh", err)
+		}
+	} else {
+		if d.self, err = mesh.RandomPeerName(); err != nil {
+			return err
+		}
+		if err := d.store.SetPeerName(d.self.String()); err != nil {
+			return err
+		}
+	}
+	if d.cfg.PeersGiven {
+		if err := d.store.SetTargets(d.cfg.Peers); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setupNetwork picks the MTU and makes sure the bridge exists.
+func (d *Daemon) setupNetwork() error {
+	d.mtu = d.cfg.MTU
+	if d.mtu == 0 {
+		under, err := d.deps.Host.UnderlayMTU(netip.Addr{})
+		if err != nil || under <= 0 {
+			under = 1500
+		}
+		d.mtu = under - router.UnderlayOverhead - router.FrameOverhead
+	}
+	if d.mtu < 576 {
+		return fmt.Errorf("MTU %d is too small: the weft network needs at least 576 (set --mtu)", d.mtu)
+	}
+	if d.mtu > router.MaxMTU {
+		return fmt.Errorf("MTU %d is too large: at most %d (set --mtu)", d.mtu, router.MaxMTU)
+	}
+	// A TAP left behind by a router that was killed would keep the name.
+	d.deps.Host.DeleteLink(d.cfg.TAPName)
+	if err := d.deps.Host.EnsureBridge(d.cfg.Bridge, d.mtu); err != nil {
+		return fmt.Errorf("create bridge %s: %w", d.cfg.Bridge, err)
+	}
+	return nil
+}
+
+// restoreAttachments re-attaches persisted targets whose interface has
+// gone (the bridge was deleted, or the host rebooted) and re-exposes
+// persisted host addresses.
+func (d *Daemon) restoreAttachments() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	present := map[string]bool{}
+	if list, err := d.deps.Host.List(d.cfg.Bridge); err == nil {
+		for _, a := range list {
+			if a.Err == nil {
+				present[a.Target] = true
+			}
+		}
+	}
+	atts, err := d.store.Attachments()
+	if err != nil {
+		d.log.Warn("read persisted attachments", "err", err)
+	}
+	for _, a := range atts {
+		if present[a.Target] {
+			continue
+		}
+		addrs, err := parsePrefixes(a.Addrs)
+		if err == nil {
+			_, err = d.deps.Host.Attach(d.cfg.Bridge, a.Target, addrs, d.mtu)
+		}
+		if err != nil {
+			d.log.Warn("could not restore attachment; it stays recorded", "target", a.Target, "err", err)
+			continue
+		}
+		d.log.Info("restored attachment", "target", a.Target, "addrs", a.Addrs)
+	}
+	if exposed, _ := d.store.Exposed(); len(exposed) > 0 {
+		if addrs, err := parsePrefixes(exposed); err == nil {
+			if err := d.deps.Host.Expose(d.cfg.Bridge, addrs); err != nil {
+				d.log.Warn("could not restore exposed addresses", "err", err)
+			}
+		}
+	}
+}
+
+// resetAll removes everything weft made on this host.
+func (d *Daemon) resetAll() error {
+	if err := d.deps.Host.Reset(d.cfg.Bridge); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	return nil
+}
+
+// Stop implements control.Backend.
+func (d *Daemon) Stop() { d.quitOnce.Do(func() { close(d.quit) }) }
+
+// Reset implements control.Backend.
+func (d *Daemon) Reset() {
+	d.mu.Lock()
+	d.reset = true
+	d.mu.Unlock()
+	d.Stop()
+}
+
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, control.Userf("invalid address %q: want an IPv4 address with prefix length, like 10.32.0.5/12", s)
+		}
+		if !p.Addr().Is4() {
+			return nil, control.Userf("invalid address %q: only IPv4 addresses are supported", s)
+		}
+		if p.Bits() < 31 && p.Addr() == p.Masked().Addr() {
+			return nil, control.Userf("invalid address %q: that is the network address of %s; pick a host address in it", s, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func (d *Daemon) startStatusServer(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("status server on %s: %w (choose another with --status-addr, or '' to disable)", addr, err)
+	}
+	srv := &http.Server{Handler: d.statusHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}

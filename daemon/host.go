@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/weftnet/weft/router"
+)
+
+// Host is the network glue of the host the router runs on: the bridge, the
+// veths of attached targets and the host's own addresses. cmd/weft
+// implements it with package netdev; tests use a fake. Methods are called
+// from one goroutine at a time (the daemon serialises them).
+type Host interface {
+	// EnsureBridge creates the bridge if missing, sets its MTU and brings it up.
+	EnsureBridge(bridge string, mtu int) error
+	// AttachToBridge enslaves an existing link (the TAP) to the bridge.
+	AttachToBridge(ifname, bridge string, mtu int) error
+	// DeleteLink removes a link if it exists.
+	DeleteLink(name string) error
+	// ParseTarget checks a target string and returns its canonical form.
+	ParseTarget(target string) (string, error)
+	// Attach gives target an interface on the bridge with addrs.
+	Attach(bridge, target string, addrs []netip.Prefix, mtu int) (Attachment, error)
+	// Detach removes addrs (all when empty) from target and returns those
+	// removed; the interface goes when no address is left.
+	Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error)
+	// List returns the attached targets.
+	List(bridge string) ([]Attachment, error)
+	// Expose and Hide add and remove addresses of the bridge itself.
+	Expose(bridge string, addrs []netip.Prefix) error
+	Hide(bridge string, addrs []netip.Prefix) ([]netip.Prefix, error)
+	// Exposed lists the bridge's addresses.
+	Exposed(bridge string) ([]netip.Prefix, error)
+	// Reset removes the bridge and every veth weft made.
+	Reset(bridge string) error
+	// UnderlayMTU is the MTU of the interface that carries traffic to dst
+	// (or of the default route's interface when dst is invalid).
+	UnderlayMTU(dst netip.Addr) (int, error)
+}
+
+// Attachment is one attached target as the host reports it.
+type Attachment struct {
+	Target string
+	MAC    net.HardwareAddr
+	Addrs  []netip.Prefix
+	// Err is set when the target's namespace has gone.
+	Err error
+}
+
+// Deps are the real devices and sockets, built by cmd/weft and handed in.
+type Deps struct {
+	Host Host
+	// OpenTAP creates the TAP device the router reads and writes.
+	OpenTAP func(name string, mtu int) (router.Device, error)
+	// ListenUDP opens the mesh's UDP data socket.
+	ListenUDP func(addr netip.AddrPort) (router.Transport, error)
+}

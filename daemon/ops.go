@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/state"
+)
+
+// Connect implements control.Backend.
+func (d *Daemon) Connect(peers []string, replace bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.node.Connect(peers, replace); err != nil {
+		return &control.UserError{Err: err}
+	}
+	return d.store.SetTargets(d.node.Targets())
+}
+
+// Forget implements control.Backend.
+func (d *Daemon) Forget(peers []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.node.Forget(peers); err != nil {
+		return &control.UserError{Err: err}
+	}
+	return d.store.SetTargets(d.node.Targets())
+}
+
+// Attach implements control.Backend.
+func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
+	target, err := d.deps.Host.ParseTarget(req.Target)
+	if err != nil {
+		return nil, &control.UserError{Err: err}
+	}
+	if len(req.CIDRs) == 0 {
+		return nil, control.Userf("attach %s: give at least one address in CIDR notation (automatic allocation is not available yet)", target)
+	}
+	addrs, err := parsePrefixes(req.CIDRs)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
+	if err != nil {
+		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
+	}
+	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS}
+	if err := d.store.PutAttachment(rec); err != nil {
+		return nil, err
+	}
+	return prefixStrings(addrs), nil
+}
+
+// Detach implements control.Backend.
+func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
+	target, err := d.deps.Host.ParseTarget(req.Target)
+	if err != nil {
+		return nil, &control.UserError{Err: err}
+	}
+	addrs, err := parsePrefixes(req.CIDRs)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	removed, err := d.deps.Host.Detach(d.cfg.Bridge, target, addrs)
+	if err != nil {
+		return nil, &control.UserError{Err: fmt.Errorf("detach %s: %w", target, err)}
+	}
+	if err := d.updateRecord(target, addrs, removed); err != nil {
+		return nil, err
+	}
+	return prefixStrings(removed), nil
+}
+
+// updateRecord brings the persisted attachment of target in line after a
+// detach of removed addresses.
+func (d *Daemon) updateRecord(target string, asked, removed []netip.Prefix) error {
+	atts, err := d.store.Attachments()
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if a.Target != target {
+			continue
+		}
+		if len(asked) == 0 {
+			return d.store.DeleteAttachment(target)
+		}
+		gone := prefixStrings(removed)
+		a.Addrs = slices.DeleteFunc(a.Addrs, func(s string) bool { return slices.Contains(gone, s) })
+		if len(a.Addrs) == 0 {
+			return d.store.DeleteAttachment(target)
+		}
+		return d.store.PutAttachment(a)
+	}
+	return nil
+}
+
+// Expose implements control.Backend.
+func (d *Daemon) Expose(cidrs []string) ([]string, error) {
+	addrs, err := parsePrefixes(cidrs)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, control.Userf("expose: give at least one address in CIDR notation")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.deps.Host.Expose(d.cfg.Bridge, addrs); err != nil {
+		return nil, &control.UserError{Err: fmt.Errorf("expose: %w", err)}
+	}
+	return prefixStrings(addrs), d.saveExposed()
+}
+
+// Hide implements control.Backend.
+func (d *Daemon) Hide(cidrs []string) ([]string, error) {
+	addrs, err := parsePrefixes(cidrs)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	removed, err := d.deps.Host.Hide(d.cfg.Bridge, addrs)
+	if err != nil {
+		return nil, &control.UserError{Err: fmt.Errorf("hide: %w", err)}
+	}
+	return prefixStrings(removed), d.saveExposed()
+}
+
+func (d *Daemon) saveExposed() error {
+	exposed, err := d.deps.Host.Exposed(d.cfg.Bridge)
+	if err != nil {
+		return err
+	}
+	return d.store.SetExposed(prefixStrings(exposed))
+}
