@@ -1,0 +1,242 @@
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Attachment is one target attached to the weft network.
+type Attachment struct {
+	Target string           // as ParseTarget accepts it, e.g. "netns:c1"
+	HostIf string           // host end of the veth, on the bridge
+	MAC    net.HardwareAddr // of ethweft, inside the target
+	Addrs  []netip.Prefix   // of ethweft, sorted, without link-local ones
+	// Err is set by List when the target's namespace is gone or no
+	// longer holds the other end (MAC and Addrs are then empty).
+	Err error
+}
+
+// Attach gives the target an interface ethweft on the bridge with the
+// addresses. The host end of the veth pair is named HostIfName(t), carries
+// the alias "weft:"+t.String(), and is plugged into the bridge; the other
+// end is created directly inside the target's namespace with the MTU, the
+// addresses and weave's short ARP timers, brought up, and announced with a
+// gratuitous ARP per IPv4 address (best effort).
+//
+// Attaching an attached target adds the addresses it lacks; it also
+// re-plugs the veth into the bridge and sets the MTU, which repairs an
+// attachment after the bridge was recreated. A failed Attach leaves
+// nothing behind that it made.
+func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment, error) {
+	a, err := attach(bridge, t, addrs, mtu)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("attach %s: %w", t, err)
+	}
+	return a, nil
+}
+
+func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachment, err error) {
+	if err := checkPrefixes(addrs); err != nil {
+		return Attachment{}, err
+	}
+	tns, err := openTarget(t)
+	if err != nil {
+		return Attachment{}, err
+	}
+	defer tns.Close()
+	h := host()
+	br, err := bridgeLink(h, bridge)
+	if err != nil {
+		return Attachment{}, err
+	}
+	hostLink, peer, err := findVeth(h, tns, t)
+	if err != nil {
+		return Attachment{}, err
+	}
+	created := false
+	if hostLink == nil {
+		if hostLink, peer, err = createVeth(h, tns, t, mtu); err != nil {
+			return Attachment{}, err
+		}
+		created = true
+		defer func() {
+			if err != nil {
+				_ = h.LinkDel(hostLink)
+			}
+		}()
+	}
+	if err := plug(h, tns.h, hostLink, peer, br, mtu); err != nil {
+		return Attachment{}, err
+	}
+	if created {
+		if err := inNamespace(tns.ns, setARPTimers); err != nil {
+			return Attachment{}, err
+		}
+	}
+	added, err := addAddrs(tns.h, peer, addrs)
+	if err != nil {
+		return Attachment{}, err
+	}
+	if len(added) > 0 {
+		// Best effort: a missed announcement only delays neighbours.
+		waitUp(h, hostLink.Attrs().Index)
+		_ = inNamespace(tns.ns, func() error { return announce(peer, added) })
+	}
+	return readAttachment(tns, t, hostLink, peer)
+}
+
+// findVeth finds t's veth: the host end by name and ethweft in the
+// target. A host end whose peer is not the target's ethweft (the target's
+// namespace was replaced) is stale and deleted. An ethweft without our host
+// end belongs to someone else.
+func findVeth(h *netlink.Handle, tns *targetNS, t Target) (hostLink, peer netlink.Link, err error) {
+	name := HostIfName(t)
+	hostLink, err = h.LinkByName(name)
+	if err != nil && !isNotFound(err) {
+		return nil, nil, err
+	}
+	peer, perr := tns.h.LinkByName(ContainerIf)
+	if perr != nil && !isNotFound(perr) {
+		return nil, nil, perr
+	}
+	if hostLink != nil && (peer == nil || hostLink.Attrs().ParentIndex != peer.Attrs().Index) {
+		if err := h.LinkDel(hostLink); err != nil {
+			return nil, nil, fmt.Errorf("delete stale %s: %w", name, err)
+		}
+		hostLink = nil
+	}
+	if hostLink == nil && peer != nil {
+		return nil, nil, explain(ErrInterfaceExists, fmt.Sprintf(
+			"%s already has an interface %s that weft did not make", t, ContainerIf))
+	}
+	return hostLink, peer, nil
+}
+
+// createVeth makes the pair with its inner end directly in the target.
+func createVeth(h *netlink.Handle, tns *targetNS, t Target, mtu int) (hostLink, peer netlink.Link, err error) {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.NewLinkAttrs(),
+		PeerName:      ContainerIf,
+		PeerNamespace: netlink.NsFd(int(tns.ns)),
+		PeerMTU:       uint32(mtu),
+	}
+	veth.Name, veth.MTU = HostIfName(t), mtu
+	if err := h.LinkAdd(veth); err != nil {
+		return nil, nil, fmt.Errorf("create veth %s: %w", veth.Name, err)
+	}
+	hostLink, err = h.LinkByName(veth.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create veth %s: %w", veth.Name, err)
+	}
+	// The kernel ignores IFLA_IFALIAS when creating a link; set it now.
+	if err = h.LinkSetAlias(hostLink, aliasPrefix+t.String()); err == nil {
+		peer, err = tns.h.LinkByName(ContainerIf)
+	}
+	if err != nil {
+		_ = h.LinkDel(hostLink)
+		return nil, nil, fmt.Errorf("create veth %s: %w", veth.Name, err)
+	}
+	return hostLink, peer, nil
+}
+
+// plug puts the host end on the bridge, sets both MTUs and both ends up.
+func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error {
+	if hostLink.Attrs().MasterIndex != br.Attrs().Index {
+		if err := h.LinkSetMasterByIndex(hostLink, br.Attrs().Index); err != nil {
+			return fmt.Errorf("add %s to bridge: %w", hostLink.Attrs().Name, err)
+		}
+	}
+	for _, l := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
+	}{{h, hostLink}, {th, peer}} {
+		if l.link.Attrs().MTU != mtu {
+			if err := l.h.LinkSetMTU(l.link, mtu); err != nil {
+				return fmt.Errorf("set mtu %d on %s: %w", mtu, l.link.Attrs().Name, err)
+			}
+		}
+		if err := l.h.LinkSetUp(l.link); err != nil {
+			return fmt.Errorf("set %s up: %w", l.link.Attrs().Name, err)
+		}
+	}
+	return nil
+}
+
+// readAttachment reads back what the target has now.
+func readAttachment(tns *targetNS, t Target, hostLink, peer netlink.Link) (Attachment, error) {
+	peer, err := tns.h.LinkByIndex(peer.Attrs().Index)
+	if err != nil {
+		return Attachment{}, err
+	}
+	addrs, err := linkAddrs(tns.h, peer)
+	if err != nil {
+		return Attachment{}, err
+	}
+	return Attachment{
+		Target: t.String(),
+		HostIf: hostLink.Attrs().Name,
+		MAC:    peer.Attrs().HardwareAddr,
+		Addrs:  addrs,
+	}, nil
+}
+
+// Detach removes the addresses (matched by IP) from the target's ethweft,
+// or all of them when none is given, and returns those removed. When no
+// address is left the veth pair is deleted. Addresses the target does not
+// have are ignored; a target that is not attached is an error wrapping
+// ErrNotAttached.
+func Detach(bridge string, t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	removed, err := detach(t, addrs)
+	if err != nil {
+		return removed, fmt.Errorf("detach %s: %w", t, err)
+	}
+	return removed, nil
+}
+
+func detach(t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	tns, err := openTarget(t)
+	if err != nil {
+		return nil, err
+	}
+	defer tns.Close()
+	h := host()
+	hostLink, peer, err := findVeth(h, tns, t)
+	if errors.Is(err, ErrInterfaceExists) || (err == nil && hostLink == nil) {
+		return nil, explain(ErrNotAttached, fmt.Sprintf("%s is not attached", t))
+	}
+	if err != nil {
+		return nil, err
+	}
+	removed, err := removeAddrs(tns.h, peer, addrs)
+	if err != nil {
+		return removed, err
+	}
+	left, err := linkAddrs(tns.h, peer)
+	if err != nil {
+		return removed, err
+	}
+	if len(left) == 0 {
+		if err := h.LinkDel(hostLink); err != nil {
+			return removed, fmt.Errorf("delete veth %s: %w", hostLink.Attrs().Name, err)
+		}
+	}
+	return removed, nil
+}
+
+// waitUp waits, for at most a second, until the link's operational state
+// is up: the kernel enables a bridge port only then, and drops what
+// arrives on it before. Announcements sent earlier would be lost.
+func waitUp(h *netlink.Handle, index int) {
+	for range 200 {
+		l, err := h.LinkByIndex(index)
+		if err != nil || l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,87 @@
+package netdev
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Target
+		wantErr string
+	}{
+		{in: "netns:c1", want: Target{Kind: TargetNetns, Name: "c1"}},
+		{in: "pid:42", want: Target{Kind: TargetPID, PID: 42}},
+		{in: "netns:", wantErr: "empty namespace name"},
+		{in: "netns:a/b", wantErr: "invalid namespace name"},
+		{in: "netns:..", wantErr: "invalid namespace name"},
+		{in: "pid:", wantErr: "positive number"},
+		{in: "pid:-3", wantErr: "positive number"},
+		{in: "pid:x", wantErr: "positive number"},
+		{in: "c1", wantErr: "use netns:NAME"},
+		{in: "docker:c1", wantErr: "use netns:NAME"},
+		{in: "", wantErr: "use netns:NAME"},
+	}
+	for _, tt := range tests {
+		got, err := ParseTarget(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrBadTarget) {
+				t.Errorf("ParseTarget(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseTarget(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+		if got.String() != tt.in {
+			t.Errorf("String() = %q, want %q", got.String(), tt.in)
+		}
+	}
+}
+
+func TestHostIfName(t *testing.T) {
+	a := HostIfName(Target{Kind: TargetNetns, Name: "c1"})
+	b := HostIfName(Target{Kind: TargetNetns, Name: "c2"})
+	if len(a) > 15 || !strings.HasPrefix(a, "vwl") {
+		t.Errorf("HostIfName = %q: want vwl prefix, at most 15 characters", a)
+	}
+	if a == b || a != HostIfName(Target{Kind: TargetNetns, Name: "c1"}) {
+		t.Errorf("names not deterministic and distinct: %q %q", a, b)
+	}
+}
+
+func TestCheckPrefixes(t *testing.T) {
+	p := netip.MustParsePrefix
+	tests := []struct {
+		in []netip.Prefix
+		ok bool
+	}{
+		{[]netip.Prefix{p("10.32.0.5/12"), p("fd00::1/64")}, true},
+		{nil, true},
+		{[]netip.Prefix{{}}, false},
+		{[]netip.Prefix{p("0.0.0.0/0")}, false},
+		{[]netip.Prefix{p("224.0.0.1/4")}, false},
+		{[]netip.Prefix{p("127.0.0.2/8")}, false},
+		{[]netip.Prefix{p("::ffff:10.0.0.1/120")}, false},
+		{[]netip.Prefix{p("10.0.0.1/24"), p("10.0.0.1/16")}, false},
+	}
+	for _, tt := range tests {
+		err := checkPrefixes(tt.in)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadAddress)) {
+			t.Errorf("checkPrefixes(%v) = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+}
+
+func TestGratuitousARP(t *testing.T) {
+	f := gratuitousARP([]byte{2, 0, 0, 0, 0, 1}, netip.MustParseAddr("10.1.2.3"))
+	if len(f) != 42 || f[12] != 0x08 || f[13] != 0x06 || f[21] != 1 {
+		t.Fatalf("bad frame %x", f)
+	}
+	if string(f[28:32]) != string(f[38:42]) || f[28] != 10 || f[31] != 3 {
+		t.Errorf("sender and target address differ: %x", f)
+	}
+}
