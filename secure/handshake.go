@@ -23,7 +23,7 @@ const payloadVersion = 1
 const (
 	// MaxPayloadLen is the largest caller payload (peer identity) a
 	// handshake message carries.
-	MaxPayloadLen = 8192
+	MaxPayloadLen = 32 << 10
 	// MaxHeaderLen is the largest protocol header bound into the prologue.
 	MaxHeaderLen = 4096
 	// MaxHandshakeMessageLen bounds every handshake message; the mesh may
