@@ -282,3 +282,13 @@ func (r *Router) writeDevice(st *counters, frames [][]byte, offset int) {
 		}
 	}
 }
+
+// ConnectionStatus returns the status of the confirmed connection to
+// peer, if there is one.
+func (r *Router) ConnectionStatus(peer mesh.PeerName) (mesh.OverlayStatus, bool) {
+	c := (*r.conns.Load())[peer]
+	if c == nil {
+		return mesh.OverlayStatus{}, false
+	}
+	return c.Status(), true
+}
