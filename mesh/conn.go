@@ -22,19 +22,23 @@ type conn struct {
 	remoteAddr netip.AddrPort
 	tgt        *target // the target we dialled, nil for inbound
 
-	// Set by the handshake, before the connection is shared.
+	// Set by the reader goroutine during setup; read by others only once
+	// the connection is registered (under Node.mu).
 	ch      msgChannel
 	remote  features
 	connUID uint64
-	oc      OverlayConnection
 	since   time.Time
+	oc      OverlayConnection // also guarded by mu: close may run during setup
 
 	established atomic.Bool
 	sendq       chan []byte
 	done        chan struct{}
 	closeOnce   sync.Once
 	mu          sync.Mutex
-	err         error
+	err         error // why the connection closed
+	closed      bool  // close has run
+	writing     bool  // the writer goroutine runs
+	rejectErr   error // set by rejectWith
 }
 
 // close ends the connection with err (the first error wins).
@@ -42,11 +46,13 @@ func (c *conn) close(err error) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.err = err
+		c.closed = true
+		oc := c.oc
 		c.mu.Unlock()
 		close(c.done)
 		c.nc.Close()
-		if c.oc != nil {
-			c.oc.Stop()
+		if oc != nil {
+			oc.Stop()
 		}
 	})
 }
@@ -100,6 +106,9 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 
 	registered, err := n.setupConn(c)
 	if err == nil {
+		c.mu.Lock()
+		c.writing = true
+		c.mu.Unlock()
 		n.wg.Add(1)
 		go c.writeLoop()
 		c.oc.Confirm()
@@ -144,13 +153,23 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 	if c.remote.Name == n.cfg.Name {
 		return false, ErrConnectToSelf
 	}
-	c.oc, err = n.cfg.Overlay.PrepareConnection(OverlayConnectionParams{
+	oc, err := n.cfg.Overlay.PrepareConnection(OverlayConnectionParams{
 		LocalPeer: n.cfg.Name, RemotePeer: c.remote.Name, RemoteNickName: c.remote.NickName,
 		Outbound: c.outbound, ConnUID: c.connUID, RemoteAddr: c.remoteAddr,
 		RemoteDataPort: c.remote.DataPort, SendControl: c.sendControl,
 	})
 	if err != nil {
 		return false, fmt.Errorf("prepare data path: %w", err)
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.oc = oc
+	}
+	c.mu.Unlock()
+	if closed {
+		oc.Stop()
+		return false, c.closeErr()
 	}
 	old, err := n.register(c)
 	if old != nil {
@@ -186,6 +205,9 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 	}
 	c.since = time.Now()
 	n.conns[name] = c
+	if c.tgt != nil {
+		c.tgt.peer, c.tgt.state, c.tgt.err = name, "", nil
+	}
 	if e, ok := n.topo.peers[name]; !ok || e.UID != c.remote.UID {
 		// A new peer or a new incarnation: show it until its own gossip arrives.
 		n.topo.merge([]peerEntry{{Name: name, NickName: c.remote.NickName, UID: c.remote.UID}})
@@ -209,22 +231,22 @@ func (n *Node) better(a, b *conn) bool {
 }
 
 // rejectWith tells the peer why we close the connection, then closes it.
+// Before the writer goroutine runs the reason is written directly;
+// afterwards it is queued, and the writer closes the connection once it
+// has written it.
 func (c *conn) rejectWith(err error) {
-	if c.ch != nil {
+	msg := append([]byte{tagClose}, err.Error()...)
+	c.mu.Lock()
+	writer := c.writing
+	if c.rejectErr == nil {
+		c.rejectErr = err
+	}
+	c.mu.Unlock()
+	if !writer && c.ch != nil {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		msg := append([]byte{tagClose}, err.Error()...)
-		select {
-		case <-c.done:
-		default:
-			// The writer goroutine may be running; sending through the
-			// queue keeps writes ordered. Without a writer write directly.
-			if c.since.IsZero() {
-				c.ch.WriteMsg(msg)
-			} else if c.send(msg) == nil {
-				time.AfterFunc(100*time.Millisecond, func() { c.close(err) })
-				return
-			}
-		}
+		c.ch.WriteMsg(msg)
+	} else if writer && c.send(msg) == nil {
+		return
 	}
 	c.close(err)
 }
@@ -259,6 +281,13 @@ func (c *conn) writeLoop() {
 			return
 		case msg := <-c.sendq:
 			if !write(msg) {
+				return
+			}
+			if msg[0] == tagClose {
+				c.mu.Lock()
+				err := c.rejectErr
+				c.mu.Unlock()
+				c.close(err)
 				return
 			}
 		case <-hb.C:

@@ -38,6 +38,8 @@ var (
 	ErrHeartbeatTimeout = errors.New("timed out waiting for TCP heartbeat")
 	// ErrNoRoute means a gossip unicast has no route to its destination.
 	ErrNoRoute = errors.New("no route to peer")
+	// ErrForgotten closes the connections of a forgotten target.
+	ErrForgotten = errors.New("peer forgotten")
 	// ErrStopped means the node is not running.
 	ErrStopped = errors.New("mesh node stopped")
 )

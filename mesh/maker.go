@@ -87,7 +87,7 @@ func (n *Node) Forget(targets []string) error {
 	if err != nil {
 		return err
 	}
-	var closing []*conn
+	var closing, aborting []*conn
 	n.mu.Lock()
 	for _, a := range norm {
 		n.forgotten[a] = true
@@ -101,15 +101,25 @@ func (n *Node) Forget(targets []string) error {
 		if t == nil {
 			continue
 		}
-		for c := range n.all {
-			if c.tgt == t || (t.peer != UnknownPeerName && c.remote.Name == t.peer) {
+		registered := map[*conn]bool{}
+		for name, c := range n.conns {
+			registered[c] = true
+			if c.tgt == t || name == t.peer {
 				closing = append(closing, c)
+			}
+		}
+		for c := range n.all {
+			if c.tgt == t && !registered[c] {
+				aborting = append(aborting, c)
 			}
 		}
 	}
 	n.mu.Unlock()
 	for _, c := range closing {
-		c.rejectWith(errors.New("peer forgotten"))
+		c.rejectWith(ErrForgotten)
+	}
+	for _, c := range aborting {
+		c.close(ErrForgotten)
 	}
 	return nil
 }
