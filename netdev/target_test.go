@@ -85,3 +85,24 @@ func TestGratuitousARP(t *testing.T) {
 		t.Errorf("sender and target address differ: %x", f)
 	}
 }
+
+// FuzzParseTarget checks that ParseTarget never panics and that what it
+// accepts prints back to the same string.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"netns:c1", "pid:1", "netns:", "pid:-1", "docker:x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tgt, err := ParseTarget(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseTarget(tgt.String())
+		if err != nil || back != tgt {
+			t.Fatalf("ParseTarget(%q) = %v, but %q parses to %v, %v", s, tgt, tgt.String(), back, err)
+		}
+		if len(HostIfName(tgt)) > 15 {
+			t.Fatalf("host interface name too long for %q", s)
+		}
+	})
+}

@@ -95,10 +95,13 @@ func (d *Device) Close() error {
 // offset is truncated by the kernel, so buffers should hold offset plus
 // MTU plus the 14-byte Ethernet header.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if len(sizes) < len(bufs) {
+		bufs = bufs[:len(sizes)]
+	}
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs, sizes[:len(bufs)], offset, 0, nil
+	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs, sizes, offset, 0, nil
 	err := d.raw.Read(d.readFn)
 	n := d.rn
 	if err == nil {
