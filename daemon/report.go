@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -25,7 +26,7 @@ func (d *Daemon) Report() control.Report {
 		Router: control.RouterReport{
 			Name:          st.Name.String(),
 			NickName:      st.NickName,
-			Port:          d.cfg.Port,
+			Port:          d.listenPort(),
 			PeerDiscovery: d.cfg.Discovery,
 			Bridge:        d.cfg.Bridge,
 			MTU:           d.mtu,
@@ -102,6 +103,14 @@ func (d *Daemon) Report() control.Report {
 		r.Exposed = prefixStrings(ex)
 	}
 	return r
+}
+
+// listenPort is the TCP port the mesh actually listens on.
+func (d *Daemon) listenPort() int {
+	if a, ok := d.node.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return d.cfg.Port
 }
 
 func statsMap(s router.Stats) map[string]uint64 {
