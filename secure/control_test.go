@@ -58,7 +58,10 @@ func TestControlStrictOrder(t *testing.T) {
 // memChannel is an in-memory MessageChannel.
 type memChannel struct{ q [][]byte }
 
-func (m *memChannel) WriteMsg(b []byte) error { m.q = append(m.q, append([]byte(nil), b...)); return nil }
+func (m *memChannel) WriteMsg(b []byte) error {
+	m.q = append(m.q, append([]byte(nil), b...))
+	return nil
+}
 func (m *memChannel) ReadMsg() ([]byte, error) {
 	if len(m.q) == 0 {
 		return nil, errors.New("empty")
