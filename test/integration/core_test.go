@@ -20,12 +20,12 @@ func TestCore(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 3)
 	h1, h2, h3 := w.Hosts[0], w.Hosts[1], w.Hosts[2]
-	h1.Launch()
-	h2.Launch(h1.PeerAddr())
-	h3.Launch(h1.PeerAddr())
-	c1 := h1.AddContainer("c1", "10.2.1.1/24")
-	c2 := h2.AddContainer("c2", "10.2.1.2/24")
-	c3 := h3.AddContainer("c3", "10.2.1.3/24")
+	h1.Launch(t)
+	h2.Launch(t, h1.PeerAddr())
+	h3.Launch(t, h1.PeerAddr())
+	c1 := h1.AddContainer(t, "c1", "10.2.1.1/24")
+	c2 := h2.AddContainer(t, "c2", "10.2.1.2/24")
+	c3 := h3.AddContainer(t, "c3", "10.2.1.3/24")
 	containers := []*netns.Container{c1, c2, c3}
 
 	t.Run("discovery", func(t *testing.T) {
@@ -52,7 +52,7 @@ func TestCore(t *testing.T) {
 			})
 		}
 		// The text of `status connections` agrees: two established lines.
-		r := h3.MustWeft("status", "connections")
+		r := h3.MustWeft(t, "status", "connections")
 		n := 0
 		for _, c := range netns.ParseConnections(r) {
 			if c.State == "established" {
@@ -68,16 +68,16 @@ func TestCore(t *testing.T) {
 		for _, a := range containers {
 			for _, b := range containers {
 				if a != b {
-					a.WaitPing(b.IP, pingTimeout)
+					a.WaitPing(t, b.IP, pingTimeout)
 				}
 			}
 		}
 	})
 
 	t.Run("tcp", func(t *testing.T) {
-		srv := c3.Start("nc", "-l", "-p", "7001")
+		srv := c3.Start(t, "nc", "-l", "-p", "7001")
 		waitListening(t, c3, 7001)
-		c1.MustRun("sh", "-c", "echo hello over weft | nc -N -w 5 10.2.1.3 7001")
+		c1.MustRun(t, "sh", "-c", "echo hello over weft | nc -N -w 5 10.2.1.3 7001")
 		res := srv.Wait(10 * time.Second)
 		if !res.OK() || strings.TrimSpace(res.Stdout) != "hello over weft" {
 			t.Fatalf("c3 received %q: %v", res.Stdout, res)
@@ -86,8 +86,8 @@ func TestCore(t *testing.T) {
 
 	t.Run("arp-and-broadcast", func(t *testing.T) {
 		for _, c := range containers {
-			c.Sysctl("net.ipv4.icmp_echo_ignore_broadcasts", "0")
-			c.MustRun("ip", "neigh", "flush", "all")
+			c.Sysctl(t, "net.ipv4.icmp_echo_ignore_broadcasts", "0")
+			c.MustRun(t, "ip", "neigh", "flush", "all")
 		}
 		// A broadcast ping from each container is answered by the other two:
 		// the broadcast frame reached every host.
@@ -137,11 +137,11 @@ func TestCore(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 100
-		w.Block(h1, h2)
+		w.Block(t, h1, h2)
 		unblocked := false
 		t.Cleanup(func() {
 			if !unblocked {
-				w.Unblock(h1, h2)
+				w.Unblock(t, h1, h2)
 			}
 		})
 		netns.Eventually(t, rerouteTimeout, "h1 routes to h2 via h3", func() error {
@@ -154,8 +154,8 @@ func TestCore(t *testing.T) {
 			}
 			return nil
 		})
-		c1.WaitPing(c2.IP, rerouteTimeout)
-		c2.WaitPing(c1.IP, rerouteTimeout)
+		c1.WaitPing(t, c2.IP, rerouteTimeout)
+		c2.WaitPing(t, c1.IP, rerouteTimeout)
 		rx, answered := relayedPackets(t, h3, c1, c2, n)
 		if answered < n*9/10 || rx < n {
 			t.Fatalf("blocked h1-h2: %d of %d pings answered, h3 received %d packets; want >= %d and >= %d",
@@ -163,7 +163,7 @@ func TestCore(t *testing.T) {
 		}
 		t.Logf("blocked: %d/%d answered, relay h3 received %d packets", answered, n, rx)
 
-		w.Unblock(h1, h2)
+		w.Unblock(t, h1, h2)
 		unblocked = true
 		netns.Eventually(t, rerouteTimeout, "h1 routes to h2 directly again", func() error {
 			if err := h1.EstablishedWith(h2); err != nil {
@@ -222,10 +222,10 @@ func TestCore(t *testing.T) {
 			})
 		}
 		// Nothing changed: c1 keeps its one address, and still reaches c2.
-		if out := h1.MustWeft("ps", c1.Target()); strings.Contains(out, "10.2.1.5") {
+		if out := h1.MustWeft(t, "ps", c1.Target()); strings.Contains(out, "10.2.1.5") {
 			t.Errorf("weft ps after bad input: %s", out)
 		}
-		c1.WaitPing(c2.IP, pingTimeout)
+		c1.WaitPing(t, c2.IP, pingTimeout)
 	})
 
 	t.Run("restart", func(t *testing.T) {
@@ -233,19 +233,19 @@ func TestCore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h2.Stop()
+		h2.Stop(t)
 		// Stopped: no control socket, but the attachment stays.
 		checkUserError(t, h2.Weft("status"))
 		if r := c2.Run("ip", "-o", "addr", "show"); !strings.Contains(r.Stdout, "10.2.1.2/24") {
 			t.Fatalf("c2 lost its address when the router stopped: %v", r)
 		}
 		// Launched again without peers: it remembers them and its name.
-		h2.Launch()
+		h2.Launch(t)
 		netns.Eventually(t, connectTimeout, "h2 reconnects to h1", func() error { return h2.EstablishedWith(h1) })
 		if again, err := h2.PeerName(); err != nil || again != name {
 			t.Errorf("peer name after restart %q (%v), want %q", again, err, name)
 		}
-		if out := h2.MustWeft("ps"); !strings.Contains(out, c2.Target()) || !strings.Contains(out, "10.2.1.2/24") {
+		if out := h2.MustWeft(t, "ps"); !strings.Contains(out, c2.Target()) || !strings.Contains(out, "10.2.1.2/24") {
 			t.Errorf("weft ps after restart does not show %s 10.2.1.2/24:\n%s", c2.Target(), out)
 		}
 		rep, err := h2.Report()
@@ -256,8 +256,8 @@ func TestCore(t *testing.T) {
 			t.Errorf("h2's targets after restart %v do not include %s", rep.Router.Targets, h1.PeerAddr())
 		}
 		for _, c := range []*netns.Container{c1, c3} {
-			c.WaitPing(c2.IP, pingTimeout)
-			c2.WaitPing(c.IP, pingTimeout)
+			c.WaitPing(t, c2.IP, pingTimeout)
+			c2.WaitPing(t, c.IP, pingTimeout)
 		}
 	})
 }

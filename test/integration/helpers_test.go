@@ -54,7 +54,7 @@ func transfer(t *testing.T, from, to *netns.Container, size, port int) {
 	if err := os.WriteFile(in, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := to.Start("sh", "-c", fmt.Sprintf("exec nc -l -p %d > %s", port, out))
+	srv := to.Start(t, "sh", "-c", fmt.Sprintf("exec nc -l -p %d > %s", port, out))
 	waitListening(t, to, port)
 	start := time.Now()
 	r := from.Run("sh", "-c", fmt.Sprintf("exec nc -N -w 10 %s %d < %s", to.IP, port, in))
@@ -80,7 +80,7 @@ var macRE = regexp.MustCompile(`(?i)\b([0-9a-f]{2}:){5}[0-9a-f]{2}\b`)
 // attachedMAC returns the MAC `weft ps` on the container's host shows for it.
 func attachedMAC(t *testing.T, c *netns.Container) string {
 	t.Helper()
-	out := c.Host.MustWeft("ps")
+	out := c.Host.MustWeft(t, "ps")
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == c.Target() {

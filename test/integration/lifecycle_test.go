@@ -15,12 +15,12 @@ func TestForget(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 2)
 	h1, h2 := w.Hosts[0], w.Hosts[1]
-	h1.Launch()
-	h2.Launch(h1.PeerAddr())
+	h1.Launch(t)
+	h2.Launch(t, h1.PeerAddr())
 	netns.Eventually(t, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
 	netns.Eventually(t, connectTimeout, "h1 connected to h2", func() error { return h1.EstablishedWith(h2) })
 
-	h2.MustWeft("forget", h1.PeerAddr())
+	h2.MustWeft(t, "forget", h1.PeerAddr())
 	gone := func(a, b *netns.Host) func() error {
 		return func() error {
 			with, err := a.ConnectionsWith(b)
@@ -59,11 +59,11 @@ func TestConnLimit(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 3)
 	h1, h2, h3 := w.Hosts[0], w.Hosts[1], w.Hosts[2]
-	h1.Launch("--conn-limit", "1")
-	h2.Launch(h1.PeerAddr())
+	h1.Launch(t, "--conn-limit", "1")
+	h2.Launch(t, h1.PeerAddr())
 	netns.Eventually(t, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
 
-	h3.Launch(h1.PeerAddr())
+	h3.Launch(t, h1.PeerAddr())
 	// h3 tries: its connection to h1 shows up, but never gets established.
 	netns.Eventually(t, connectTimeout, "h3 tries h1", func() error {
 		with, err := h3.ConnectionsWith(h1)

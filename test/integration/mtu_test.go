@@ -15,13 +15,13 @@ func TestPathMTU(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 2)
 	h1, h2 := w.Hosts[0], w.Hosts[1]
-	h1.SetUnderlayMTU(1200)
-	h1.Launch()
-	h2.Launch(h1.PeerAddr())
-	c1 := h1.AddContainer("c1", "10.2.1.1/24")
-	c2 := h2.AddContainer("c2", "10.2.1.2/24")
-	c1.WaitPing(c2.IP, pingTimeout)
-	c2.WaitPing(c1.IP, pingTimeout)
+	h1.SetUnderlayMTU(t, 1200)
+	h1.Launch(t)
+	h2.Launch(t, h1.PeerAddr())
+	c1 := h1.AddContainer(t, "c1", "10.2.1.1/24")
+	c2 := h2.AddContainer(t, "c2", "10.2.1.2/24")
+	c1.WaitPing(t, c2.IP, pingTimeout)
+	c2.WaitPing(t, c1.IP, pingTimeout)
 
 	for _, size := range []int{1400, 3000} {
 		for _, pair := range [][2]*netns.Container{{c1, c2}, {c2, c1}} {

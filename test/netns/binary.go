@@ -24,21 +24,27 @@ var (
 // directory. It fails the test when the binary cannot be had.
 func Binary(t testing.TB) string {
 	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatalf("netns: %v", err)
+	}
+	return bin
+}
+
+// binary is Binary without a test to fail.
+func binary() (string, error) {
 	if bin := os.Getenv("WEFT_BIN"); bin != "" {
 		abs, err := filepath.Abs(bin)
 		if err != nil {
-			t.Fatalf("netns: WEFT_BIN=%s: %v", bin, err)
+			return "", fmt.Errorf("WEFT_BIN=%s: %w", bin, err)
 		}
 		if _, err := os.Stat(abs); err != nil {
-			t.Fatalf("netns: WEFT_BIN: %v", err)
+			return "", fmt.Errorf("WEFT_BIN: %w", err)
 		}
-		return abs
+		return abs, nil
 	}
 	buildOnce.Do(build)
-	if buildErr != nil {
-		t.Fatalf("netns: %v", buildErr)
-	}
-	return buildBin
+	return buildBin, buildErr
 }
 
 // build compiles ./cmd/weft of the enclosing module.

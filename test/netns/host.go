@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -32,43 +33,44 @@ func (h *Host) Run(args ...string) Result {
 }
 
 // MustRun is Run that fails the test unless the command exits 0; it returns stdout.
-func (h *Host) MustRun(args ...string) string {
-	h.w.t.Helper()
+func (h *Host) MustRun(t testing.TB, args ...string) string {
+	t.Helper()
 	r := h.Run(args...)
 	if !r.OK() {
-		h.w.t.Fatalf("%s: %v", h.Nick, r)
+		t.Fatalf("%s: %v", h.Nick, r)
 	}
 	return r.Stdout
 }
 
 // Start starts a command in the background inside the host's namespace.
-func (h *Host) Start(args ...string) *Proc {
-	h.w.t.Helper()
-	return h.w.start(append([]string{"ip", "netns", "exec", h.Name}, args...)...)
+func (h *Host) Start(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return h.w.start(t, append([]string{"ip", "netns", "exec", h.Name}, args...)...)
 }
 
 // Weft runs the weft binary inside the host's namespace with the host's
 // state dir (both as --state-dir and as WEFT_STATE_DIR).
 func (h *Host) Weft(args ...string) Result {
-	h.w.t.Helper()
 	return h.WeftStateDir(h.StateDir, args...)
 }
 
 // WeftStateDir runs weft inside the host's namespace with another state
 // dir, e.g. one where no router runs.
 func (h *Host) WeftStateDir(dir string, args ...string) Result {
-	h.w.t.Helper()
-	bin := Binary(h.w.t)
+	bin, err := binary()
+	if err != nil {
+		return Result{Args: append([]string{"weft"}, args...), ExitCode: -1, Err: err}
+	}
 	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", dir}, args...)
 	return run(h.w.Dir, DefaultTimeout, []string{"WEFT_STATE_DIR=" + dir}, argv...)
 }
 
 // MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.
-func (h *Host) MustWeft(args ...string) string {
-	h.w.t.Helper()
+func (h *Host) MustWeft(t testing.TB, args ...string) string {
+	t.Helper()
 	r := h.Weft(args...)
 	if !r.OK() {
-		h.w.t.Fatalf("%s: %v", h.Nick, r)
+		t.Fatalf("%s: %v", h.Nick, r)
 	}
 	return r.Stdout
 }
@@ -76,17 +78,17 @@ func (h *Host) MustWeft(args ...string) string {
 // Launch starts the host's router with `weft launch --port PORT --name NICK
 // ARGS...` (ARGS: more options, then peers) and fails the test if it does not
 // come up.
-func (h *Host) Launch(args ...string) {
-	h.w.t.Helper()
-	h.MustWeft(append([]string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}, args...)...)
+func (h *Host) Launch(t testing.TB, args ...string) {
+	t.Helper()
+	h.MustWeft(t, append([]string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}, args...)...)
 }
 
 // Stop runs `weft stop` and waits until no process is left in the host's
 // namespace (the router has exited).
-func (h *Host) Stop() {
-	h.w.t.Helper()
-	h.MustWeft("stop")
-	Eventually(h.w.t, 15*time.Second, h.Nick+": router exits after weft stop", func() error {
+func (h *Host) Stop(t testing.TB) {
+	t.Helper()
+	h.MustWeft(t, "stop")
+	Eventually(t, 15*time.Second, h.Nick+": router exits after weft stop", func() error {
 		if pids := h.PIDs(); len(pids) > 0 {
 			return fmt.Errorf("processes still in %s: %v", h.Name, pids)
 		}
@@ -99,11 +101,11 @@ func (h *Host) Stop() {
 func (h *Host) PIDs() []int { return namespacePIDs(h.Name) }
 
 // SetUnderlayMTU sets the MTU of the host's underlay link, both ends.
-func (h *Host) SetUnderlayMTU(mtu int) {
-	h.w.t.Helper()
+func (h *Host) SetUnderlayMTU(t testing.TB, mtu int) {
+	t.Helper()
 	m := strconv.Itoa(mtu)
-	h.w.mustIP("-n", h.Name, "link", "set", "eth0", "mtu", m)
-	h.w.mustIP("-n", h.w.Underlay, "link", "set", h.UnderlayIf, "mtu", m)
+	h.w.mustIP(t, "-n", h.Name, "link", "set", "eth0", "mtu", m)
+	h.w.mustIP(t, "-n", h.w.Underlay, "link", "set", h.UnderlayIf, "mtu", m)
 }
 
 // UnderlayPackets returns the packets received and sent on the host's
@@ -126,8 +128,8 @@ func (h *Host) UnderlayPackets() (rx, tx uint64, err error) {
 
 // firewall inserts (-I) or deletes (-D) the rules that drop TCP and UDP
 // between h and other, in h's namespace.
-func (h *Host) firewall(op string, other *Host) {
-	h.w.t.Helper()
+func (h *Host) firewall(t testing.TB, op string, other *Host) {
+	t.Helper()
 	for _, proto := range []string{"tcp", "udp"} {
 		for _, rule := range [][]string{
 			{"INPUT", "-s", other.Addr},
@@ -136,7 +138,7 @@ func (h *Host) firewall(op string, other *Host) {
 			args := append([]string{"iptables", "-w", "5", op, rule[0]}, rule[1:]...)
 			args = append(args, "-p", proto, "-j", "DROP")
 			if r := h.Run(args...); !r.OK() {
-				h.w.t.Fatalf("netns: %s: %v", h.Nick, r)
+				t.Fatalf("netns: %s: %v", h.Nick, r)
 			}
 		}
 	}
@@ -144,19 +146,19 @@ func (h *Host) firewall(op string, other *Host) {
 
 // NewContainer makes a "container": an empty namespace <prefix>-NAME with
 // loopback up, not yet attached to weft.
-func (h *Host) NewContainer(name string) *Container {
-	h.w.t.Helper()
+func (h *Host) NewContainer(t testing.TB, name string) *Container {
+	t.Helper()
 	c := &Container{Host: h, Name: h.w.Prefix + "-" + name, Nick: name}
-	h.w.addNamespace(c.Name)
+	h.w.addNamespace(t, c.Name)
 	return c
 }
 
 // AddContainer makes a container and attaches it with `weft attach CIDR
 // netns:NAME` on this host; it fails the test if attaching fails.
-func (h *Host) AddContainer(name, cidr string) *Container {
-	h.w.t.Helper()
-	c := h.NewContainer(name)
-	c.Attach(cidr)
+func (h *Host) AddContainer(t testing.TB, name, cidr string) *Container {
+	t.Helper()
+	c := h.NewContainer(t, name)
+	c.Attach(t, cidr)
 	return c
 }
 
@@ -172,9 +174,9 @@ type Container struct {
 func (c *Container) Target() string { return "netns:" + c.Name }
 
 // Attach runs `weft attach CIDR netns:NAME` on the container's host.
-func (c *Container) Attach(cidr string) {
-	c.Host.w.t.Helper()
-	c.Host.MustWeft("attach", cidr, c.Target())
+func (c *Container) Attach(t testing.TB, cidr string) {
+	t.Helper()
+	c.Host.MustWeft(t, "attach", cidr, c.Target())
 	c.IP, _, _ = strings.Cut(cidr, "/")
 }
 
@@ -184,19 +186,19 @@ func (c *Container) Run(args ...string) Result {
 }
 
 // MustRun is Run that fails the test unless the command exits 0; it returns stdout.
-func (c *Container) MustRun(args ...string) string {
-	c.Host.w.t.Helper()
+func (c *Container) MustRun(t testing.TB, args ...string) string {
+	t.Helper()
 	r := c.Run(args...)
 	if !r.OK() {
-		c.Host.w.t.Fatalf("%s: %v", c.Nick, r)
+		t.Fatalf("%s: %v", c.Nick, r)
 	}
 	return r.Stdout
 }
 
 // Start starts a command in the background inside the container's namespace.
-func (c *Container) Start(args ...string) *Proc {
-	c.Host.w.t.Helper()
-	return c.Host.w.start(append([]string{"ip", "netns", "exec", c.Name}, args...)...)
+func (c *Container) Start(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return c.Host.w.start(t, append([]string{"ip", "netns", "exec", c.Name}, args...)...)
 }
 
 // Ping sends one ping of size bytes of payload (0: the default) and waits a
@@ -213,14 +215,14 @@ func (c *Container) Ping(ip string, size int) error {
 }
 
 // WaitPing waits until a ping from c to ip is answered.
-func (c *Container) WaitPing(ip string, timeout time.Duration) {
-	c.Host.w.t.Helper()
-	Eventually(c.Host.w.t, timeout, fmt.Sprintf("%s pings %s", c.Nick, ip), func() error { return c.Ping(ip, 0) })
+func (c *Container) WaitPing(t testing.TB, ip string, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, fmt.Sprintf("%s pings %s", c.Nick, ip), func() error { return c.Ping(ip, 0) })
 }
 
 // Sysctl sets a sysctl inside the container's namespace.
-func (c *Container) Sysctl(key, value string) {
-	c.Host.w.t.Helper()
+func (c *Container) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
 	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	c.MustRun("sh", "-c", fmt.Sprintf("echo %s > %s", value, path))
+	c.MustRun(t, "sh", "-c", fmt.Sprintf("echo %s > %s", value, path))
 }

@@ -32,14 +32,14 @@ func TestWorldSmoke(t *testing.T) {
 		}
 
 		// A TCP listener on h2; blocked from h1 but not from h3; unblocked again.
-		srv := h2.Start("nc", "-k", "-l", "-p", "7000")
+		srv := h2.Start(t, "nc", "-k", "-l", "-p", "7000")
 		pid = srv.PID()
 		connect := func(from *Host) error {
 			r := from.Run("nc", "-z", "-w", "1", h2.Addr, "7000")
 			return r.Err
 		}
 		Eventually(t, 5*time.Second, "h1 connects to h2", func() error { return connect(h1) })
-		w.Block(h1, h2)
+		w.Block(t, h1, h2)
 		if err := connect(h1); err == nil {
 			t.Fatal("h1 reached h2 over TCP while blocked")
 		}
@@ -49,11 +49,11 @@ func TestWorldSmoke(t *testing.T) {
 		if r := h1.Run("ping", "-c1", "-W1", h2.Addr); !r.OK() {
 			t.Fatalf("ICMP should still pass while TCP/UDP are blocked: %v", r)
 		}
-		w.Unblock(h1, h2)
+		w.Unblock(t, h1, h2)
 		Eventually(t, 5*time.Second, "h1 connects to h2 after unblock", func() error { return connect(h1) })
 
 		// A smaller underlay MTU: DF pings above it fail, below it pass.
-		h3.SetUnderlayMTU(1200)
+		h3.SetUnderlayMTU(t, 1200)
 		if r := h1.Run("ping", "-c1", "-W1", "-M", "do", "-s", "1172", h3.Addr); !r.OK() {
 			t.Fatalf("1200-byte ping h1->h3: %v", r)
 		}
@@ -66,8 +66,8 @@ func TestWorldSmoke(t *testing.T) {
 			t.Fatalf("underlay counters of h1: rx %d tx %d err %v", rx, tx, err)
 		}
 
-		c := h1.NewContainer("c1")
-		if out := c.MustRun("ip", "-o", "link"); !strings.Contains(out, "lo") {
+		c := h1.NewContainer(t, "c1")
+		if out := c.MustRun(t, "ip", "-o", "link"); !strings.Contains(out, "lo") {
 			t.Fatalf("container namespace: %q", out)
 		}
 		if len(w.Namespaces()) != 5 {
@@ -84,7 +84,7 @@ func TestCleanupAfterFailure(t *testing.T) {
 	SkipUnlessRoot(t)
 	if os.Getenv("NETNS_FAILING_CHILD") == "1" {
 		w := NewWorld(t, 2)
-		p := w.Hosts[0].Start("sleep", "600")
+		p := w.Hosts[0].Start(t, "sleep", "600")
 		t.Logf("PREFIX=%s PID=%d", w.Prefix, p.PID())
 		t.Fatal("failing on purpose")
 	}

@@ -34,13 +34,14 @@ const DefaultPort = 6783
 
 var worldSeq atomic.Int32
 
-// World is a set of hosts joined by an underlay bridge.
+// World is a set of hosts joined by an underlay bridge. Methods that can
+// fail the test take the testing.TB to fail, so that subtests may use them.
 type World struct {
-	t        testing.TB
-	Prefix   string  // name prefix of everything this world makes
-	Underlay string  // namespace holding the underlay bridge br0
-	Hosts    []*Host // Hosts[i] is host i+1
-	Dir      string  // temporary directory holding state dirs and logs
+	t        testing.TB // the test that made the world, for cleanup
+	Prefix   string     // name prefix of everything this world makes
+	Underlay string     // namespace holding the underlay bridge br0
+	Hosts    []*Host    // Hosts[i] is host i+1
+	Dir      string     // temporary directory holding state dirs and logs
 
 	mu         sync.Mutex
 	namespaces []string // every namespace made, in order
@@ -78,17 +79,17 @@ func NewWorld(t testing.TB, n int) *World {
 	t.Cleanup(w.cleanup)
 
 	w.Underlay = w.Prefix + "-u"
-	w.addNamespace(w.Underlay)
-	w.mustIP("-n", w.Underlay, "link", "add", "br0", "type", "bridge")
-	w.mustIP("-n", w.Underlay, "link", "set", "br0", "up")
+	w.addNamespace(t, w.Underlay)
+	w.mustIP(t, "-n", w.Underlay, "link", "add", "br0", "type", "bridge")
+	w.mustIP(t, "-n", w.Underlay, "link", "set", "br0", "up")
 	for i := 1; i <= n; i++ {
-		w.Hosts = append(w.Hosts, w.addHost(i))
+		w.Hosts = append(w.Hosts, w.addHost(t, i))
 	}
 	return w
 }
 
 // addHost makes host i: its namespace, veth into the underlay, address.
-func (w *World) addHost(i int) *Host {
+func (w *World) addHost(t testing.TB, i int) *Host {
 	h := &Host{
 		w:          w,
 		Index:      i,
@@ -100,42 +101,42 @@ func (w *World) addHost(i int) *Host {
 		StateDir:   fmt.Sprintf("%s/state-h%d", w.Dir, i),
 	}
 	if err := os.MkdirAll(h.StateDir, 0o700); err != nil {
-		w.t.Fatalf("netns: host %s: state dir: %v", h.Nick, err)
+		t.Fatalf("netns: host %s: state dir: %v", h.Nick, err)
 	}
-	w.addNamespace(h.Name)
-	w.mustIP("-n", w.Underlay, "link", "add", h.UnderlayIf, "type", "veth", "peer", "name", "eth0", "netns", h.Name)
-	w.mustIP("-n", w.Underlay, "link", "set", h.UnderlayIf, "master", "br0", "up")
-	w.mustIP("-n", h.Name, "addr", "add", h.Addr+"/24", "dev", "eth0")
-	w.mustIP("-n", h.Name, "link", "set", "eth0", "up")
+	w.addNamespace(t, h.Name)
+	w.mustIP(t, "-n", w.Underlay, "link", "add", h.UnderlayIf, "type", "veth", "peer", "name", "eth0", "netns", h.Name)
+	w.mustIP(t, "-n", w.Underlay, "link", "set", h.UnderlayIf, "master", "br0", "up")
+	w.mustIP(t, "-n", h.Name, "addr", "add", h.Addr+"/24", "dev", "eth0")
+	w.mustIP(t, "-n", h.Name, "link", "set", "eth0", "up")
 	return h
 }
 
 // addNamespace makes a namespace with loopback up and records it for cleanup.
-func (w *World) addNamespace(name string) {
-	w.t.Helper()
+func (w *World) addNamespace(t testing.TB, name string) {
+	t.Helper()
 	if r := run(w.Dir, DefaultTimeout, nil, "ip", "netns", "add", name); !r.OK() {
-		w.t.Fatalf("netns: %v", r)
+		t.Fatalf("netns: %v", r)
 	}
 	w.mu.Lock()
 	w.namespaces = append(w.namespaces, name)
 	w.mu.Unlock()
-	w.mustIP("-n", name, "link", "set", "lo", "up")
+	w.mustIP(t, "-n", name, "link", "set", "lo", "up")
 }
 
 // mustIP runs `ip ARGS` in the test's namespace and fails the test on error.
-func (w *World) mustIP(args ...string) {
-	w.t.Helper()
+func (w *World) mustIP(t testing.TB, args ...string) {
+	t.Helper()
 	if r := run(w.Dir, DefaultTimeout, nil, append([]string{"ip"}, args...)...); !r.OK() {
-		w.t.Fatalf("netns: %v", r)
+		t.Fatalf("netns: %v", r)
 	}
 }
 
 // start starts argv in the background and records it for cleanup.
-func (w *World) start(argv ...string) *Proc {
-	w.t.Helper()
+func (w *World) start(t testing.TB, argv ...string) *Proc {
+	t.Helper()
 	p, err := start(w.Dir, argv...)
 	if err != nil {
-		w.t.Fatalf("netns: %v", err)
+		t.Fatalf("netns: %v", err)
 	}
 	w.mu.Lock()
 	w.procs = append(w.procs, p)
@@ -194,15 +195,15 @@ func namespacePIDs(ns string) []int {
 
 // Block drops TCP and UDP between hosts a and b, both directions, with
 // iptables rules inside both hosts' namespaces. Other hosts are unaffected.
-func (w *World) Block(a, b *Host) {
-	w.t.Helper()
-	a.firewall("-I", b)
-	b.firewall("-I", a)
+func (w *World) Block(t testing.TB, a, b *Host) {
+	t.Helper()
+	a.firewall(t, "-I", b)
+	b.firewall(t, "-I", a)
 }
 
 // Unblock removes the rules Block added.
-func (w *World) Unblock(a, b *Host) {
-	w.t.Helper()
-	a.firewall("-D", b)
-	b.firewall("-D", a)
+func (w *World) Unblock(t testing.TB, a, b *Host) {
+	t.Helper()
+	a.firewall(t, "-D", b)
+	b.firewall(t, "-D", a)
 }
