@@ -24,7 +24,7 @@ func fast(c *router.Config) {
 	c.TickInterval = 5 * time.Millisecond
 	c.FastHeartbeat = 10 * time.Millisecond
 	c.SlowHeartbeat = 50 * time.Millisecond
-	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.HeartbeatTimeout = 3 * time.Second // generous: the test machine may be loaded
 	c.ProbeTimeout = 20 * time.Millisecond
 	c.ProbeAttempts = 2
 	c.MACLoopGuard = 10 * time.Millisecond
@@ -232,9 +232,11 @@ func TestMACMoveAndExpiry(t *testing.T) {
 	}
 }
 
+func shortTimeout(c *router.Config) { c.HeartbeatTimeout = 500 * time.Millisecond }
+
 func TestHeartbeatFailureWhenBlocked(t *testing.T) {
 	var nw *routertest.Network
-	nodes, _ := startNet(t, 2, 1500, nil, func(n *routertest.Network) { nw = n }, nil)
+	nodes, _ := startNet(t, 2, 1500, nil, func(n *routertest.Network) { nw = n }, shortTimeout)
 	ab, ba, err := routertest.Connect(nodes[1], nodes[2], 7)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +262,7 @@ func TestHeartbeatFailureWhenBlocked(t *testing.T) {
 
 func TestNoEstablishmentOneWay(t *testing.T) {
 	var nw *routertest.Network
-	nodes, _ := startNet(t, 2, 1500, nil, func(n *routertest.Network) { nw = n }, nil)
+	nodes, _ := startNet(t, 2, 1500, nil, func(n *routertest.Network) { nw = n }, shortTimeout)
 	nw.SetLink(addr(2), addr(1), routertest.LinkConfig{Blocked: true})
 	ab, ba, err := routertest.Connect(nodes[1], nodes[2], 8)
 	if err != nil {
