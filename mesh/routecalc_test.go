@@ -184,3 +184,16 @@ func TestRoutesBrokenAndHealed(t *testing.T) {
 		t.Fatal("routesEqual wrong")
 	}
 }
+
+func TestRoutesLookupsDoNotAllocate(t *testing.T) {
+	r := computeRoutes(1, graph(4, up(1, 2), up(2, 3), up(3, 4)), true)
+	var sink int
+	allocs := testing.AllocsPerRun(1000, func() {
+		next, _ := r.Unicast(4)
+		sink += int(next) + len(r.Broadcast(3))
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per lookup", allocs)
+	}
+	_ = sink
+}
