@@ -67,6 +67,8 @@ type Handler struct {
 	timeout     time.Duration
 	forwardFrom []netip.Prefix
 	log         *slog.Logger
+	soaNS       string
+	soaMbox     string
 	rotation    atomic.Uint32
 	stats       counters
 }
@@ -92,6 +94,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		timeout:     cfg.UpstreamTimeout,
 		forwardFrom: cfg.ForwardFrom,
 		log:         cfg.Logger,
+		soaNS:       "ns." + domain,
+		soaMbox:     "hostmaster." + domain,
 	}
 	if h.ttl == 0 {
 		h.ttl = DefaultTTL
@@ -200,13 +204,20 @@ func (h *Handler) answerLocal(resp *dns.Msg, q dns.Question, name string) {
 			n = 1 // RFC 8482: a minimal answer, never an amplifier
 		}
 		start := int(h.rotation.Add(1)) % len(addrs)
-		resp.Answer = make([]dns.RR, 0, n)
+		// One allocation each for the records, their addresses and the
+		// answer section, whatever the number of addresses.
+		rrs := make([]dns.A, n)
+		ips := make([]byte, 4*n)
+		resp.Answer = make([]dns.RR, n)
 		for i := range n {
 			a := addrs[(start+i)%len(addrs)].As4()
-			resp.Answer = append(resp.Answer, &dns.A{
+			ip := ips[4*i : 4*i+4 : 4*i+4]
+			copy(ip, a[:])
+			rrs[i] = dns.A{
 				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: h.ttl},
-				A:   net.IP(a[:]),
-			})
+				A:   net.IP(ip),
+			}
+			resp.Answer[i] = &rrs[i]
 		}
 	default:
 		// The name exists but has no record of this type: NOERROR, no data.
@@ -243,8 +254,8 @@ func (h *Handler) answerPTR(resp *dns.Msg, q dns.Question, name string) bool {
 func (h *Handler) soa() *dns.SOA {
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: h.domain, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: h.ttl},
-		Ns:      "ns." + h.domain,
-		Mbox:    "hostmaster." + h.domain,
+		Ns:      h.soaNS,
+		Mbox:    h.soaMbox,
 		Serial:  1,
 		Refresh: 3600,
 		Retry:   600,

@@ -339,3 +339,18 @@ func TestHandlerStats(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// bigUpstream answers every query with 200 A records.
+type bigUpstream struct{}
+
+func (bigUpstream) Exchange(ctx context.Context, m *dns.Msg, network string) (*dns.Msg, error) {
+	r := new(dns.Msg)
+	r.SetReply(m)
+	for i := range 200 {
+		r.Answer = append(r.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: m.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A:   net.IPv4(192, 0, 2, byte(i)),
+		})
+	}
+	return r, nil
+}
