@@ -28,14 +28,15 @@ func newTAPReader(r *Router) *tapReader {
 	return t
 }
 
-// run reads batches until the device fails or is closed.
+// run reads batches until the device is closed or keeps failing.
 func (t *tapReader) run() error {
+	var errs errorRun
 	for {
 		n, err := t.r.cfg.Device.Read(t.bufs, t.sizes, tapHeadroom)
 		if n > 0 {
 			t.handle(n)
 		}
-		if err != nil {
+		if err := errs.check(t.r, "read device", err); err != nil {
 			return err
 		}
 	}

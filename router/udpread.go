@@ -20,14 +20,15 @@ func newUDPReader(r *Router) *udpReader {
 	return u
 }
 
-// run reads batches until the transport fails or is closed.
+// run reads batches until the transport is closed or keeps failing.
 func (u *udpReader) run() error {
+	var errs errorRun
 	for {
 		n, err := u.r.cfg.Transport.ReadBatch(u.dgrams)
 		if n > 0 {
 			u.handle(n)
 		}
-		if err != nil {
+		if err := errs.check(u.r, "read transport", err); err != nil {
 			return err
 		}
 	}

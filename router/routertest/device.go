@@ -1,13 +1,15 @@
 package routertest
 
 import (
-	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 )
 
-// ErrClosed is returned by the fakes after Close.
-var ErrClosed = errors.New("routertest: closed")
+// ErrClosed is returned by the fakes after Close; it wraps net.ErrClosed
+// as real sockets do.
+var ErrClosed = fmt.Errorf("routertest: %w", net.ErrClosed)
 
 // Device is a fake TAP device. Frames given to Inject are returned by
 // Read; frames the router writes appear on Delivered. It implements
