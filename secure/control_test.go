@@ -89,3 +89,16 @@ func TestControlChannel(t *testing.T) {
 		}
 	}
 }
+
+func TestControlKeysHandedOutOnce(t *testing.T) {
+	ic, rc := cfgPair("pw", "pw")
+	is, _, _, _, _ := handshake(t, ic, rc, nil)
+	is.ControlSealer()
+	is.ControlOpener()
+	if _, err := is.ControlSealer().Seal(nil, []byte("x")); !errors.Is(err, ErrKeysTaken) {
+		t.Errorf("second sealer: %v, want ErrKeysTaken", err)
+	}
+	if _, err := is.ControlOpener().Open(nil, make([]byte, 20)); !errors.Is(err, ErrKeysTaken) {
+		t.Errorf("second opener: %v, want ErrKeysTaken", err)
+	}
+}

@@ -29,8 +29,8 @@ var (
 	// ErrPayloadTooLong means the caller's handshake payload or protocol
 	// header exceeds its limit.
 	ErrPayloadTooLong = errors.New("handshake payload too long")
-	// ErrKeysTaken means the data secrets of a Session were already handed
-	// to a KeyRing.
+	// ErrKeysTaken means keys of a Session were already handed out (to a
+	// KeyRing, ControlSealer or ControlOpener); each is handed out once.
 	ErrKeysTaken = errors.New("session data keys already taken")
 )
 

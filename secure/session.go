@@ -30,9 +30,10 @@ type Session struct {
 	binding   [sha256.Size]byte
 	confirm   [ConfirmLen]byte
 
-	ctrlSend, ctrlRecv [32]byte
-	dataSend, dataRecv [32]byte
-	dataTaken          bool
+	ctrlSend, ctrlRecv   [32]byte
+	dataSend, dataRecv   [32]byte
+	sendTaken, recvTaken bool // control keys handed out
+	dataTaken            bool
 }
 
 // newSession derives every session key from the two Noise transport keys
@@ -107,21 +108,29 @@ func (s *Session) RemotePayload() []byte { return s.remote }
 // id both ends agree on.
 func (s *Session) Binding() [sha256.Size]byte { return s.binding }
 
-// ControlSealer returns the sealer for control messages this side sends.
-// Call it once per connection.
+// ControlSealer returns the sealer for control messages this side sends
+// and erases its key from the Session. Call it once per connection: later
+// calls return a sealer that fails with ErrKeysTaken.
 func (s *Session) ControlSealer() *ControlSealer {
-	c := &ControlSealer{}
-	c.aead, c.err = newAEAD(SuiteChaCha20Poly1305, s.ctrlSend[:])
-	clear(s.ctrlSend[:])
+	c := &ControlSealer{err: ErrKeysTaken}
+	if !s.sendTaken {
+		c.aead, c.err = newAEAD(SuiteChaCha20Poly1305, s.ctrlSend[:])
+		clear(s.ctrlSend[:])
+		s.sendTaken = true
+	}
 	return c
 }
 
-// ControlOpener returns the opener for control messages from the peer.
-// Call it once per connection.
+// ControlOpener returns the opener for control messages from the peer and
+// erases its key from the Session. Call it once per connection: later
+// calls return an opener that fails with ErrKeysTaken.
 func (s *Session) ControlOpener() *ControlOpener {
-	c := &ControlOpener{}
-	c.aead, c.err = newAEAD(SuiteChaCha20Poly1305, s.ctrlRecv[:])
-	clear(s.ctrlRecv[:])
+	c := &ControlOpener{err: ErrKeysTaken}
+	if !s.recvTaken {
+		c.aead, c.err = newAEAD(SuiteChaCha20Poly1305, s.ctrlRecv[:])
+		clear(s.ctrlRecv[:])
+		s.recvTaken = true
+	}
 	return c
 }
 
