@@ -37,7 +37,7 @@ type conn struct {
 	mu          sync.Mutex
 	err         error // why the connection closed
 	closed      bool  // close has run
-	writing     bool  // the writer goroutine runs
+	writing     bool  // registered: the writer goroutine owns writes
 	rejectErr   error // set by rejectWith
 }
 
@@ -106,9 +106,6 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 
 	registered, err := n.setupConn(c)
 	if err == nil {
-		c.mu.Lock()
-		c.writing = true
-		c.mu.Unlock()
 		n.wg.Add(1)
 		go c.writeLoop()
 		c.oc.Confirm()
@@ -204,6 +201,9 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 		}
 	}
 	c.since = time.Now()
+	c.mu.Lock()
+	c.writing = true // from now on only the writer goroutine writes
+	c.mu.Unlock()
 	n.conns[name] = c
 	if c.tgt != nil {
 		c.tgt.peer, c.tgt.state, c.tgt.err = name, "", nil

@@ -17,7 +17,7 @@ func discovery(c *Config) { c.Discovery = true }
 
 func TestNodesConvergeWithDiscovery(t *testing.T) {
 	var nodes []*testNode
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= 5; i++ {
 		nodes = append(nodes, startNode(t, PeerName(i), discovery))
 	}
 	// A line of targets; discovery completes the mesh.
@@ -26,7 +26,7 @@ func TestNodesConvergeWithDiscovery(t *testing.T) {
 	}
 	eventually(t, converge, func() error { return directMesh(nodes...) })
 	st := nodes[0].Status()
-	if len(st.Peers) != 4 || st.Name != 1 || st.UID != nodes[0].UID() {
+	if len(st.Peers) != 5 || st.Name != 1 || st.UID != nodes[0].UID() {
 		t.Fatalf("status: %+v", st)
 	}
 	if nick := nodes[0].PeerNickName(4); nick != "node4" {
@@ -40,7 +40,7 @@ func TestNodesConvergeWithDiscovery(t *testing.T) {
 			for _, m := range n.ov.received() {
 				from[strings.SplitN(m, ":hello", 2)[0]] = true
 			}
-			if len(from) != 3 {
+			if len(from) != len(nodes)-1 {
 				return fmt.Errorf("%v received control messages from %v", n.Name(), from)
 			}
 		}
@@ -413,5 +413,48 @@ func TestDuplicateConnectionsResolve(t *testing.T) {
 		if cs := n.Status().Connections; len(cs) != 1 {
 			t.Fatalf("%v connections: %+v", n.Name(), cs)
 		}
+	}
+}
+
+// TestHandshakeFailuresShowInStatus dials fake peers that answer with a
+// bad header and checks the reason shown for the target.
+func TestHandshakeFailuresShowInStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply, want string
+	}{
+		{"version", string(header{2, 3, 0}.encode()), "protocol version mismatch: we speak 1..1, peer speaks 2..3"},
+		{"password", string(header{1, 1, flagPassword}.encode()), "peer uses a password but we do not"},
+		{"not weft", "HTTP/1.1 400 Bad\r\n", "remote is not a weft peer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Write([]byte(tc.reply))
+					c.Read(make([]byte, 64))
+					c.Close()
+				}
+			}()
+			a := startNode(t, 1, nil)
+			if err := a.Connect([]string{ln.Addr().String()}, false); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, converge, func() error {
+				for _, cs := range a.Status().Connections {
+					if cs.State == StateRetrying && strings.Contains(cs.Reason, tc.want) {
+						return nil
+					}
+				}
+				return fmt.Errorf("connections %+v", a.Status().Connections)
+			})
+		})
 	}
 }
