@@ -23,6 +23,8 @@ const (
 	// DefaultRecheckInterval is how often, at most, the resolv.conf file is
 	// checked for changes.
 	DefaultRecheckInterval = 5 * time.Second
+	// DefaultServerTimeout bounds the attempt on one upstream server.
+	DefaultServerTimeout = 2 * time.Second
 	// maxResolvConfSize bounds how much of a resolv.conf file is read.
 	maxResolvConfSize = 64 << 10
 )
@@ -40,6 +42,10 @@ type ForwarderConfig struct {
 	Self []netip.AddrPort
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Timeout bounds the attempt on one server, so that a dead first server
+	// leaves time for the next; zero means DefaultServerTimeout. The
+	// caller's context bounds the whole exchange.
+	Timeout time.Duration
 	// RecheckInterval is how often, at most, the file is checked for
 	// changes; zero means DefaultRecheckInterval.
 	RecheckInterval time.Duration
@@ -73,6 +79,9 @@ func NewForwarder(cfg ForwarderConfig) *Forwarder {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultServerTimeout
 	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = DefaultRecheckInterval
@@ -149,7 +158,9 @@ func (f *Forwarder) Exchange(ctx context.Context, m *dns.Msg, network string) (*
 		if ctx.Err() != nil {
 			break
 		}
-		reply, _, err := c.ExchangeContext(ctx, m, s.String())
+		attempt, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+		reply, _, err := c.ExchangeContext(attempt, m, s.String())
+		cancel()
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", s, err))

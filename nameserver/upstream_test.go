@@ -3,6 +3,8 @@ package nameserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,5 +82,34 @@ func TestForwarderNoServers(t *testing.T) {
 	_, err := f.Exchange(context.Background(), query("www.example.com.", dns.TypeA), "udp")
 	if !errors.Is(err, ErrNoUpstream) {
 		t.Fatalf("error %v, want ErrNoUpstream (loopback is us when we listen on 0.0.0.0:53)", err)
+	}
+}
+
+// TestForwarderSkipsSilentServer puts a resolver that never answers first:
+// the per-server timeout leaves time for the second.
+func TestForwarderSkipsSilentServer(t *testing.T) {
+	port := startUpstream(t)
+	silent, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.3:%d", port))
+	if err != nil {
+		t.Fatalf("bind a silent resolver: %v", err)
+	}
+	defer silent.Close()
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("nameserver 127.0.0.3\nnameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := NewForwarder(ForwarderConfig{ResolvConf: path, Port: port, Timeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	reply, err := f.Exchange(ctx, query("www.example.com.", dns.TypeA), "udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := answerAddrs(reply); !slices.Equal(got, []string{"192.0.2.1"}) {
+		t.Fatalf("answer %v", got)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("took %v", d)
 	}
 }
