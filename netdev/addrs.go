@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // checkPrefixes rejects addresses no interface should get and duplicates.
@@ -42,12 +43,18 @@ func toPrefix(a netlink.Addr) (netip.Prefix, bool) {
 	return netip.PrefixFrom(ip.Unmap(), bits), true
 }
 
-// toAddr converts a prefix to a netlink address.
+// toAddr converts a prefix to a netlink address. IPv6 addresses skip
+// duplicate address detection: weft's allocator keeps them unique, and
+// they are usable at once instead of after a second or more.
 func toAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{
+	a := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   p.Addr().AsSlice(),
 		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
 	}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // linkAddrs lists a link's addresses other than link-local ones, sorted.

@@ -82,12 +82,15 @@ func TestAttachPingListDetach(t *testing.T) {
 			t.Errorf("Attach returned %+v", a1)
 		}
 		arps := listenARP(t, testBridge)
-		if _, err := Attach(testBridge, c2, []netip.Prefix{pfx("10.40.0.2/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c2, []netip.Prefix{pfx("10.40.0.2/24"), pfx("fd00:40::2/64")}, 1400); err != nil {
 			t.Fatal(err)
 		}
 		waitGratuitousARP(t, arps, [4]byte{10, 40, 0, 2})
 	})
 	e.run("ip", "netns", "exec", c1.Name, "ping", "-c", "1", "-W", "5", "10.40.0.2")
+	if out := e.ipIn(c2, "-6", "addr", "show", ContainerIf, "to", "fd00:40::2"); !strings.Contains(out, "fd00:40::2/64") || strings.Contains(out, "tentative") {
+		t.Errorf("IPv6 address in c2 missing or tentative:\n%s", out)
+	}
 
 	inner := e.ipIn(c1, "addr", "show", ContainerIf)
 	for _, want := range []string{"10.40.0.1/24", "mtu 1400", "UP"} {
