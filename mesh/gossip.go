@@ -6,7 +6,9 @@ import (
 	"slices"
 )
 
-// GossipData is a mergeable piece of gossiped state.
+// GossipData is a mergeable piece of gossiped state. The node calls its
+// methods from its own goroutines (never concurrently for one value it
+// was handed) and does not keep the slices Encode returns after sending.
 type GossipData interface {
 	// Encode serialises the data into one or more messages, each of
 	// which the receiving Gossiper handles separately.

@@ -89,14 +89,11 @@ func (n *Node) Status() Status {
 	conns := n.connsSnapshotLocked()
 	var attempts []ConnectionStatus
 	addTarget := func(t *target) {
-		if t.state == "" && !t.attempting {
-			return
-		}
 		if t.peer != UnknownPeerName && n.conns[t.peer] != nil {
 			return
 		}
 		cs := ConnectionStatus{Outbound: true, Address: t.addr, State: t.state, Peer: t.peer, PeerNickName: nick(t.peer), NextTry: t.nextTry}
-		if t.attempting {
+		if t.attempting || cs.State == "" {
 			cs.State = StateConnecting
 		}
 		if t.err != nil && cs.State != StateConnecting {
