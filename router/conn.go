@@ -210,11 +210,11 @@ func (c *conn) tick(now int64, s *sender) {
 		c.r.log.Info("connection established", "peer", c.peer)
 		c.pm.next = now // probe at once
 	}
-	if now >= c.nextBeat {
-		if a := c.addr.Load(); a != nil {
-			buf, i := s.control(*a)
-			s.commit(i, putHeartbeat(buf, c.r.self, c.counter.Add(1), c.uid))
-		}
+	// Without an address (inbound, before the first heartbeat) the beat
+	// stays due, so that it goes out as soon as the address is learned.
+	if a := c.addr.Load(); a != nil && now >= c.nextBeat {
+		buf, i := s.control(*a)
+		s.commit(i, putHeartbeat(buf, c.r.self, c.counter.Add(1), c.uid))
 		if established {
 			c.nextBeat = now + int64(cfg.SlowHeartbeat)
 		} else {

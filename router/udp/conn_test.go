@@ -242,3 +242,40 @@ func BenchmarkBatch(b *testing.B) {
 		})
 	}
 }
+
+func TestConcurrentWriters(t *testing.T) {
+	a, b := listen(t, loopback4), listen(t, loopback4)
+	const writers, batches, size = 4, 50, 8
+	errc := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			tx := makeBatch(size, 32)
+			for i := range tx {
+				tx[i].Buf[0] = byte(w)
+				tx[i].Addr = dest(b)
+			}
+			for range batches {
+				if _, err := a.WriteBatch(tx); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	got := readAll(t, b, makeBatch(64, 64), writers*batches*size)
+	for range writers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	perWriter := map[byte]int{}
+	for _, d := range got {
+		perWriter[d.Buf[0]]++
+	}
+	for w := range writers {
+		if perWriter[byte(w)] != batches*size {
+			t.Errorf("writer %d: %d datagrams arrived, want %d", w, perWriter[byte(w)], batches*size)
+		}
+	}
+}

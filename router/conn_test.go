@@ -1,0 +1,208 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// Deterministic tests of the connection timers: two routers joined by
+// pipes, a fake clock, and ticks stepped by hand.
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.t }
+
+// linkPipe delivers written datagrams into a UDP reader's batch.
+type linkPipe struct {
+	from    netip.AddrPort
+	to      *udpReader
+	n       int
+	limit   int // largest datagram carried; 0: any
+	blocked bool
+}
+
+func (p *linkPipe) ReadBatch([]Datagram) (int, error) { return 0, ErrConfig }
+func (p *linkPipe) WriteBatch(d []Datagram) (int, error) {
+	for _, x := range d {
+		if p.blocked || (p.limit > 0 && len(x.Buf) > p.limit) || p.n == len(p.to.dgrams) {
+			continue
+		}
+		dst := &p.to.dgrams[p.n]
+		dst.N = copy(dst.Buf, x.Buf)
+		dst.Addr = p.from
+		p.n++
+	}
+	return len(d), nil
+}
+func (p *linkPipe) LocalPort() uint16 { return p.from.Port() }
+func (p *linkPipe) Close() error      { return nil }
+
+type steppedPair struct {
+	clk        *fakeClock
+	a, b       *Router
+	ab, ba     *conn
+	pab, pba   *linkPipe
+	udpA, udpB *udpReader
+	ta, tb     *timer
+}
+
+func newSteppedPair(t *testing.T) *steppedPair {
+	t.Helper()
+	addrA := netip.MustParseAddrPort("10.0.0.1:6783")
+	addrB := netip.MustParseAddrPort("10.0.0.2:6783")
+	s := &steppedPair{clk: &fakeClock{t: time.Unix(1000, 0)}, pab: &linkPipe{from: addrA}, pba: &linkPipe{from: addrB}}
+	mk := func(self mesh.PeerName, tr Transport) *Router {
+		r, err := New(Config{Self: self, Device: &sinkDevice{mtu: 1500}, Transport: tr, Now: s.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	s.a, s.b = mk(peerA, s.pab), mk(peerB, s.pba)
+	s.udpA, s.udpB = newUDPReader(s.a), newUDPReader(s.b)
+	s.pab.to, s.pba.to = s.udpB, s.udpA
+	s.ta = &timer{r: s.a, out: newSender(s.a, s.a.timerStats, 0)}
+	s.tb = &timer{r: s.b, out: newSender(s.b, s.b.timerStats, 0)}
+	oa, err := s.a.PrepareConnection(mesh.OverlayConnectionParams{
+		LocalPeer: peerA, RemotePeer: peerB, Outbound: true, ConnUID: 42,
+		RemoteAddr: netip.MustParseAddrPort("10.0.0.2:6783"), RemoteDataPort: 6783,
+		SendControl: func(m []byte) error { s.ba.HandleControl(m); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := s.b.PrepareConnection(mesh.OverlayConnectionParams{
+		LocalPeer: peerB, RemotePeer: peerA, ConnUID: 42,
+		RemoteAddr:  netip.MustParseAddrPort("10.0.0.1:40000"),
+		SendControl: func(m []byte) error { s.ab.HandleControl(m); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ab, s.ba = oa.(*conn), ob.(*conn)
+	s.ab.Confirm()
+	s.ba.Confirm()
+	return s
+}
+
+// step advances the clock by d, ticks both timers and delivers every
+// datagram in flight.
+func (s *steppedPair) step(d time.Duration) {
+	s.clk.t = s.clk.t.Add(d)
+	now := s.clk.t.UnixNano()
+	s.ta.tick(now)
+	s.tb.tick(now)
+	for s.pab.n > 0 || s.pba.n > 0 {
+		if n := s.pab.n; n > 0 {
+			s.pab.n = 0
+			s.udpB.handle(n)
+		}
+		if n := s.pba.n; n > 0 {
+			s.pba.n = 0
+			s.udpA.handle(n)
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestConnEstablishProbeFail(t *testing.T) {
+	s := newSteppedPair(t)
+	// The links carry datagrams of up to 1000 bytes.
+	s.pab.limit, s.pba.limit = 1000, 1000
+	if s.ba.addr.Load() != nil {
+		t.Fatal("inbound side knows an address before any heartbeat")
+	}
+	for i := 0; i < 5 && !(isClosed(s.ab.Established()) && isClosed(s.ba.Established())); i++ {
+		s.step(100 * time.Millisecond)
+	}
+	if !isClosed(s.ab.Established()) || !isClosed(s.ba.Established()) {
+		t.Fatalf("not established: %+v %+v", s.ab.Status(), s.ba.Status())
+	}
+	if a := s.ba.addr.Load(); a == nil || *a != s.pab.from {
+		t.Fatalf("inbound side learned %v", a)
+	}
+
+	// Path MTU probing starts at establishment.
+	want := 1000 - FrameOverhead
+	steps := 0
+	for ; steps < 200 && (s.ab.Status().MTU != want || s.ba.Status().MTU != want); steps++ {
+		s.step(100 * time.Millisecond)
+	}
+	if st := s.ab.Status(); st.MTU != want || st.Reason != "" {
+		t.Fatalf("after %d steps: %+v, want MTU %d", steps, st, want)
+	}
+	// Probing stops once the search ends; heartbeats are slow now.
+	sent := s.a.Stats().UDPDatagramsOut
+	s.step(5 * time.Second)
+	s.step(5 * time.Second)
+	if d := s.a.Stats().UDPDatagramsOut - sent; d != 1 {
+		t.Fatalf("%d datagrams in 10s after probing, want 1 heartbeat", d)
+	}
+
+	// The inbound side follows the peer's address.
+	moved := netip.MustParseAddrPort("192.0.2.7:9999")
+	s.pab.from = moved
+	s.step(10 * time.Second)
+	if a := s.ba.addr.Load(); a == nil || *a != moved {
+		t.Fatalf("inbound side did not follow the move: %v", a)
+	}
+
+	// Silence: both sides fail after the heartbeat timeout.
+	s.pab.blocked, s.pba.blocked = true, true
+	for range 7 {
+		s.step(10 * time.Second)
+	}
+	for _, c := range []*conn{s.ab, s.ba} {
+		select {
+		case err := <-c.Failed():
+			if !errors.Is(err, ErrHeartbeatTimeout) {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("no failure: %+v", c.Status())
+		}
+	}
+	s.ab.Stop()
+	s.ab.Stop()
+	if _, ok := s.a.ConnectionStatus(peerB); ok {
+		t.Fatal("stopped connection still registered")
+	}
+}
+
+func TestProbeNoAnswerAssumesFloor(t *testing.T) {
+	s := newSteppedPair(t)
+	s.pab.limit = 100 // heartbeats pass, no probe does
+	for range 400 {
+		s.step(100 * time.Millisecond)
+	}
+	st := s.ab.Status()
+	if st.MTU != MinMTU || st.Reason == "" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestStaleConnUIDIgnored(t *testing.T) {
+	s := newSteppedPair(t)
+	b := make([]byte, 64)
+	n := putHeartbeat(b, peerA, 1, 41) // an earlier connection's UID
+	_, body, _ := ParseHeader(b[:n])
+	if s.ba.gotHeartbeat(body, s.pab.from, 0) {
+		t.Fatal("accepted a heartbeat of another connection")
+	}
+	s.ab.HandleControl([]byte{ctlHeard, 0, 0, 0, 0, 0, 0, 0, 41})
+	if s.ab.heardBy.Load() {
+		t.Fatal("accepted a control message of another connection")
+	}
+}
