@@ -245,7 +245,7 @@ func BenchmarkBatch(b *testing.B) {
 
 func TestConcurrentWriters(t *testing.T) {
 	a, b := listen(t, loopback4), listen(t, loopback4)
-	const writers, batches, size = 4, 50, 8
+	const writers, batches, size = 4, 10, 8
 	errc := make(chan error, writers)
 	for w := range writers {
 		go func() {
