@@ -187,9 +187,10 @@ func (h *Handshake) Step(in []byte) (out []byte, err error) {
 	switch h.step {
 	case stepInitWrite1:
 		if in != nil {
-			break
+			err = ErrHandshakeState
+		} else {
+			out, err = h.writeMessage1()
 		}
-		out, err = h.writeMessage1()
 	case stepInitRead2:
 		out, err = h.readMessage2(in)
 	case stepRespRead1:
@@ -197,9 +198,6 @@ func (h *Handshake) Step(in []byte) (out []byte, err error) {
 	case stepRespRead3:
 		err = h.readMessage3(in)
 	default:
-		err = ErrHandshakeState
-	}
-	if out == nil && err == nil && h.step == stepInitWrite1 {
 		err = ErrHandshakeState
 	}
 	if err != nil {
