@@ -142,3 +142,25 @@ func waitGratuitousARP(t *testing.T, fd int, ip [4]byte) {
 		}
 	}
 }
+
+// threadsIn counts the process's threads whose network namespace is the
+// named one.
+func threadsIn(t *testing.T, name string) int {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(NetnsDir+"/"+name, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("net:[%d]", st.Ino)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		if link, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && link == want {
+			n++
+		}
+	}
+	return n
+}

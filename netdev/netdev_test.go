@@ -148,6 +148,11 @@ func TestAttachPingListDetach(t *testing.T) {
 			t.Errorf("Detach of detached target = %v, want ErrNotAttached", err)
 		}
 	})
+	for _, c := range []Target{c1, c2} {
+		if n := threadsIn(t, c.Name); n != 0 {
+			t.Errorf("%d threads left in %s", n, c.Name)
+		}
+	}
 }
 
 func TestAttachErrors(t *testing.T) {
