@@ -154,7 +154,7 @@ func (h *Handler) respond(r *dns.Msg, network string, client net.Addr) *dns.Msg 
 		resp.SetEdns0(MaxUDPSize, false)
 	}
 	q := r.Question[0]
-	name := strings.ToLower(q.Name)
+	name := strings.ToLower(dns.Fqdn(q.Name))
 	switch {
 	case dns.IsSubDomain(h.domain, name):
 		h.answerLocal(resp, q, name)
