@@ -189,7 +189,8 @@ func readAttachment(tns *targetNS, t Target, hostLink, peer netlink.Link) (Attac
 // or all of them when none is given, and returns those removed. When no
 // address is left the veth pair is deleted. Addresses the target does not
 // have are ignored; a target that is not attached is an error wrapping
-// ErrNotAttached.
+// ErrNotAttached. The veth is found from the target alone, so bridge is
+// not consulted (it is there to match Attach).
 func Detach(bridge string, t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {
 	removed, err := detach(t, addrs)
 	if err != nil {
