@@ -44,6 +44,18 @@ func DerivePSK(password []byte) (*PSK, error) {
 	return derivePSK(password, Argon2Time, Argon2MemoryKiB, Argon2Threads), nil
 }
 
+// NewPSK wraps a uniformly random 32-byte key as a PSK without stretching,
+// for callers that already hold one (tests of other packages, which cannot
+// spend a second per router on Argon2id). Never pass a password here.
+func NewPSK(key []byte) (*PSK, error) {
+	if len(key) != PSKLen {
+		return nil, ErrBadKey
+	}
+	p := &PSK{}
+	copy(p.key[:], key)
+	return p, nil
+}
+
 // derivePSK is DerivePSK with explicit cost parameters, for tests and fuzz
 // targets that cannot afford 64 MiB per run.
 func derivePSK(password []byte, time, memKiB uint32, threads uint8) *PSK {

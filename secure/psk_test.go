@@ -38,3 +38,19 @@ func TestPSKEqual(t *testing.T) {
 		t.Fatal("Equal is wrong")
 	}
 }
+
+func TestNewPSK(t *testing.T) {
+	k := make([]byte, PSKLen)
+	k[0] = 1
+	p, err := NewPSK(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := NewPSK(k)
+	if !p.Equal(q) {
+		t.Fatal("same key, different PSKs")
+	}
+	if _, err := NewPSK(k[:31]); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("short key: %v", err)
+	}
+}
