@@ -11,7 +11,7 @@ import (
 // pipe is a toy message channel: what one side writes the other reads.
 type pipe struct{ in, out chan []byte }
 
-func (p pipe) WriteMsg(b []byte) error   { p.out <- append([]byte(nil), b...); return nil }
+func (p pipe) WriteMsg(b []byte) error  { p.out <- append([]byte(nil), b...); return nil }
 func (p pipe) ReadMsg() ([]byte, error) { return <-p.in, nil }
 
 // Example shows how the mesh runs the handshake on a control connection
