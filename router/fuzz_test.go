@@ -1,6 +1,10 @@
 package router
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/google/gopacket/layers"
+)
 
 // FuzzDecode feeds arbitrary datagrams to the decoder: it must never
 // panic, and records it accepts must lie inside the datagram.
@@ -31,6 +35,45 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("record of %d bytes at %d in %d", n, off, len(body))
 			}
 			off += n
+		}
+	})
+}
+
+// FuzzIPv4 feeds arbitrary frames to the ICMP and fragmentation helpers:
+// they must never panic, and fragments they produce must fit the MTU and
+// carry the original payload.
+func FuzzIPv4(f *testing.F) {
+	f.Add(udpFrame(f, 100, true, nil), uint16(600))
+	f.Add(udpFrame(f, 1500, false, nil), uint16(576))
+	f.Add(udpFrame(f, 40, false, []layers.IPv4Option{{OptionType: 0x83, OptionLength: 7, OptionData: []byte{4, 1, 2, 3, 4}}}), uint16(68))
+	dst := make([]byte, MaxDatagram)
+	f.Fuzz(func(t *testing.T, frame []byte, mtu uint16) {
+		_, _ = FragNeeded(dst, frame, int(mtu))
+		info, err := parseIPv4(frame)
+		if err != nil {
+			return
+		}
+		var got int
+		for off, i := 0, 0; ; i++ {
+			n, next, err := FragmentIPv4(dst, frame, int(mtu), off)
+			if err != nil {
+				return
+			}
+			fi, err := parseIPv4(dst[:n])
+			if err != nil || fi.totalLen > max(int(mtu), fi.hdrLen+8) || fi.totalLen != n-EthernetHeaderLen {
+				t.Fatalf("fragment %d: %+v %v (mtu %d, %d bytes)", i, fi, err, mtu, n)
+			}
+			got += fi.totalLen - fi.hdrLen
+			if next == 0 {
+				break
+			}
+			if next <= off {
+				t.Fatalf("offset went from %d to %d", off, next)
+			}
+			off = next
+		}
+		if got != info.totalLen-info.hdrLen {
+			t.Fatalf("fragments carry %d bytes of %d", got, info.totalLen-info.hdrLen)
 		}
 	})
 }
