@@ -436,3 +436,39 @@ func TestManyFramesByteIdentical(t *testing.T) {
 		t.Errorf("no aggregation: %d datagrams for %d frames", dg, total)
 	}
 }
+
+func TestTooBigAtRelay(t *testing.T) {
+	// 1 - 2 - 3, where only the link 2-3 is small: the relay answers a DF
+	// frame from 1 to 3 with an ICMP error that travels back to 1.
+	const linkMTU = 1000
+	nodes, _ := startNet(t, 3, 1500, [][2]int{{1, 2}, {2, 3}}, func(n *routertest.Network) {
+		n.SetLinkBoth(addr(2), addr(3), routertest.LinkConfig{MTU: linkMTU})
+	}, nil)
+	a, mid, c := nodes[1], nodes[2], nodes[3]
+	small := linkMTU - router.UnderlayOverhead - router.FrameOverhead
+	waitMTU(t, mid, 3, small)
+	waitMTU(t, a, 2, 1500)
+	c.Device.Inject(frame(bcast, mac(3), 60, 1))
+	recv(t, a)
+	recv(t, mid)
+	a.Device.Inject(ipFrame(t, mac(3), mac(1), 1400, true))
+	got := recv(t, a)
+	p := gopacket.NewPacket(got, layers.LayerTypeEthernet, gopacket.Default)
+	icmp, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok || icmp.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || int(icmp.Seq) != small {
+		t.Fatalf("not a frag-needed for %d: %v", small, p)
+	}
+	if eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); !bytes.Equal(eth.SrcMAC, mac(3)) {
+		t.Fatalf("ICMP from MAC %v", eth.SrcMAC)
+	}
+	// a still knows mac 3 behind peer 3, not behind the relay.
+	for _, m := range a.Router.MACs() {
+		if bytes.Equal(m.MAC, mac(3)) && m.Peer != 3 {
+			t.Fatalf("mac 3 behind %v", m.Peer)
+		}
+	}
+	quiet(t, c)
+	if st := mid.Router.Stats(); st.ICMPSent != 1 || st.DropTooBig != 1 {
+		t.Fatalf("relay stats %+v", st)
+	}
+}
