@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -25,7 +26,11 @@ func normalizeTarget(s string, defaultPort int) (string, error) {
 	if host == "" {
 		return "", bad("missing host")
 	}
-	if strings.ContainsAny(host, " /[]@") {
+	if strings.Contains(host, ":") {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
+			return "", bad("malformed address; write an IPv6 address as [ADDR]:PORT")
+		}
+	} else if !validHostname(host) {
 		return "", bad("malformed host")
 	}
 	if port == "" {
@@ -38,4 +43,23 @@ func normalizeTarget(s string, defaultPort int) (string, error) {
 		return "", bad("port must be a number from 1 to 65535")
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// validHostname reports whether s looks like an IPv4 address or a DNS
+// host name: letters, digits, hyphens and dots, labels of 1 to 63 bytes.
+func validHostname(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -60,3 +60,16 @@ func TestNormalizeTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeTargetRejectsMalformedColons(t *testing.T) {
+	for _, s := range []string{"10.99.0.2:::", "1.2.3.4:5:6", "fe80:::1:2", "host_!x"} {
+		if _, err := normalizeTarget(s, DefaultPort); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+	for _, s := range []string{"[fd00::1]:6783", "fd00::1", "10.0.0.1", "host-1.example"} {
+		if _, err := normalizeTarget(s, DefaultPort); err != nil {
+			t.Errorf("%q refused: %v", s, err)
+		}
+	}
+}
