@@ -295,3 +295,23 @@ func TestCheckPasswordFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHandshakeRunWrongPassword checks that Run sends the refusal, so that
+// both sides report the password mismatch.
+func TestHandshakeRunWrongPassword(t *testing.T) {
+	ic, rc := cfgPair("pw", "other")
+	ih, _ := NewInitiator(ic)
+	rh, _ := NewResponder(rc)
+	toR, toI := make(chan []byte, 4), make(chan []byte, 4)
+	rerr := make(chan error, 1)
+	go func() {
+		_, err := rh.Run(func(b []byte) error { toI <- b; return nil }, func() ([]byte, error) { return <-toR, nil })
+		rerr <- err
+	}()
+	_, ierr := ih.Run(func(b []byte) error { toR <- b; return nil }, func() ([]byte, error) { return <-toI, nil })
+	for side, err := range map[string]error{"initiator": ierr, "responder": <-rerr} {
+		if got := Reason(err); got != "authentication failed: password mismatch" {
+			t.Errorf("%s: Reason = %q (error %v)", side, got, err)
+		}
+	}
+}
