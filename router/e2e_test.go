@@ -472,3 +472,26 @@ func TestTooBigAtRelay(t *testing.T) {
 		t.Fatalf("relay stats %+v", st)
 	}
 }
+
+func TestLossyLink(t *testing.T) {
+	nodes, _ := startNet(t, 2, 1500, [][2]int{{1, 2}}, func(n *routertest.Network) {
+		n.SetLinkBoth(addr(1), addr(2), routertest.LinkConfig{Loss: 0.3})
+	}, nil)
+	a, b := nodes[1], nodes[2]
+	// Broadcasts until one gets through; then unicast frames flow, some lost.
+	for i := 0; ; i++ {
+		a.Device.Inject(frame(bcast, mac(1), 60, byte(i)))
+		select {
+		case <-b.Device.Delivered():
+		case <-time.After(20 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Fatal("nothing crossed a 30% lossy link")
+		}
+		break
+	}
+	if st := b.Router.Stats(); st.DropBadDatagram != 0 || st.DropLoop != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -158,7 +158,8 @@ func New(cfg Config) (*Router, error) {
 // Run starts the TAP reader, the UDP reader and the timer goroutine and
 // blocks until ctx is done or a reader fails; it then closes the Device
 // and the Transport, waits for all three goroutines and returns. The error
-// is nil after a shutdown through ctx, else the reader's error.
+// is nil after a shutdown through ctx, else the reader's error. Run is
+// called once; the Overlay methods may be called before, during and after.
 func (r *Router) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
