@@ -79,7 +79,8 @@ cpu_ticks() {
 
 # measure ROW CLIENT_NS SERVER_NS SERVER_IP [PID...]: iperf3 1 and 4 streams,
 # ping RTT; stores RES_1[ROW], RES_4[ROW], RES_RTT[ROW], and RES_CPU[ROW]
-# (CPU seconds per gigabit of PIDs) when PIDs are given.
+# (CPU seconds per gigabit of PIDs) when PIDs are given. Returns 1, with a
+# message on stderr, when a measurement fails.
 declare -A RES_1 RES_4 RES_RTT RES_CPU
 measure() {
 	local row=$1 cns=$2 sns=$3 ip=$4
@@ -88,14 +89,14 @@ measure() {
 	ns_bg "$TMP/$row-server.log" "$sns" iperf3 -s -p "$PORT"
 	srv=$LIB_LAST_PID
 	wait_until 10 bash -c "ip netns exec '$sns' ss -ltn | grep -q ':$PORT '" ||
-		lib_die "$row: iperf3 server did not start"
+		{ echo "$row: iperf3 server did not start" >&2; return 1; }
 	t0=$(cpu_ticks "${pids[@]}")
 	step "$row: iperf3 TCP, 1 stream, ${DURATION}s"
 	bounded $((DURATION + 30)) ip netns exec "$cns" iperf3 -c "$ip" -p "$PORT" -t "$DURATION" -f g \
-		>"$TMP/$row-1.log" 2>&1 || { cat "$TMP/$row-1.log" >&2; lib_die "$row: iperf3 failed"; }
+		>"$TMP/$row-1.log" 2>&1 || { cat "$TMP/$row-1.log" >&2; echo "$row: iperf3 failed" >&2; return 1; }
 	step "$row: iperf3 TCP, 4 streams, ${DURATION}s"
 	bounded $((DURATION + 30)) ip netns exec "$cns" iperf3 -c "$ip" -p "$PORT" -t "$DURATION" -f g -P 4 \
-		>"$TMP/$row-4.log" 2>&1 || { cat "$TMP/$row-4.log" >&2; lib_die "$row: iperf3 failed"; }
+		>"$TMP/$row-4.log" 2>&1 || { cat "$TMP/$row-4.log" >&2; echo "$row: iperf3 failed" >&2; return 1; }
 	t1=$(cpu_ticks "${pids[@]}")
 	kill_pid "$srv"
 	r1=$(rate_of "$TMP/$row-1.log")
@@ -113,7 +114,7 @@ measure() {
 
 # --- (a) veth underlay ----------------------------------------------------
 ROWS=()
-measure underlay "$H1" "$H2" 10.98.0.2
+measure underlay "$H1" "$H2" 10.98.0.2 || lib_die "underlay measurement failed"
 ROWS+=(underlay)
 
 # --- (b) kernel VXLAN -----------------------------------------------------
@@ -132,35 +133,39 @@ vx_host() { # HOST LOCAL REMOTE CONTAINER ADDR
 vx_host "$H1" 10.98.0.1 10.98.0.2 "$V1" 10.97.0.1/24
 vx_host "$H2" 10.98.0.2 10.98.0.1 "$V2" 10.97.0.2/24
 wait_until 10 ns_exec "$V1" ping -c1 -W1 10.97.0.2 || lib_die "vxlan: containers cannot ping each other"
-measure vxlan "$V1" "$V2" 10.97.0.2
+measure vxlan "$V1" "$V2" 10.97.0.2 || lib_die "vxlan measurement failed"
 ROWS+=(vxlan)
 
 # --- (c, d) weft ------------------------------------------------------------
 # weft_row ROW EXTRA_LAUNCH_ARGS...: (re)launch both routers with the extra
-# arguments and measure between the attached containers.
+# arguments and measure between the attached containers. On failure it
+# prints why and returns 1; the other rows still count.
 weft_row() {
 	local row=$1
 	shift
-	local s1=$TMP/state-h1 s2=$TMP/state-h2
+	local s1=$TMP/state-h1 s2=$TMP/state-h2 log
 	weft_in "$H1" "$s1" stop >/dev/null 2>&1 || true
 	weft_in "$H2" "$s2" stop >/dev/null 2>&1 || true
 	step "$row: launch routers in $H1 and $H2 $*"
-	weft_in "$H1" "$s1" launch --port 6783 --name h1 "$@" >"$TMP/$row-launch1.log" 2>&1 ||
-		{ cat "$TMP/$row-launch1.log" >&2; lib_die "$row: weft launch on h1 failed"; }
-	weft_in "$H2" "$s2" launch --port 6783 --name h2 "$@" 10.98.0.1:6783 >"$TMP/$row-launch2.log" 2>&1 ||
-		{ cat "$TMP/$row-launch2.log" >&2; lib_die "$row: weft launch on h2 failed"; }
+	log=$TMP/$row-launch.log
+	weft_in "$H1" "$s1" launch --port 6783 --name h1 "$@" >"$log" 2>&1 ||
+		{ cat "$log" >&2; echo "$row: weft launch on h1 failed" >&2; return 1; }
+	weft_in "$H2" "$s2" launch --port 6783 --name h2 "$@" 10.98.0.1:6783 >"$log" 2>&1 ||
+		{ cat "$log" >&2; echo "$row: weft launch on h2 failed" >&2; return 1; }
 	if [[ ! -e /run/netns/$W1 ]]; then
 		ns_add "$W1"
 		ns_add "$W2"
-		weft_in "$H1" "$s1" attach 10.2.1.1/24 "netns:$W1" >/dev/null || lib_die "$row: weft attach on h1 failed"
-		weft_in "$H2" "$s2" attach 10.2.1.2/24 "netns:$W2" >/dev/null || lib_die "$row: weft attach on h2 failed"
+		weft_in "$H1" "$s1" attach 10.2.1.1/24 "netns:$W1" >"$log" 2>&1 ||
+			{ cat "$log" >&2; echo "$row: weft attach on h1 failed" >&2; return 1; }
+		weft_in "$H2" "$s2" attach 10.2.1.2/24 "netns:$W2" >"$log" 2>&1 ||
+			{ cat "$log" >&2; echo "$row: weft attach on h2 failed" >&2; return 1; }
 	fi
 	wait_until 30 ns_exec "$W1" ping -c1 -W1 10.2.1.2 ||
-		lib_die "$row: containers cannot ping each other over weft within 30 s"
+		{ echo "$row: containers cannot ping each other over weft within 30 s" >&2; return 1; }
 	# The routers are whatever runs in the host namespaces (nothing else does).
 	local pids
 	mapfile -t pids < <(ip netns pids "$H1"; ip netns pids "$H2")
-	measure "$row" "$W1" "$W2" 10.2.1.2 "${pids[@]}"
+	measure "$row" "$W1" "$W2" 10.2.1.2 "${pids[@]}" || return 1
 	ROWS+=("$row")
 }
 
@@ -170,9 +175,10 @@ if [[ ${BENCH_SKIP_WEFT:-} == 1 ]]; then
 elif [[ ! -x $WEFT ]]; then
 	NOTES+=("weft skipped: no binary at $WEFT (run 'make build' or set WEFT_BIN)")
 else
-	weft_row weft
+	weft_row weft || NOTES+=("weft failed (see above)")
 	if [[ -n $PASSWORD_FILE ]]; then
-		weft_row weft-encrypted --password-file "$PASSWORD_FILE"
+		weft_row weft-encrypted --password-file "$PASSWORD_FILE" ||
+			NOTES+=("weft-encrypted failed (see above)")
 	fi
 fi
 
@@ -194,3 +200,6 @@ for note in "${NOTES[@]}"; do
 	echo "note: $note"
 done
 echo "CPU s/Gbit: utime+stime of both weft routers during the iperf3 runs, per gigabit received."
+if ((${#NOTES[@]})) && [[ ${NOTES[*]} == *failed* ]]; then
+	exit 1
+fi

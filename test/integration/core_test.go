@@ -137,6 +137,7 @@ func TestCore(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 100
+		start := time.Now()
 		w.Block(t, h1, h2)
 		unblocked := false
 		t.Cleanup(func() {
@@ -154,6 +155,7 @@ func TestCore(t *testing.T) {
 			}
 			return nil
 		})
+		t.Logf("blocked h1-h2: h1 routes to h2 via h3 after %v", time.Since(start).Round(time.Millisecond))
 		c1.WaitPing(t, c2.IP, rerouteTimeout)
 		c2.WaitPing(t, c1.IP, rerouteTimeout)
 		rx, answered := relayedPackets(t, h3, c1, c2, n)
@@ -163,6 +165,7 @@ func TestCore(t *testing.T) {
 		}
 		t.Logf("blocked: %d/%d answered, relay h3 received %d packets", answered, n, rx)
 
+		start = time.Now()
 		w.Unblock(t, h1, h2)
 		unblocked = true
 		netns.Eventually(t, rerouteTimeout, "h1 routes to h2 directly again", func() error {
@@ -178,11 +181,13 @@ func TestCore(t *testing.T) {
 			}
 			return nil
 		})
+		t.Logf("unblocked: h1 routes to h2 directly after %v", time.Since(start).Round(time.Millisecond))
 		netns.Eventually(t, rerouteTimeout, "c1-c2 traffic bypasses h3", func() error {
 			rx, answered := relayedPackets(t, h3, c1, c2, n)
 			if answered < n*9/10 || rx >= n/2 {
 				return fmt.Errorf("%d of %d pings answered, h3 received %d packets", answered, n, rx)
 			}
+			t.Logf("unblocked: %d/%d answered, h3 received %d packets", answered, n, rx)
 			return nil
 		})
 	})

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 const (
 	connectTimeout = 30 * time.Second // connections established, discovery
 	pingTimeout    = 30 * time.Second // first ping across hosts
-	rerouteTimeout = 60 * time.Second // a blocked link noticed, a route changed
+	rerouteTimeout = 90 * time.Second // a blocked link noticed (weft: about 60 s), a route changed
 )
 
 // waitListening waits until a TCP port listens inside the container.
