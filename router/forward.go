@@ -21,6 +21,8 @@ type forwarder struct {
 	local    [][]byte
 	icmpBufs [][]byte // backing of synthesized ICMP errors, reused
 	nICMP    int
+
+	newMACs []macPending // MACs first seen in this batch
 }
 
 // icmpBufLen holds an ICMP error frame: Ethernet, IP, ICMP header and a
@@ -44,8 +46,19 @@ func (f *forwarder) begin() {
 	f.now = f.r.cfg.Now().UnixNano()
 }
 
-// finish sends the batch's datagrams, then writes its local frames.
+// learn observes a source MAC behind owner; new MACs are inserted when
+// the batch finishes.
+func (f *forwarder) learn(mac []byte, owner mesh.PeerName) learnResult {
+	return f.r.macs.observe(macKey(mac), owner, f.now, &f.newMACs)
+}
+
+// finish inserts the batch's new MACs, sends its datagrams, then writes
+// its local frames.
 func (f *forwarder) finish() {
+	if len(f.newMACs) > 0 {
+		f.r.macs.insert(f.newMACs)
+		f.newMACs = f.newMACs[:0]
+	}
 	f.out.flush()
 	if len(f.local) > 0 {
 		f.r.writeDevice(f.st, f.local, RecordHeaderLen)

@@ -69,36 +69,68 @@ func (t *macTable) lookup(k uint64) (mesh.PeerName, bool) {
 	return mesh.PeerName(e.owner.Load()), true
 }
 
-// learn records that MAC k was seen behind owner at time now (unix nanos).
-// A MAC already known behind another owner moves, unless it was seen there
-// within the loop guard: then the frame is probably looping (our own
-// injected frame captured again, or two bridged segments) and learnLoop
-// tells the caller to drop it.
+// macPending is a MAC first seen during a batch, inserted at its end.
+type macPending struct {
+	key   uint64
+	owner mesh.PeerName
+	seen  int64
+}
+
+// learn records that MAC k was seen behind owner at time now (unix nanos)
+// and inserts it at once if it is new. See observe.
 func (t *macTable) learn(k uint64, owner mesh.PeerName, now int64) learnResult {
+	var p [1]macPending
+	pend := p[:0]
+	res := t.observe(k, owner, now, &pend)
+	t.insert(pend)
+	return res
+}
+
+// observe records that MAC k was seen behind owner at time now (unix
+// nanos). A MAC already known behind another owner moves, unless it was
+// seen there within the loop guard: then the frame is probably looping
+// (our own injected frame captured again, or two bridged segments) and
+// learnLoop tells the caller to drop it. A new MAC is appended to pend;
+// the caller inserts all of a batch's new MACs with one insert, so that a
+// burst of new MACs copies the table once per batch, not once per MAC.
+func (t *macTable) observe(k uint64, owner mesh.PeerName, now int64, pend *[]macPending) learnResult {
 	if e := (*t.snap.Load())[k]; e != nil {
 		return t.update(e, owner, now)
+	}
+	*pend = append(*pend, macPending{key: k, owner: owner, seen: now})
+	return learnNew
+}
+
+// insert adds new MACs (later duplicates win) with one copy of the table,
+// dropping expired entries and evicting the oldest when full.
+func (t *macTable) insert(pend []macPending) {
+	if len(pend) == 0 {
+		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := *t.snap.Load()
-	if e := old[k]; e != nil { // inserted meanwhile
-		return t.update(e, owner, now)
-	}
-	m := make(map[uint64]*macEntry, len(old)+1)
+	now := pend[len(pend)-1].seen
+	m := make(map[uint64]*macEntry, len(old)+len(pend))
 	for key, e := range old {
 		if now-e.seen.Load() <= t.maxAge {
 			m[key] = e
 		}
 	}
-	if len(m) >= t.max {
-		t.evictOldest(m)
+	for _, p := range pend {
+		if e := m[p.key]; e != nil { // learned meanwhile by the other reader
+			t.update(e, p.owner, p.seen)
+			continue
+		}
+		if len(m) >= t.max {
+			t.evictOldest(m)
+		}
+		e := &macEntry{}
+		e.owner.Store(uint64(p.owner))
+		e.seen.Store(p.seen)
+		m[p.key] = e
 	}
-	e := &macEntry{}
-	e.owner.Store(uint64(owner))
-	e.seen.Store(now)
-	m[k] = e
 	t.snap.Store(&m)
-	return learnNew
 }
 
 func (t *macTable) update(e *macEntry, owner mesh.PeerName, now int64) learnResult {

@@ -93,13 +93,34 @@ func TestMACKnownNoAllocs(t *testing.T) {
 	k := macKey([]byte{2, 0, 0, 0, 0, 1})
 	m.learn(k, 1, 0)
 	now := int64(0)
+	var pend []macPending
 	allocs := testing.AllocsPerRun(1000, func() {
 		now += int64(time.Second)
-		m.learn(k, 1, now)
+		m.observe(k, 1, now, &pend)
 		m.lookup(k)
 	})
+	if len(pend) != 0 {
+		t.Fatal("a known MAC was queued as new")
+	}
 	if allocs != 0 {
 		t.Fatalf("learning a known MAC allocates %v times", allocs)
+	}
+}
+
+func TestMACBatchInsert(t *testing.T) {
+	m := newMACTable(10*time.Minute, time.Second, 100)
+	var pend []macPending
+	for i := range 5 {
+		if r := m.observe(macKey([]byte{2, 0, 0, 0, 0, byte(i % 3)}), 1, 10, &pend); r != learnNew {
+			t.Fatalf("observe %d: %d", i, r)
+		}
+	}
+	if _, ok := m.lookup(macKey([]byte{2, 0, 0, 0, 0, 0})); ok {
+		t.Fatal("visible before insert")
+	}
+	m.insert(pend)
+	if n := len(*m.snap.Load()); n != 3 {
+		t.Fatalf("%d entries, want 3", n)
 	}
 }
 
@@ -109,9 +130,10 @@ func BenchmarkMACLookup(b *testing.B) {
 		m.learn(macKey([]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}), 1, 0)
 	}
 	k := macKey([]byte{2, 0, 0, 0, 1, 7})
+	var pend []macPending
 	b.ReportAllocs()
 	for b.Loop() {
 		m.lookup(k)
-		m.learn(k, 1, 0)
+		m.observe(k, 1, 0, &pend)
 	}
 }

@@ -67,7 +67,7 @@ func (t *tapReader) frame(fr []byte) {
 		return
 	}
 	self := t.r.self
-	if t.r.macs.learn(macKey(fr[6:12]), self, t.now) == learnLoop {
+	if t.learn(fr[6:12], self) == learnLoop {
 		t.st.drops[dropLoop].Add(1)
 		return
 	}

@@ -113,11 +113,11 @@ func (u *udpReader) frames(body []byte) {
 		fr := rec.Frame
 		switch rec.Dst {
 		case self:
-			if u.learn(rec.Src, fr) {
+			if u.learnSrc(rec.Src, fr) {
 				u.local = append(u.local, whole)
 			}
 		case BroadcastPeer:
-			if !u.learn(rec.Src, fr) {
+			if !u.learnSrc(rec.Src, fr) {
 				continue
 			}
 			u.local = append(u.local, whole)
@@ -138,14 +138,14 @@ func (u *udpReader) frames(body []byte) {
 	u.st.relayed.Add(relayed)
 }
 
-// learn records the frame's source MAC behind peer src and reports
+// learnSrc records the frame's source MAC behind peer src and reports
 // whether the frame should be delivered (false: dropped as looping).
-func (u *udpReader) learn(src mesh.PeerName, fr []byte) bool {
+func (u *udpReader) learnSrc(src mesh.PeerName, fr []byte) bool {
 	if fr[6]&1 != 0 {
 		u.st.drops[dropBadFrame].Add(1)
 		return false
 	}
-	if u.r.macs.learn(macKey(fr[6:12]), src, u.now) == learnLoop {
+	if u.learn(fr[6:12], src) == learnLoop {
 		u.st.drops[dropLoop].Add(1)
 		return false
 	}
