@@ -37,6 +37,32 @@ func openTAP(name string) (*os.File, error) {
 	return f, nil
 }
 
+// TxQueueLen is the length of the queue in front of the TAP's reader.
+// The bridge hands the TAP bursts of dozens of frames at once (one TCP
+// segment of 64 KB from a container becomes ~45 frames); with the kernel's
+// default of 1000 shared by all flows, a burst arriving while the router
+// is busy overflows it and TCP backs off. A deeper queue absorbs bursts.
+const TxQueueLen = 10000
+
+// setTxQueueLen sets the interface's transmit queue length with
+// SIOCSIFTXQLEN, like setMTU.
+func setTxQueueLen(name string, qlen int) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("set txqueuelen %d: %w", qlen, err)
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("set txqueuelen %d: %w", qlen, err)
+	}
+	ifr.SetUint32(uint32(qlen))
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFTXQLEN, ifr); err != nil {
+		return fmt.Errorf("set txqueuelen %d: %w", qlen, err)
+	}
+	return nil
+}
+
 // setMTU sets the interface MTU with SIOCSIFMTU on a throwaway socket in
 // the calling thread's network namespace.
 func setMTU(name string, mtu int) error {

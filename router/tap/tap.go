@@ -51,7 +51,7 @@ type Device struct {
 
 // Open creates the TAP device name in the calling thread's network
 // namespace (or opens it if a persistent one exists), sets its MTU and
-// returns it. The interface is left down and detached; bringing it up and
+// transmit queue length (TxQueueLen) and returns it. The interface is left down and detached; bringing it up and
 // onto the bridge is netdev's job.
 func Open(name string, mtu int) (*Device, error) {
 	f, err := openTAP(name)
@@ -59,6 +59,10 @@ func Open(name string, mtu int) (*Device, error) {
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
 	if err := setMTU(name, mtu); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	if err := setTxQueueLen(name, TxQueueLen); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}

@@ -137,6 +137,10 @@ func TestReadBatchAndWrite(t *testing.T) {
 	if d.MTU() != 1400 {
 		t.Errorf("MTU() = %d", d.MTU())
 	}
+	if out, err := exec.Command("ip", "-n", ns.name, "-o", "link", "show", tapName).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), fmt.Sprintf("qlen %d", TxQueueLen)) {
+		t.Errorf("tap queue length not set to %d: %s %v", TxQueueLen, out, err)
+	}
 	// Datagrams to eight unresolved neighbours queue eight ARP requests.
 	var sock int
 	ns.do(t, func() (err error) {
