@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// The weft binary is built at most once per test binary; these are the only
-// package-level variables, and Main removes what they point at.
+// The weft binary is built at most once per test binary, and Main removes
+// it. (The other package-level state is the registry of live worlds.)
 var (
 	buildOnce sync.Once
 	buildDir  string
@@ -102,9 +102,16 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// Main runs the tests of a package that uses this harness and removes the
-// weft binary built for them. Call it from TestMain: os.Exit(netns.Main(m)).
+// Main runs the tests of a package that uses this harness: it first removes
+// what earlier, killed runs left behind; tears the worlds down if the run is
+// interrupted (SIGINT, SIGTERM); and removes the weft binary built for the
+// tests at the end. Call it from TestMain: os.Exit(netns.Main(m)).
 func Main(m *testing.M) int {
+	if os.Geteuid() == 0 {
+		sweepStale()
+	}
+	stop := onSignal()
+	defer stop()
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)

@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
 // TestWorldSmoke builds a world of three hosts (no weft needed) and checks
 // the underlay, background processes, blocking, MTU and counters; then that
 // its cleanup left nothing behind.

@@ -46,6 +46,8 @@ type World struct {
 	mu         sync.Mutex
 	namespaces []string // every namespace made, in order
 	procs      []*Proc
+	teardownMu sync.Once
+	failures   []string // what teardown could not remove
 }
 
 // SkipUnlessRoot skips the test, with a clear message, unless running as root.
@@ -76,6 +78,7 @@ func NewWorld(t testing.TB, n int) *World {
 		t.Fatalf("netns: world dir: %v", err)
 	}
 	w.Dir = dir
+	register(w)
 	t.Cleanup(w.cleanup)
 
 	w.Underlay = w.Prefix + "-u"
@@ -151,22 +154,42 @@ func (w *World) Namespaces() []string {
 	return append([]string(nil), w.namespaces...)
 }
 
-// cleanup ends our processes, then those left in our namespaces (routers
-// started by weft launch), all by PID; then removes the namespaces (newest
-// first), their /etc/netns entries and the world directory.
+// cleanup is the test's Cleanup: teardown, and a test error for what could
+// not be removed.
 func (w *World) cleanup() {
-	w.mu.Lock()
-	procs, namespaces := w.procs, w.namespaces
-	w.mu.Unlock()
-	for _, p := range procs {
-		p.Kill()
+	w.teardown()
+	unregister(w)
+	if len(w.failures) > 0 {
+		w.t.Errorf("netns: cleanup: %s", strings.Join(w.failures, "; "))
 	}
+}
+
+// teardown ends our processes, then those left in our namespaces (routers
+// started by weft launch), all by PID; then removes the namespaces (newest
+// first), their /etc/netns entries and the world directory. It runs once,
+// whether from the test's Cleanup or from Main's signal handler.
+func (w *World) teardown() {
+	w.teardownMu.Do(func() {
+		w.mu.Lock()
+		procs, namespaces := w.procs, w.namespaces
+		w.mu.Unlock()
+		for _, p := range procs {
+			p.Kill()
+		}
+		w.failures = removeNamespaces(namespaces)
+		_ = os.RemoveAll(w.Dir)
+	})
+}
+
+// removeNamespaces ends every process inside the namespaces by PID, then
+// deletes them (last first) and their /etc/netns entries. It returns what
+// it could not delete.
+func removeNamespaces(namespaces []string) (failed []string) {
 	for _, ns := range namespaces {
 		for _, pid := range namespacePIDs(ns) {
 			killPID(pid)
 		}
 	}
-	var failed []string
 	for i := len(namespaces) - 1; i >= 0; i-- {
 		ns := namespaces[i]
 		if r := run(os.TempDir(), DefaultTimeout, nil, "ip", "netns", "delete", ns); !r.OK() {
@@ -174,10 +197,7 @@ func (w *World) cleanup() {
 		}
 		_ = os.RemoveAll("/etc/netns/" + ns)
 	}
-	_ = os.RemoveAll(w.Dir)
-	if len(failed) > 0 {
-		w.t.Errorf("netns: cleanup: %s", strings.Join(failed, "; "))
-	}
+	return failed
 }
 
 // namespacePIDs lists the processes inside namespace ns.
