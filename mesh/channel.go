@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/weftnet/weft/secure"
 )
 
 // DefaultMaxMessageSize is the largest message accepted on a control
@@ -12,9 +14,9 @@ const DefaultMaxMessageSize = 10 << 20
 
 // msgChannel carries whole messages over the byte stream of a control
 // connection once the handshake header has been exchanged. It is the seam
-// for encryption: the plain implementation below frames messages with a
-// length prefix; an authenticated-encryption implementation will seal each
-// message instead when both ends set the password flag.
+// for encryption: plainChannel frames messages with a length prefix;
+// sealedChannel seals each message inside that framing when both ends set
+// the password flag.
 //
 // WriteMsg and ReadMsg may be called concurrently with each other (one
 // writer goroutine, one reader goroutine), but each is not safe for
@@ -85,4 +87,38 @@ func (c *plainChannel) ReadMsg() ([]byte, error) {
 		return nil, err
 	}
 	return buf, nil
+}
+
+// sealedChannel seals every message with the control keys of the
+// connection's encrypted handshake (secure.ControlChannel over a
+// plainChannel): each frame carries one sealed record, the message plus a
+// 16-byte tag. It keeps the plain channel's limits on the message itself.
+// A record that fails to open fails every later read: the connection is
+// then closed.
+type sealedChannel struct {
+	inner *secure.ControlChannel
+	max   int
+}
+
+// WriteMsg implements msgChannel.
+func (c *sealedChannel) WriteMsg(msg []byte) error {
+	if len(msg) == 0 {
+		return ErrEmptyMessage
+	}
+	if len(msg) > c.max {
+		return fmt.Errorf("write %d bytes: %w (max %d)", len(msg), ErrMessageTooLarge, c.max)
+	}
+	return c.inner.WriteMsg(msg)
+}
+
+// ReadMsg implements msgChannel.
+func (c *sealedChannel) ReadMsg() ([]byte, error) {
+	msg, err := c.inner.ReadMsg()
+	if err != nil {
+		return nil, err
+	}
+	if len(msg) == 0 {
+		return nil, ErrEmptyMessage
+	}
+	return msg, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/weftnet/weft/secure"
 )
 
 // DefaultPort is the TCP control port used when none is given.
@@ -33,6 +35,21 @@ type Config struct {
 	Overlay Overlay
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+
+	// PSK is the pre-shared key stretched from the network password
+	// (secure.DerivePSK, once per router); nil means no password. With a
+	// key, the header's password flag is set, peers without a password are
+	// refused, and every connection runs the encrypted handshake and seals
+	// its control messages; peers with another password are refused.
+	PSK *secure.PSK
+	// TrustedSubnets are the underlay subnets whose peers may exchange
+	// data in clear (control stays encrypted): a connection's data is
+	// unencrypted only when both ends trust each other. Ignored without
+	// PSK.
+	TrustedSubnets secure.TrustedSubnets
+	// DataRekey is the rekey policy of the data key rings handed to the
+	// overlay; zero fields take secure's defaults.
+	DataRekey secure.RekeyPolicy
 
 	// HandshakeTimeout bounds the handshake (default 10 s).
 	HandshakeTimeout time.Duration

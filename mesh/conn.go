@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weftnet/weft/secure"
 )
 
 const sendQueueLen = 1024
@@ -121,9 +123,15 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 		n.localChangedLocked()
 	}
 	n.mu.Unlock()
-	if registered {
+	switch {
+	case registered:
 		n.log.Info("connection closed", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String(), "err", err)
-	} else {
+	case isRefusal(err):
+		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", secure.Reason(err), "err", err)
+		if !c.outbound {
+			n.noteRefusal(c.remoteAddr, secure.Reason(err))
+		}
+	default:
 		n.log.Debug("connection failed", "addr", c.remoteAddr.String(), "err", err)
 	}
 	var peer *PeerName
@@ -141,8 +149,16 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 		return false, err
 	}
 	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort}
-	hdr := header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion}
-	res, err := handshake(c.nc, local, hdr, n.cfg.HandshakeTimeout, n.cfg.MaxMessageSize)
+	res, err := handshake(c.nc, handshakeConfig{
+		local:     local,
+		header:    header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
+		psk:       n.cfg.PSK,
+		initiator: c.outbound,
+		trustPeer: n.cfg.TrustedSubnets.Contains(c.remoteAddr.Addr()),
+		rekey:     n.cfg.DataRekey,
+		timeout:   n.cfg.HandshakeTimeout,
+		maxMsg:    n.cfg.MaxMessageSize,
+	})
 	if err != nil {
 		return false, err
 	}
@@ -154,6 +170,7 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 		LocalPeer: n.cfg.Name, RemotePeer: c.remote.Name, RemoteNickName: c.remote.NickName,
 		Outbound: c.outbound, ConnUID: c.connUID, RemoteAddr: c.remoteAddr,
 		RemoteDataPort: c.remote.DataPort, SendControl: c.sendControl,
+		Keys: res.keys, ControlEncrypted: res.encrypted,
 	})
 	if err != nil {
 		return false, fmt.Errorf("prepare data path: %w", err)
@@ -205,6 +222,7 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 	c.writing = true // from now on only the writer goroutine writes
 	c.mu.Unlock()
 	n.conns[name] = c
+	n.forgetRefusalLocked(c.remoteAddr)
 	if c.tgt != nil {
 		c.tgt.peer, c.tgt.state, c.tgt.err = name, "", nil
 	}

@@ -1,6 +1,10 @@
 package mesh
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/weftnet/weft/secure"
+)
 
 // Sentinel errors of the mesh. Callers compare with errors.Is; the texts
 // appear in `weft status connections`.
@@ -9,13 +13,12 @@ var (
 	ErrNotWeft = errors.New("remote is not a weft peer (bad protocol header)")
 	// ErrVersionMismatch means the protocol version ranges do not overlap.
 	ErrVersionMismatch = errors.New("protocol version mismatch")
-	// ErrPeerUsesPassword means the peer encrypts the control connection and we do not.
-	ErrPeerUsesPassword = errors.New("peer uses a password but we do not")
-	// ErrWeUsePassword means we encrypt the control connection and the peer does not.
-	ErrWeUsePassword = errors.New("we use a password but the peer does not")
-	// ErrPasswordUnsupported means both ends asked for encryption, which
-	// this build does not implement yet.
-	ErrPasswordUnsupported = errors.New("control connection encryption is not implemented")
+	// ErrPeerUsesPassword means the peer uses a password and we do not. It
+	// is secure.ErrPeerRequiresPassword, so the reason is the standard one.
+	ErrPeerUsesPassword = secure.ErrPeerRequiresPassword
+	// ErrWeUsePassword means we use a password and the peer does not. It
+	// is secure.ErrPeerHasNoPassword.
+	ErrWeUsePassword = secure.ErrPeerHasNoPassword
 	// ErrConnectToSelf means the remote end is ourselves; the target is not retried.
 	ErrConnectToSelf = errors.New("cannot connect to ourself")
 	// ErrDuplicate means another connection to the same peer is kept instead.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/weftnet/weft/secure"
 )
 
 // Protocol versions this build speaks. A connection uses the highest
@@ -19,7 +21,7 @@ const (
 	protoMagic = "weft"
 	headerLen  = len(protoMagic) + 3
 
-	flagPassword byte = 1 << 0 // the sender encrypts the control connection
+	flagPassword byte = 1 << 0 // the sender uses a password: encrypted handshake and control channel
 
 	maxExtraFeatures = 64
 )
@@ -48,22 +50,18 @@ func decodeHeader(b []byte) (header, error) {
 }
 
 // negotiate picks the protocol version and checks that both ends agree on
-// whether the control connection is encrypted.
-func negotiate(local, remote header) (version byte, err error) {
+// whether a password is in use (secure.CheckPasswordFlags). password
+// reports that both use one: the encrypted handshake follows.
+func negotiate(local, remote header) (version byte, password bool, err error) {
 	if remote.maxVersion < local.minVersion || remote.minVersion > local.maxVersion {
-		return 0, fmt.Errorf("%w: we speak %d..%d, peer speaks %d..%d", ErrVersionMismatch,
+		return 0, false, fmt.Errorf("%w: we speak %d..%d, peer speaks %d..%d", ErrVersionMismatch,
 			local.minVersion, local.maxVersion, remote.minVersion, remote.maxVersion)
 	}
 	lp, rp := local.flags&flagPassword != 0, remote.flags&flagPassword != 0
-	switch {
-	case rp && !lp:
-		return 0, ErrPeerUsesPassword
-	case lp && !rp:
-		return 0, ErrWeUsePassword
-	case lp && rp:
-		return 0, ErrPasswordUnsupported
+	if err := secure.CheckPasswordFlags(lp, rp); err != nil {
+		return 0, false, err
 	}
-	return min(local.maxVersion, remote.maxVersion), nil
+	return min(local.maxVersion, remote.maxVersion), lp, nil
 }
 
 // features is what each end tells the other in the first message.
@@ -137,22 +135,44 @@ func decodeFeatures(b []byte) (features, error) {
 	return f, nil
 }
 
+// handshakeConfig is one end's input to handshake.
+type handshakeConfig struct {
+	local     features
+	header    header      // the password flag is set from psk
+	psk       *secure.PSK // nil: no password
+	initiator bool        // we dialled: the initiator of the encrypted handshake
+	trustPeer bool        // the peer's underlay address is in our trusted subnets
+	rekey     secure.RekeyPolicy
+	timeout   time.Duration
+	maxMsg    int
+}
+
 // handshakeResult is what a successful handshake yields.
 type handshakeResult struct {
-	version byte
-	remote  features
-	ch      msgChannel
+	version   byte
+	remote    features
+	ch        msgChannel
+	encrypted bool            // the control channel is sealed
+	keys      *secure.KeyRing // data keys; nil when data travels in clear
 }
 
 // handshake runs the handshake on a fresh connection: both ends write
-// their header and then read the other's, then exchange features over
-// the message channel. The whole exchange must finish within timeout.
-func handshake(nc net.Conn, local features, localHeader header, timeout time.Duration, maxMsg int) (handshakeResult, error) {
+// their header and then read the other's. Without a password they then
+// exchange features over the plain framing; with a password on both ends
+// they run the encrypted handshake, which carries the features, and seal
+// every later message. The whole exchange must finish within timeout.
+func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 	var res handshakeResult
-	if err := nc.SetDeadline(time.Now().Add(timeout)); err != nil {
+	if err := nc.SetDeadline(time.Now().Add(cfg.timeout)); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
-	if _, err := nc.Write(localHeader.encode()); err != nil {
+	localHeader := cfg.header
+	localHeader.flags &^= flagPassword
+	if cfg.psk != nil {
+		localHeader.flags |= flagPassword
+	}
+	lh := localHeader.encode()
+	if _, err := nc.Write(lh); err != nil {
 		return res, fmt.Errorf("handshake: write header: %w", err)
 	}
 	var hb [headerLen]byte
@@ -163,19 +183,28 @@ func handshake(nc net.Conn, local features, localHeader header, timeout time.Dur
 	if err != nil {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
-	if res.version, err = negotiate(localHeader, remoteHeader); err != nil {
+	var password bool
+	if res.version, password, err = negotiate(localHeader, remoteHeader); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
-	res.ch = newPlainChannel(nc, maxMsg)
-	if err := res.ch.WriteMsg(local.encode()); err != nil {
-		return res, fmt.Errorf("handshake: write features: %w", err)
-	}
-	msg, err := res.ch.ReadMsg()
-	if err != nil {
-		return res, fmt.Errorf("handshake: read features: %w", err)
-	}
-	if res.remote, err = decodeFeatures(msg); err != nil {
-		return res, fmt.Errorf("handshake: %w", err)
+	plain := newPlainChannel(nc, cfg.maxMsg)
+	if password {
+		res, err = secureHandshake(nc, plain, cfg, lh, hb[:], res.version)
+		if err != nil {
+			return res, err
+		}
+	} else {
+		res.ch = plain
+		if err := plain.WriteMsg(cfg.local.encode()); err != nil {
+			return res, fmt.Errorf("handshake: write features: %w", err)
+		}
+		msg, err := plain.ReadMsg()
+		if err != nil {
+			return res, fmt.Errorf("handshake: read features: %w", err)
+		}
+		if res.remote, err = decodeFeatures(msg); err != nil {
+			return res, fmt.Errorf("handshake: %w", err)
+		}
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)

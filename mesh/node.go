@@ -59,6 +59,7 @@ type Node struct {
 	selfAddrs map[string]bool // addresses that turned out to be ourselves
 	channels  map[string]*GossipChannel
 	goneHooks []func(PeerName)
+	refused   map[netip.Addr]refusal // recent inbound refusals by remote IP
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.

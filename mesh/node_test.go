@@ -370,7 +370,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	_, err = handshake(nc, features{Name: 9, NickName: "mute", UID: 9, ConnNonce: 1}, header{1, 1, 0}, time.Second, 0)
+	_, err = handshake(nc, hsConfig(features{Name: 9, NickName: "mute", UID: 9, ConnNonce: 1}, header{1, 1, 0}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestHandshakeFailuresShowInStatus(t *testing.T) {
 		name, reply, want string
 	}{
 		{"version", string(header{2, 3, 0}.encode()), "protocol version mismatch: we speak 1..1, peer speaks 2..3"},
-		{"password", string(header{1, 1, flagPassword}.encode()), "peer uses a password but we do not"},
+		{"password", string(header{1, 1, flagPassword}.encode()), "authentication failed: peer requires a password, we have none"},
 		{"not weft", "HTTP/1.1 400 Bad\r\n", "remote is not a weft peer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

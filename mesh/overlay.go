@@ -1,6 +1,10 @@
 package mesh
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/weftnet/weft/secure"
+)
 
 // Overlay is the data plane as the mesh sees it: it carries frames between
 // peers over UDP. The mesh calls it when a control connection has completed
@@ -37,6 +41,17 @@ type OverlayConnectionParams struct {
 	// connection, where it is delivered to OverlayConnection.HandleControl.
 	// Safe for concurrent use; returns an error once the connection closed.
 	SendControl func(msg []byte) error
+	// Keys is the connection's data key ring when data datagrams must be
+	// sealed (both ends use a password and not both trust each other's
+	// underlay address); nil when data travels in clear. Each connection
+	// has its own ring, whose sending side matches the receiving side of
+	// the peer's ring. The overlay seals with Reserve and Seal, opens with
+	// Open and calls Tick periodically (see package secure).
+	Keys *secure.KeyRing
+	// ControlEncrypted is true when the control connection ran the
+	// encrypted handshake and seals every message (both ends use a
+	// password), including the overlay control messages of SendControl.
+	ControlEncrypted bool
 }
 
 // OverlayStatus describes the data path of one connection for status output.

@@ -3,6 +3,8 @@ package mesh
 import (
 	"slices"
 	"time"
+
+	"github.com/weftnet/weft/secure"
 )
 
 // Status is a snapshot of the node for `weft status` and `weft report`.
@@ -14,7 +16,10 @@ type Status struct {
 	// Peers lists every peer in the topology, ourselves included, by name.
 	Peers []PeerStatus
 	// Connections lists our connections and the targets we are trying to
-	// connect to, one entry each.
+	// connect to, one entry each, then inbound connections recently
+	// refused in the handshake (State StateFailed, Outbound false, Reason
+	// such as "authentication failed: password mismatch"), one per
+	// remote IP.
 	Connections []ConnectionStatus
 	// Targets are the direct targets in the order given.
 	Targets []string
@@ -97,7 +102,7 @@ func (n *Node) Status() Status {
 			cs.State = StateConnecting
 		}
 		if t.err != nil && cs.State != StateConnecting {
-			cs.Reason = t.err.Error()
+			cs.Reason = secure.Reason(t.err)
 		}
 		if cs.State != StateRetrying {
 			cs.NextTry = time.Time{}
@@ -110,6 +115,7 @@ func (n *Node) Status() Status {
 	for _, a := range sortedKeys(n.found) {
 		addTarget(n.found[a])
 	}
+	attempts = append(attempts, n.refusalsLocked(time.Now())...)
 	n.mu.Unlock()
 
 	for _, c := range conns {
