@@ -180,6 +180,7 @@ func (c *conn) fail(err error) {
 // tick runs the connection's timers: failure, telling the peer we hear
 // it, establishment, heartbeats and path MTU probing. Timer goroutine only.
 func (c *conn) tick(now int64, s *sender) {
+	c.pm.sentIdx = -1
 	if c.stopped.Load() || c.state.Load() == stateFailed {
 		return
 	}

@@ -22,12 +22,16 @@ type linkPipe struct {
 	to      *udpReader
 	n       int
 	limit   int // largest datagram carried; 0: any
+	reject  int // larger datagrams fail WriteBatch, as with EMSGSIZE; 0: none
 	blocked bool
 }
 
 func (p *linkPipe) ReadBatch([]Datagram) (int, error) { return 0, ErrConfig }
 func (p *linkPipe) WriteBatch(d []Datagram) (int, error) {
-	for _, x := range d {
+	for i, x := range d {
+		if p.reject > 0 && len(x.Buf) > p.reject {
+			return i, errors.New("message too long")
+		}
 		if p.blocked || (p.limit > 0 && len(x.Buf) > p.limit) || p.n == len(p.to.dgrams) {
 			continue
 		}
@@ -204,5 +208,22 @@ func TestStaleConnUIDIgnored(t *testing.T) {
 	s.ab.HandleControl([]byte{ctlHeard, 0, 0, 0, 0, 0, 0, 0, 41})
 	if s.ab.heardBy.Load() {
 		t.Fatal("accepted a control message of another connection")
+	}
+}
+
+func TestProbeRejectedBySocket(t *testing.T) {
+	s := newSteppedPair(t)
+	s.pab.reject = 1000
+	want := 1000 - FrameOverhead
+	// Each refused size is known bad at the next tick, without waiting
+	// for probe timeouts (250ms, far longer than a step).
+	for range 40 {
+		s.step(10 * time.Millisecond)
+	}
+	if st := s.ab.Status(); st.MTU != want {
+		t.Fatalf("status %+v, want MTU %d", st, want)
+	}
+	if st := s.a.Stats(); st.DropSendError == 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

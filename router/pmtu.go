@@ -15,13 +15,12 @@ type pmtuSearch struct {
 	attempts int   // probes sent for cand
 	deadline int64 // when the outstanding probe times out
 	next     int64 // when the next search starts
-	sentIdx  int   // index of the probe in the timer sender's batch, or -1
+	sentIdx  int   // index of this tick's probe in the timer sender's batch, or -1
 }
 
 // probeTick advances the search. Timer goroutine only.
 func (c *conn) probeTick(now int64, s *sender) {
 	pm := &c.pm
-	pm.sentIdx = -1
 	if !pm.active {
 		if now < pm.next {
 			return
