@@ -18,10 +18,21 @@ type fakeOverlay struct {
 	mu       sync.Mutex
 	blocked  map[PeerName]bool
 	controls []string // control messages received, "from:text"
+	params   map[PeerName]OverlayConnectionParams // latest per remote peer
 	routes   atomic.Pointer[Routes]
 }
 
-func newFakeOverlay() *fakeOverlay { return &fakeOverlay{blocked: map[PeerName]bool{}} }
+func newFakeOverlay() *fakeOverlay {
+	return &fakeOverlay{blocked: map[PeerName]bool{}, params: map[PeerName]OverlayConnectionParams{}}
+}
+
+// paramsFor returns the parameters of the latest connection to p.
+func (o *fakeOverlay) paramsFor(p PeerName) (OverlayConnectionParams, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	v, ok := o.params[p]
+	return v, ok
+}
 
 func (o *fakeOverlay) block(p PeerName, b bool) {
 	o.mu.Lock()
@@ -38,6 +49,7 @@ func (o *fakeOverlay) received() []string {
 func (o *fakeOverlay) PrepareConnection(p OverlayConnectionParams) (OverlayConnection, error) {
 	o.mu.Lock()
 	blocked := o.blocked[p.RemotePeer]
+	o.params[p.RemotePeer] = p
 	o.mu.Unlock()
 	return &fakeConn{o: o, p: p, blocked: blocked, est: make(chan struct{}), failed: make(chan error, 1)}, nil
 }
