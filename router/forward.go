@@ -23,6 +23,17 @@ type forwarder struct {
 	nICMP    int
 
 	newMACs []macPending // MACs first seen in this batch
+
+	// One-entry caches for the current batch: frames of a batch mostly
+	// share their source and destination, so learning and lookup skip
+	// the table for repeats.
+	lastSrc      uint64
+	lastSrcOwner mesh.PeerName
+	lastSrcOK    bool
+	lastDst      uint64
+	lastDstOwner mesh.PeerName
+	lastDstFound bool
+	lastDstOK    bool
 }
 
 // icmpBufLen holds an ICMP error frame: Ethernet, IP, ICMP header and a
@@ -44,12 +55,29 @@ func (f *forwarder) begin() {
 	f.routes = f.r.routes.Load()
 	f.conns = *f.r.conns.Load()
 	f.now = f.r.cfg.Now().UnixNano()
+	f.lastSrcOK, f.lastDstOK = false, false
 }
 
 // learn observes a source MAC behind owner; new MACs are inserted when
 // the batch finishes.
 func (f *forwarder) learn(mac []byte, owner mesh.PeerName) learnResult {
-	return f.r.macs.observe(macKey(mac), owner, f.now, &f.newMACs)
+	k := macKey(mac)
+	if f.lastSrcOK && f.lastSrc == k && f.lastSrcOwner == owner {
+		return learnKnown
+	}
+	res := f.r.macs.observe(k, owner, f.now, &f.newMACs)
+	f.lastSrc, f.lastSrcOwner, f.lastSrcOK = k, owner, res != learnLoop
+	return res
+}
+
+// lookup returns the owner of a destination MAC.
+func (f *forwarder) lookup(mac []byte) (mesh.PeerName, bool) {
+	k := macKey(mac)
+	if !f.lastDstOK || f.lastDst != k {
+		f.lastDstOwner, f.lastDstFound = f.r.macs.lookup(k)
+		f.lastDst, f.lastDstOK = k, true
+	}
+	return f.lastDstOwner, f.lastDstFound
 }
 
 // finish inserts the batch's new MACs, sends its datagrams, then writes

@@ -72,7 +72,7 @@ func (t *tapReader) frame(fr []byte) {
 		return
 	}
 	if fr[0]&1 == 0 {
-		if owner, ok := t.r.macs.lookup(macKey(fr[0:6])); ok {
+		if owner, ok := t.lookup(fr[0:6]); ok {
 			if owner == self {
 				return // the bridge delivered it already
 			}

@@ -122,7 +122,7 @@ func (u *udpReader) frames(body []byte) {
 			}
 			u.local = append(u.local, whole)
 			if fr[0]&1 == 0 {
-				if owner, ok := u.r.macs.lookup(macKey(fr[0:6])); ok && owner == self {
+				if owner, ok := u.lookup(fr[0:6]); ok && owner == self {
 					continue // flooded unicast that found its destination here
 				}
 			}
