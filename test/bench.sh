@@ -25,7 +25,7 @@ while (($#)); do
 	case $1 in
 	--duration) DURATION=$2; shift 2 ;;
 	--password-file) PASSWORD_FILE=$2; shift 2 ;;
-	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) lib_die "unknown argument $1 (see --help)" ;;
 	esac
 done

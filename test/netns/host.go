@@ -84,16 +84,34 @@ func (h *Host) Launch(t testing.TB, args ...string) {
 }
 
 // Stop runs `weft stop` and waits until no process is left in the host's
-// namespace (the router has exited).
+// namespace other than those started with Start (the router has exited).
 func (h *Host) Stop(t testing.TB) {
 	t.Helper()
 	h.MustWeft(t, "stop")
 	Eventually(t, 15*time.Second, h.Nick+": router exits after weft stop", func() error {
-		if pids := h.PIDs(); len(pids) > 0 {
+		if pids := h.RouterPIDs(); len(pids) > 0 {
 			return fmt.Errorf("processes still in %s: %v", h.Name, pids)
 		}
 		return nil
 	})
+}
+
+// RouterPIDs lists the processes in the host's namespace that were not
+// started with Start: its router, and whatever the router started.
+func (h *Host) RouterPIDs() []int {
+	ours := map[int]bool{}
+	h.w.mu.Lock()
+	for _, p := range h.w.procs {
+		ours[p.PID()] = true
+	}
+	h.w.mu.Unlock()
+	var pids []int
+	for _, pid := range h.PIDs() {
+		if !ours[pid] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // PIDs lists the processes running in the host's namespace: its router,
