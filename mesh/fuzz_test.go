@@ -2,12 +2,18 @@ package mesh
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/weftnet/weft/secure"
 )
 
 // fuzzSeeds are the checked-in seed corpora; TestWriteFuzzSeeds rewrites
@@ -35,8 +41,9 @@ func fuzzSeeds() map[string][][]byte {
 	uni := append([]byte{tagGossipUnicast, 3, 'd', 'n', 's', 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2}, "hello"...)
 	return map[string][][]byte{
 		"FuzzHandshake": {
-			append(header{1, 1, 0}.encode(), frames(feat)...),
+			append(header{1, 1, 0}.encode(), frames(feat, []byte{tagHeartbeat}, topo)...),
 			append(header{1, 2, flagPassword}.encode(), frames(feat)...),
+			encryptedStream(feat, [][]byte{{tagHeartbeat}, topo, gossip}),
 			[]byte("weave\x01\x02"),
 		},
 		"FuzzDecodeTopology": {topo, encodeTopology(nil), {tagTopology, 0, 1}},
@@ -66,36 +73,137 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 }
 
-// FuzzHandshake feeds arbitrary bytes to the header and features
-// decoders as the handshake reads them.
+// fuzzConn is a net.Conn whose peer's bytes come from r; writes vanish.
+type fuzzConn struct {
+	io.Reader
+	io.Writer
+}
+
+func (fuzzConn) Close() error                     { return nil }
+func (fuzzConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (fuzzConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (fuzzConn) SetDeadline(time.Time) error      { return nil }
+func (fuzzConn) SetReadDeadline(time.Time) error  { return nil }
+func (fuzzConn) SetWriteDeadline(time.Time) error { return nil }
+
+// fuzzResponder is the accepting end FuzzHandshake runs: deterministic
+// (fixed features, key, suite and ephemeral key source), so that a seed
+// recorded from a real initiator (encryptedStream) passes the encrypted
+// handshake and reaches the sealed messages.
+func fuzzResponder(psk *secure.PSK) handshakeConfig {
+	return handshakeConfig{
+		local:  features{Name: 0x0a0000000001, NickName: "fuzz", UID: 1, ConnNonce: 1, DataPort: 1},
+		header: header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
+		psk:    psk, timeout: time.Second, maxMsg: 1 << 16,
+		suite: secure.SuiteChaCha20Poly1305, rand: rand.NewChaCha8([32]byte{2}),
+	}
+}
+
+// fuzzPSK is the fixed key of FuzzHandshake's password runs.
+func fuzzPSK() *secure.PSK {
+	p, _ := secure.NewPSK(bytes.Repeat([]byte{0x5a}, secure.PSKLen))
+	return p
+}
+
+// teeConn records what is written to a net.Conn.
+type teeConn struct {
+	net.Conn
+	rec *bytes.Buffer
+}
+
+func (c teeConn) Write(b []byte) (int, error) {
+	c.rec.Write(b)
+	return c.Conn.Write(b)
+}
+
+// encryptedStream records what an initiator with feat sends to
+// fuzzResponder: header, handshake messages 1 and 3, then msgs sealed.
+func encryptedStream(feat []byte, msgs [][]byte) []byte {
+	f, err := decodeFeatures(feat)
+	if err != nil {
+		panic(err) // test helper on constant input
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	ci, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer ci.Close()
+	cr, err := ln.Accept()
+	if err != nil {
+		panic(err)
+	}
+	defer cr.Close()
+	var rec bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := handshake(cr, fuzzResponder(fuzzPSK())); err != nil {
+			cr.Close()
+			return
+		}
+		io.Copy(io.Discard, cr)
+	}()
+	res, err := handshake(teeConn{ci, &rec}, handshakeConfig{
+		local: f, header: header{1, 1, 0}, psk: fuzzPSK(), initiator: true, timeout: time.Second,
+		suite: secure.SuiteChaCha20Poly1305, rand: rand.NewChaCha8([32]byte{1}),
+	})
+	if err != nil {
+		panic(err)
+	}
+	for _, m := range msgs {
+		res.ch.WriteMsg(m)
+	}
+	ci.(*net.TCPConn).CloseWrite()
+	<-done
+	return rec.Bytes()
+}
+
+// FuzzHandshake runs the accepting end of a handshake against arbitrary
+// bytes from the peer, without and with a password, then reads and
+// decodes messages as a connection does.
 func FuzzHandshake(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) < headerLen {
-			decodeHeader(b)
-			return
-		}
-		h, err := decodeHeader(b[:headerLen])
-		if err != nil {
-			return
-		}
-		negotiate(header{ProtocolMinVersion, ProtocolMaxVersion, 0}, h)
-		ch := newPlainChannel(struct {
-			io.Reader
-			io.Writer
-		}{bytes.NewReader(b[headerLen:]), io.Discard}, 1<<16)
-		msg, err := ch.ReadMsg()
-		if err != nil {
-			return
-		}
-		fe, err := decodeFeatures(msg)
-		if err != nil {
-			return
-		}
-		again, err := decodeFeatures(fe.encode())
-		if err != nil || again.Name != fe.Name || again.UID != fe.UID || again.NickName != fe.NickName {
-			t.Fatalf("features do not round-trip: %+v vs %+v (%v)", fe, again, err)
+		for _, psk := range []*secure.PSK{nil, fuzzPSK()} {
+			res, err := handshake(fuzzConn{bytes.NewReader(b), io.Discard}, fuzzResponder(psk))
+			if err != nil {
+				continue
+			}
+			again, err := decodeFeatures(res.remote.encode())
+			if err != nil || again.Name != res.remote.Name || again.UID != res.remote.UID || again.NickName != res.remote.NickName {
+				t.Fatalf("features do not round-trip: %+v vs %+v (%v)", res.remote, again, err)
+			}
+			if res.encrypted != (psk != nil) {
+				t.Fatalf("encrypted = %v with psk %v", res.encrypted, psk != nil)
+			}
+			for {
+				msg, err := res.ch.ReadMsg()
+				if err != nil {
+					break
+				}
+				if len(msg) == 0 {
+					t.Fatal("empty message")
+				}
+				decodeByTag(msg)
+			}
 		}
 	})
+}
+
+// decodeByTag decodes a message as handleMsg would.
+func decodeByTag(msg []byte) {
+	switch msg[0] {
+	case tagFeatures:
+		decodeFeatures(msg)
+	case tagTopology:
+		decodeTopology(msg)
+	case tagGossip, tagGossipUnicast, tagGossipBroadcast:
+		decodeGossip(msg)
+	}
 }
 
 // FuzzDecodeTopology checks that decoding never panics and that what
@@ -130,14 +238,38 @@ func FuzzReadMsg(f *testing.F) {
 			if err != nil {
 				return
 			}
-			switch msg[0] {
-			case tagFeatures:
-				decodeFeatures(msg)
-			case tagTopology:
-				decodeTopology(msg)
-			case tagGossip, tagGossipUnicast, tagGossipBroadcast:
-				decodeGossip(msg)
-			}
+			decodeByTag(msg)
 		}
 	})
+}
+
+// TestEncryptedSeedReachesSealedMessages checks that the recorded
+// encrypted seed gets through FuzzHandshake's handshake, so the fuzzer
+// starts from inside the sealed channel.
+func TestEncryptedSeedReachesSealedMessages(t *testing.T) {
+	feat := (&features{Name: 7, NickName: "seed", UID: 3, ConnNonce: 4, DataPort: 5}).encode()
+	stream := encryptedStream(feat, [][]byte{{tagHeartbeat}, {tagClose, 'x'}})
+	res, err := handshake(fuzzConn{bytes.NewReader(stream), io.Discard}, fuzzResponder(fuzzPSK()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.remote.Name != 7 || !res.encrypted || res.keys == nil {
+		t.Fatalf("result %+v", res)
+	}
+	for _, want := range []string{"\x01", "\x02x"} {
+		msg, err := res.ch.ReadMsg()
+		if err != nil || string(msg) != want {
+			t.Fatalf("read %q, %v; want %q", msg, err, want)
+		}
+	}
+	// One flipped bit in the last record fails it.
+	stream[len(stream)-1] ^= 1
+	res, err = handshake(fuzzConn{bytes.NewReader(stream), io.Discard}, fuzzResponder(fuzzPSK()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.ch.ReadMsg()
+	if _, err := res.ch.ReadMsg(); !errors.Is(err, secure.ErrControlAuthentication) {
+		t.Fatalf("tampered record: %v", err)
+	}
 }

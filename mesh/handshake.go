@@ -145,6 +145,10 @@ type handshakeConfig struct {
 	rekey     secure.RekeyPolicy
 	timeout   time.Duration
 	maxMsg    int
+
+	// For deterministic tests and fuzz seeds; zero in production.
+	suite secure.Suite // data suite preference
+	rand  io.Reader    // ephemeral keys; nil means crypto/rand
 }
 
 // handshakeResult is what a successful handshake yields.

@@ -17,7 +17,7 @@ import (
 type fakeOverlay struct {
 	mu       sync.Mutex
 	blocked  map[PeerName]bool
-	controls []string // control messages received, "from:text"
+	controls []string                             // control messages received, "from:text"
 	params   map[PeerName]OverlayConnectionParams // latest per remote peer
 	routes   atomic.Pointer[Routes]
 }

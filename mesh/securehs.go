@@ -33,7 +33,8 @@ func secureHandshake(nc net.Conn, plain *plainChannel, cfg handshakeConfig, lh, 
 		}
 		local.Extra[featTrustsPeer] = "1"
 	}
-	scfg := secure.Config{PSK: cfg.psk, LocalHeader: lh, RemoteHeader: rh, Payload: local.encode()}
+	scfg := secure.Config{PSK: cfg.psk, LocalHeader: lh, RemoteHeader: rh, Payload: local.encode(),
+		DataSuite: cfg.suite, Rand: cfg.rand}
 	newHS := secure.NewResponder
 	if cfg.initiator {
 		newHS = secure.NewInitiator
