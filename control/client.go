@@ -85,6 +85,20 @@ func (c *Client) Hide(cidrs []string) ([]string, error) {
 	return r.Addrs, err
 }
 
+// DNSAdd adds DNS records and returns those added.
+func (c *Client) DNSAdd(req DNSRequest) ([]DNSRecord, error) {
+	var r DNSReply
+	err := c.do("POST", "/dns/add", req, &r)
+	return r.Records, err
+}
+
+// DNSRemove removes DNS records and returns those removed.
+func (c *Client) DNSRemove(req DNSRequest) ([]DNSRecord, error) {
+	var r DNSReply
+	err := c.do("POST", "/dns/remove", req, &r)
+	return r.Records, err
+}
+
 // Stop asks the router to stop, keeping what the user set up.
 func (c *Client) Stop() error { return c.do("POST", "/stop", nil, nil) }
 

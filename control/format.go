@@ -120,7 +120,11 @@ func FormatView(r *Report, view string) (string, error) {
 			return "", fmt.Errorf("DNS is disabled on this router")
 		}
 		for _, e := range r.DNS.Entries {
-			fmt.Fprintf(&b, "%-30s %-15s %s\n", e.Name, e.Address, e.Peer)
+			peer := e.Peer
+			if e.NickName != "" {
+				peer += "(" + e.NickName + ")"
+			}
+			fmt.Fprintf(&b, "%-30s %-15s %s\n", e.Name, e.Address, peer)
 		}
 	case "ipam":
 		return "", fmt.Errorf("automatic IP address management is not available in this weft version; give addresses explicitly, e.g. 'weft attach 10.32.0.5/12 netns:c1'")

@@ -24,6 +24,10 @@ type Backend interface {
 	Detach(req AttachRequest) ([]string, error)
 	Expose(cidrs []string) ([]string, error)
 	Hide(cidrs []string) ([]string, error)
+	// DNSAdd and DNSRemove add and remove this router's DNS records and
+	// return those changed.
+	DNSAdd(req DNSRequest) ([]DNSRecord, error)
+	DNSRemove(req DNSRequest) ([]DNSRecord, error)
 	// Stop asks the router to shut down, keeping what the user set up.
 	Stop()
 	// Reset asks the router to shut down and remove everything it made.
@@ -74,6 +78,14 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /hide", withBody(log, func(req AddrsRequest) (any, error) {
 		addrs, err := b.Hide(req.CIDRs)
 		return AddrsReply{Addrs: addrs}, err
+	}))
+	mux.HandleFunc("POST /dns/add", withBody(log, func(req DNSRequest) (any, error) {
+		recs, err := b.DNSAdd(req)
+		return DNSReply{Records: recs}, err
+	}))
+	mux.HandleFunc("POST /dns/remove", withBody(log, func(req DNSRequest) (any, error) {
+		recs, err := b.DNSRemove(req)
+		return DNSReply{Records: recs}, err
 	}))
 	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct{}{})

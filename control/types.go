@@ -98,13 +98,33 @@ type DNSReport struct {
 	Domain  string      `json:"domain"`
 	Address string      `json:"address"`
 	Entries []DNSRecord `json:"entries"`
+	// Upstream lists the resolvers names outside the domain go to.
+	Upstream []string `json:"upstream"`
+	// Stats are the server's counters (queries, local, nxdomain, ...).
+	Stats map[string]uint64 `json:"stats"`
 }
 
-// DNSRecord is one name-to-address record.
+// DNSRecord is one name-to-address record and the peer that owns it.
 type DNSRecord struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Peer    string `json:"peer"`
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Peer     string `json:"peer"`
+	NickName string `json:"nickname,omitempty"`
+	Target   string `json:"target,omitempty"`
+}
+
+// DNSRequest is the body of /dns/add and /dns/remove. Target, IPs and FQDN
+// are each optional; which combinations are valid is said by `weft
+// dns-add` and `weft dns-remove`.
+type DNSRequest struct {
+	Target string   `json:"target,omitempty"`
+	IPs    []string `json:"ips,omitempty"`
+	FQDN   string   `json:"fqdn,omitempty"`
+}
+
+// DNSReply lists the records a DNS request added or removed.
+type DNSReply struct {
+	Records []DNSRecord `json:"records"`
 }
 
 // PeersRequest is the body of /connect and /forget.

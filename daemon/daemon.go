@@ -47,6 +47,24 @@ type Config struct {
 	PeersGiven bool
 	// Bridge and TAPName name the bridge and the router's TAP device.
 	Bridge, TAPName string
+	// DNS runs the embedded DNS server (`--no-dns` turns it off).
+	DNS bool
+	// DNSDomain is the domain of container names; "" means weft.local.
+	DNSDomain string
+	// ResolvConf is the file naming the upstream resolvers; "" means
+	// /etc/resolv.conf.
+	ResolvConf string
+	// DNSListen is the UDP and TCP address of the DNS server; "" means
+	// DNSAddr port 53, which the router adds to the bridge. Tests use a
+	// loopback address.
+	DNSListen string
+	// ResolvConfRoot is prepended to /etc/netns when writing the
+	// resolv.conf of netns targets; "" means "/". Tests use a temporary
+	// directory.
+	ResolvConfRoot string
+	// IPAllocRange is the weft range (--ipalloc-range); its clients may
+	// use the DNS server to resolve names outside the domain.
+	IPAllocRange netip.Prefix
 	// Version is the weft release, for reports.
 	Version string
 	// Logger receives the router's logs.
@@ -64,6 +82,7 @@ type Daemon struct {
 
 	node *mesh.Node
 	rt   *router.Router
+	dns  *dnsService // nil when DNS is off
 
 	// mu serialises operations that change the host or the state.
 	mu sync.Mutex
@@ -160,6 +179,12 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	defer wg.Wait()
 	defer cancel()
 
+	if cfg.DNS {
+		if err := d.startDNS(ctx, &wg); err != nil {
+			return err
+		}
+		defer d.stopDNS()
+	}
 	if err := d.node.Start(ctx); err != nil {
 		return fmt.Errorf("listen on TCP port %d: %w (is another router using it? choose another with --port)", cfg.Port, err)
 	}
@@ -283,8 +308,12 @@ func (d *Daemon) restoreAttachments() {
 	if err != nil {
 		d.log.Warn("read persisted attachments", "err", err)
 	}
+	defer d.refreshForwardFrom()
 	for _, a := range atts {
 		if present[a.Target] {
+			if !a.WithoutDNS {
+				d.registerTarget(a.Target)
+			}
 			continue
 		}
 		addrs, err := parsePrefixes(a.Addrs)
@@ -296,6 +325,9 @@ func (d *Daemon) restoreAttachments() {
 			continue
 		}
 		d.log.Info("restored attachment", "target", a.Target, "addrs", a.Addrs)
+		if !a.WithoutDNS {
+			d.registerTarget(a.Target)
+		}
 	}
 	if exposed, _ := d.store.Exposed(); len(exposed) > 0 {
 		if addrs, err := parsePrefixes(exposed); err == nil {

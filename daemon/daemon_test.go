@@ -121,6 +121,14 @@ func (h *fakeHost) Reset(string) error {
 	return nil
 }
 func (h *fakeHost) UnderlayMTU(netip.Addr) (int, error) { return 1500, nil }
+func (h *fakeHost) AddRoute(target string, dst netip.Prefix) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.atts[target]; !ok {
+		return fmt.Errorf("%s is not attached", target)
+	}
+	return nil
+}
 
 // testRouter is one daemon running on a fake host, a fake TAP and a fake
 // UDP socket, with the mesh on loopback TCP.
@@ -134,6 +142,12 @@ type testRouter struct {
 
 func startRouter(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, peers ...string) *testRouter {
 	t.Helper()
+	return startRouterWith(t, nw, stateDir, host, udpPort, nil, peers...)
+}
+
+// startRouterWith is startRouter with a change to the configuration.
+func startRouterWith(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, mod func(*Config), peers ...string) *testRouter {
+	t.Helper()
 	tr := &testRouter{stateDir: stateDir, host: host, client: control.NewClient(stateDir), done: make(chan error, 1)}
 	deps := Deps{
 		Host: host,
@@ -146,6 +160,9 @@ func startRouter(t *testing.T, nw *routertest.Network, stateDir string, host *fa
 	}
 	cfg := Config{StateDir: stateDir, NickName: "r" + fmt.Sprint(udpPort), Host: "127.0.0.1", Port: 0,
 		Discovery: true, Peers: peers, PeersGiven: len(peers) > 0, Version: "test"}
+	if mod != nil {
+		mod(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	ready := make(chan struct{})

@@ -25,6 +25,9 @@ type Host interface {
 	// Detach removes addrs (all when empty) from target and returns those
 	// removed; the interface goes when no address is left.
 	Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error)
+	// AddRoute adds (or replaces) a link-scope route to dst through the
+	// target's weft interface.
+	AddRoute(target string, dst netip.Prefix) error
 	// List returns the attached targets.
 	List(bridge string) ([]Attachment, error)
 	// Expose and Hide add and remove addresses of the bridge itself.

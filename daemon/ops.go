@@ -44,6 +44,10 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	fqdn, err := d.attachName(req, target)
+	if err != nil {
+		return nil, err
+	}
 	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
 	if err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
@@ -51,6 +55,11 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS}
 	if err := d.store.PutAttachment(rec); err != nil {
 		return nil, err
+	}
+	if d.dns != nil && !req.WithoutDNS {
+		if err := d.registerAttached(target, fqdn, addrs); err != nil {
+			return nil, fmt.Errorf("attach %s: register DNS name: %w", target, err)
+		}
 	}
 	return prefixStrings(addrs), nil
 }
@@ -71,34 +80,39 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 	if err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("detach %s: %w", target, err)}
 	}
-	if err := d.updateRecord(target, addrs, removed); err != nil {
+	gone, err := d.updateRecord(target, addrs, removed)
+	if err != nil {
 		return nil, err
+	}
+	if err := d.unregisterDetached(target, removed, gone); err != nil {
+		return nil, fmt.Errorf("detach %s: remove DNS records: %w", target, err)
 	}
 	return prefixStrings(removed), nil
 }
 
 // updateRecord brings the persisted attachment of target in line after a
-// detach of removed addresses.
-func (d *Daemon) updateRecord(target string, asked, removed []netip.Prefix) error {
+// detach of removed addresses, and reports whether the target is now fully
+// detached.
+func (d *Daemon) updateRecord(target string, asked, removed []netip.Prefix) (bool, error) {
 	atts, err := d.store.Attachments()
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, a := range atts {
 		if a.Target != target {
 			continue
 		}
 		if len(asked) == 0 {
-			return d.store.DeleteAttachment(target)
+			return true, d.store.DeleteAttachment(target)
 		}
 		gone := prefixStrings(removed)
 		a.Addrs = slices.DeleteFunc(a.Addrs, func(s string) bool { return slices.Contains(gone, s) })
 		if len(a.Addrs) == 0 {
-			return d.store.DeleteAttachment(target)
+			return true, d.store.DeleteAttachment(target)
 		}
-		return d.store.PutAttachment(a)
+		return false, d.store.PutAttachment(a)
 	}
-	return nil
+	return len(asked) == 0, nil
 }
 
 // Expose implements control.Backend.
@@ -115,6 +129,7 @@ func (d *Daemon) Expose(cidrs []string) ([]string, error) {
 	if err := d.deps.Host.Expose(d.cfg.Bridge, addrs); err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("expose: %w", err)}
 	}
+	defer d.refreshForwardFrom()
 	return prefixStrings(addrs), d.saveExposed()
 }
 
@@ -130,6 +145,7 @@ func (d *Daemon) Hide(cidrs []string) ([]string, error) {
 	if err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("hide: %w", err)}
 	}
+	defer d.refreshForwardFrom()
 	return prefixStrings(removed), d.saveExposed()
 }
 

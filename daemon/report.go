@@ -79,6 +79,7 @@ func (d *Daemon) Report() control.Report {
 			Local: m.Peer == d.self, AgeSecs: int(now.Sub(m.LastSeen).Seconds()),
 		})
 	}
+	r.DNS = d.dnsReport()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	names := map[string]string{}

@@ -47,7 +47,8 @@ func (h *Handler) forward(r, resp *dns.Msg, network string, client net.Addr) *dn
 
 // mayForward reports whether client may use this server as a recursive resolver.
 func (h *Handler) mayForward(client net.Addr) bool {
-	if len(h.forwardFrom) == 0 {
+	allowed := *h.forwardFrom.Load()
+	if len(allowed) == 0 {
 		return true
 	}
 	var ip net.IP
@@ -67,7 +68,7 @@ func (h *Handler) mayForward(client net.Addr) bool {
 	if addr.IsLoopback() {
 		return true
 	}
-	for _, p := range h.forwardFrom {
+	for _, p := range allowed {
 		if p.Contains(addr) {
 			return true
 		}

@@ -65,7 +65,7 @@ type Handler struct {
 	ttl         uint32
 	upstream    Exchanger
 	timeout     time.Duration
-	forwardFrom []netip.Prefix
+	forwardFrom atomic.Pointer[[]netip.Prefix]
 	log         *slog.Logger
 	soaNS       string
 	soaMbox     string
@@ -87,16 +87,16 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		return nil, fmt.Errorf("new DNS handler: %w", err)
 	}
 	h := &Handler{
-		store:       cfg.Store,
-		domain:      domain,
-		ttl:         cfg.TTL,
-		upstream:    cfg.Upstream,
-		timeout:     cfg.UpstreamTimeout,
-		forwardFrom: cfg.ForwardFrom,
-		log:         cfg.Logger,
-		soaNS:       "ns." + domain,
-		soaMbox:     "hostmaster." + domain,
+		store:    cfg.Store,
+		domain:   domain,
+		ttl:      cfg.TTL,
+		upstream: cfg.Upstream,
+		timeout:  cfg.UpstreamTimeout,
+		log:      cfg.Logger,
+		soaNS:    "ns." + domain,
+		soaMbox:  "hostmaster." + domain,
 	}
+	h.SetForwardFrom(cfg.ForwardFrom)
 	if h.ttl == 0 {
 		h.ttl = DefaultTTL
 	}
@@ -108,6 +108,11 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// SetForwardFrom replaces HandlerConfig.ForwardFrom, for a router whose
+// attached ranges change. An empty list lets every client recurse. It may be
+// called concurrently with ServeDNS; ps must not be changed afterwards.
+func (h *Handler) SetForwardFrom(ps []netip.Prefix) { h.forwardFrom.Store(&ps) }
 
 // Domain returns the domain answered locally, lower case with a trailing dot.
 func (h *Handler) Domain() string { return h.domain }

@@ -59,6 +59,13 @@ func (netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.P
 	}
 	return netdev.Detach(bridge, t, addrs)
 }
+func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
+	t, err := netdev.ParseTarget(target)
+	if err != nil {
+		return err
+	}
+	return netdev.AddRoute(t, dst)
+}
 func (netdevHost) List(bridge string) ([]daemon.Attachment, error) {
 	list, err := netdev.List(bridge)
 	out := make([]daemon.Attachment, 0, len(list))

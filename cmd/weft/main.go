@@ -49,6 +49,9 @@ func commands() []command {
 		{"ps", "[TARGET...]", "list attached targets: target, MAC, addresses", runPS},
 		{"expose", "CIDR...", "give this host addresses on the weft network", runExpose},
 		{"hide", "[CIDR...]", "take this host's addresses off the weft network", runHide},
+		{"dns-add", "[IP...] TARGET [-h FQDN] | IP... -h FQDN", "add DNS records", runDNSAdd},
+		{"dns-remove", "[IP...] TARGET [-h FQDN] | IP... -h FQDN | --fqdn FQDN", "remove DNS records", runDNSRemove},
+		{"dns-lookup", "NAME", "resolve NAME through this host's DNS server", runDNSLookup},
 		{"version", "", "print the version and protocol version", runVersion},
 	}
 }
@@ -117,7 +120,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nweft joins hosts into one flat Ethernet network for their containers.")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %-45s %s\n", c.name, c.usage, c.summary)
+		fmt.Fprintf(w, "  %-10s %-50s %s\n", c.name, c.usage, c.summary)
 	}
 	fmt.Fprintf(w, "\nThe state dir (default %s, env WEFT_STATE_DIR) holds the control socket,\nthe log and the persisted state. Run 'weft COMMAND --help' for a command's options.\n", defaultStateDir)
 }

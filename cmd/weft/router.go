@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/daemon"
 	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/nameserver"
 )
 
 const protocolVersion = "1"
@@ -37,6 +38,7 @@ type routerFlags struct {
 	ipallocRange string
 	dnsDomain    string
 	noDNS        bool
+	resolvConf   string
 	trusted      string
 	connLimit    int
 	statusAddr   string
@@ -55,6 +57,7 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	fs.StringVar(&f.ipallocRange, "ipalloc-range", "10.32.0.0/12", "range for automatic addresses")
 	fs.StringVar(&f.dnsDomain, "dns-domain", "weft.local.", "domain of container names")
 	fs.BoolVar(&f.noDNS, "no-dns", false, "run no DNS server")
+	fs.StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "file naming the upstream resolvers for names outside the DNS domain")
 	fs.StringVar(&f.trusted, "trusted-subnets", "", "peers in these subnets (CIDR,...) exchange data unencrypted")
 	fs.IntVar(&f.connLimit, "conn-limit", 100, "most connections this router accepts (0: unlimited)")
 	fs.StringVar(&f.statusAddr, "status-addr", "127.0.0.1:6784", "HTTP status API and /metrics ('' to disable)")
@@ -75,6 +78,9 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	}
 	if _, err := netip.ParsePrefix(f.ipallocRange); err != nil {
 		return nil, nil, fmt.Errorf("%s: --ipalloc-range %q: want a CIDR like 10.32.0.0/12", name, f.ipallocRange)
+	}
+	if _, err := nameserver.NormalizeDomain(f.dnsDomain); err != nil {
+		return nil, nil, fmt.Errorf("%s: --dns-domain %q: want a domain name like weft.local", name, f.dnsDomain)
 	}
 	if f.connLimit < 0 {
 		return nil, nil, fmt.Errorf("%s: --conn-limit %d: must not be negative", name, f.connLimit)
@@ -133,7 +139,11 @@ func runRouter(g *globals, args []string) error {
 		PeersGiven: len(peers) > 0,
 		Version:    Version,
 		Logger:     log,
+		DNS:        !f.noDNS,
+		DNSDomain:  f.dnsDomain,
+		ResolvConf: f.resolvConf,
 	}
+	cfg.IPAllocRange, _ = netip.ParsePrefix(f.ipallocRange)
 	return daemon.Run(ctx, cfg, realDeps(), nil)
 }
 
