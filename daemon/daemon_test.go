@@ -120,7 +120,8 @@ func (h *fakeHost) Reset(string) error {
 	h.atts, h.exposed = map[string][]netip.Prefix{}, nil
 	return nil
 }
-func (h *fakeHost) UnderlayMTU(netip.Addr) (int, error) { return 1500, nil }
+func (h *fakeHost) UnderlayMTU(netip.Addr) (int, error)       { return 1500, nil }
+func (h *fakeHost) RouteRepliesFrom(string, netip.Addr) error { return nil }
 func (h *fakeHost) AddRoute(target string, dst netip.Prefix) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -115,6 +115,9 @@ func (d *Daemon) startDNS(ctx context.Context, wg *sync.WaitGroup) error {
 		if err := d.deps.Host.Expose(d.cfg.Bridge, []netip.Prefix{DNSPrefix}); err != nil {
 			return fmt.Errorf("add DNS address %s to bridge %s: %w (run with --no-dns to go without DNS)", DNSAddr, d.cfg.Bridge, err)
 		}
+		if err := d.deps.Host.RouteRepliesFrom(d.cfg.Bridge, dnsIP); err != nil {
+			return fmt.Errorf("DNS server: %w (run with --no-dns to go without DNS)", err)
+		}
 	}
 	s.server = nameserver.NewServer(s.handler, d.log.With("part", "dns-server"))
 	if err := s.server.Listen(s.listen, s.listen); err != nil {

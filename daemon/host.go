@@ -28,6 +28,9 @@ type Host interface {
 	// AddRoute adds (or replaces) a link-scope route to dst through the
 	// target's weft interface.
 	AddRoute(target string, dst netip.Prefix) error
+	// RouteRepliesFrom makes packets with source src (the DNS server's
+	// answers) leave through the bridge, whatever their destination.
+	RouteRepliesFrom(bridge string, src netip.Addr) error
 	// List returns the attached targets.
 	List(bridge string) ([]Attachment, error)
 	// Expose and Hide add and remove addresses of the bridge itself.

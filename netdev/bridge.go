@@ -235,5 +235,8 @@ func Reset(bridge string) error {
 	if err := DeleteLink(bridge); err != nil {
 		errs = append(errs, fmt.Errorf("reset: %w", err))
 	}
+	if err := removeReplyRules(h); err != nil {
+		errs = append(errs, fmt.Errorf("reset: %w", err))
+	}
 	return errors.Join(errs...)
 }

@@ -66,6 +66,9 @@ func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
 	}
 	return netdev.AddRoute(t, dst)
 }
+func (netdevHost) RouteRepliesFrom(bridge string, src netip.Addr) error {
+	return netdev.RouteRepliesFrom(bridge, src)
+}
 func (netdevHost) List(bridge string) ([]daemon.Attachment, error) {
 	list, err := netdev.List(bridge)
 	out := make([]daemon.Attachment, 0, len(list))
