@@ -2,11 +2,14 @@ package router
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/secure"
 )
 
 // Connection states.
@@ -32,6 +35,7 @@ type conn struct {
 	peer     mesh.PeerName
 	uid      uint64
 	outbound bool
+	keys     *secure.KeyRing // data keys; nil: datagrams travel unsealed
 
 	addr      atomic.Pointer[netip.AddrPort] // where to send; nil until known
 	counter   atomic.Uint64                  // datagram counter (future nonce)
@@ -66,6 +70,7 @@ func newConn(r *Router, p mesh.OverlayConnectionParams) *conn {
 		peer:     p.RemotePeer,
 		uid:      p.ConnUID,
 		outbound: p.Outbound,
+		keys:     p.Keys,
 		estCh:    make(chan struct{}),
 		failCh:   make(chan error, 1),
 	}
@@ -116,7 +121,7 @@ func (c *conn) Status() mesh.OverlayStatus {
 	c.mu.Lock()
 	reason := c.reason
 	c.mu.Unlock()
-	st := mesh.OverlayStatus{MTU: int(c.mtu.Load()), Reason: reason}
+	st := mesh.OverlayStatus{MTU: int(c.mtu.Load()), Encrypted: c.keys != nil, Reason: reason}
 	switch c.state.Load() {
 	case stateEstablished:
 		st.State = "established"
@@ -193,6 +198,12 @@ func (c *conn) tick(now int64, s *sender) {
 		c.fail(ErrHeartbeatTimeout)
 		return
 	}
+	if c.keys != nil {
+		if err := c.keys.Tick(time.Unix(0, now)); err != nil {
+			c.fail(fmt.Errorf("data keys: %w", err))
+			return
+		}
+	}
 	if c.heard.Load() && !c.toldHear {
 		var msg [ctlLen]byte
 		msg[0] = ctlHeard
@@ -214,7 +225,7 @@ func (c *conn) tick(now int64, s *sender) {
 	// Without an address (inbound, before the first heartbeat) the beat
 	// stays due, so that it goes out as soon as the address is learned.
 	if a := c.addr.Load(); a != nil && now >= c.nextBeat {
-		buf, i := s.control(*a)
+		buf, i := s.control(c, *a)
 		s.commit(i, putHeartbeat(buf, c.r.self, c.counter.Add(1), c.uid))
 		if established {
 			c.nextBeat = now + int64(cfg.SlowHeartbeat)

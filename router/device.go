@@ -54,3 +54,19 @@ type Transport interface {
 	// Close closes the socket; blocked calls return an error.
 	Close() error
 }
+
+// VnetHdrLen is the length of the virtio-net header (struct
+// virtio_net_hdr) that an offloading device exchanges with each frame.
+const VnetHdrLen = 10
+
+// Offloader is implemented by a Device that can exchange a virtio-net
+// header with each frame, as a Linux TAP with IFF_VNET_HDR does. When
+// VnetHdr reports true, Read places each frame's header in the
+// VnetHdrLen bytes just before the frame (bufs[i][offset-VnetHdrLen:
+// offset]; the caller's offset must be at least VnetHdrLen) and a frame
+// may be a TCP segmentation offload "super-frame" of up to 64 KB; Write
+// likewise takes each frame's header from the VnetHdrLen bytes before it.
+// An all-zero header means a plain, fully checksummed frame.
+type Offloader interface {
+	VnetHdr() bool
+}

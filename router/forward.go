@@ -24,6 +24,10 @@ type forwarder struct {
 
 	newMACs []macPending // MACs first seen in this batch
 
+	// vhdr is the virtio-net header of the frame being forwarded, nil for
+	// a plain frame; forward sends frames with one as RecordVnet/Segment.
+	vhdr []byte
+
 	// One-entry caches for the current batch: frames of a batch mostly
 	// share their source and destination, so learning and lookup skip
 	// the table for repeats.
@@ -134,6 +138,11 @@ func (f *forwarder) broadcast(src mesh.PeerName, frame []byte, captured bool) {
 // else dropped and counted. captured is true for frames read from our own
 // device, whose ICMP errors go straight back into the device.
 func (f *forwarder) forward(c *conn, src, dst mesh.PeerName, frame []byte, captured bool) {
+	if f.vhdr != nil {
+		// Cut into segments as the path needs: never too big.
+		f.out.recordVnet(c, src, dst, f.vhdr, frame)
+		return
+	}
 	mtu := int(c.mtu.Load())
 	if len(frame)-EthernetHeaderLen <= mtu {
 		f.out.record(c, src, dst, frame)
@@ -181,7 +190,7 @@ func (f *forwarder) fragNeeded(src, dst mesh.PeerName, frame []byte, info ipv4In
 			return
 		}
 		f.nICMP++
-		f.local = append(f.local, buf[:RecordHeaderLen+n])
+		f.deliverPlain(buf[:RecordHeaderLen+n])
 		f.st.icmpSent.Add(1)
 		return
 	}
@@ -197,4 +206,29 @@ func (f *forwarder) fragNeeded(src, dst mesh.PeerName, frame []byte, info ipv4In
 	if f.unicast(dst, src, f.scratch[:n], false) {
 		f.st.icmpSent.Add(1)
 	}
+}
+
+// deliverPlain queues a plain frame for the device. entry holds the frame
+// after RecordHeaderLen bytes of headroom, which a device with virtio-net
+// headers reads the (all-zero) header from.
+func (f *forwarder) deliverPlain(entry []byte) {
+	if f.r.vnet {
+		clear(entry[RecordHeaderLen-VnetHdrLen : RecordHeaderLen])
+	}
+	f.local = append(f.local, entry)
+}
+
+// deliverVnet queues a frame whose virtio-net header sits in the
+// VnetHdrLen bytes before it, at entry[RecordHeaderLen-VnetHdrLen:
+// RecordHeaderLen]. A device without such headers gets the frame made
+// plain, or nothing (counted) for a super-frame it cannot take.
+func (f *forwarder) deliverVnet(entry []byte) {
+	if !f.r.vnet {
+		hdr := entry[RecordHeaderLen-VnetHdrLen : RecordHeaderLen]
+		if !plainFromVnet(hdr, entry[RecordHeaderLen:]) {
+			f.st.drops[dropOffload].Add(1)
+			return
+		}
+	}
+	f.local = append(f.local, entry)
 }

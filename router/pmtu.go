@@ -89,7 +89,7 @@ func (c *conn) sendProbe(now int64, s *sender) {
 	if a == nil {
 		return
 	}
-	buf, i := s.control(*a)
+	buf, i := s.control(c, *a)
 	s.commit(i, putProbe(buf, pm.cand+FrameOverhead, c.r.self, c.counter.Add(1), c.uid, pm.id))
 	pm.sentIdx = i
 }

@@ -120,6 +120,11 @@ type Router struct {
 	kick  chan struct{}
 
 	tapStats, udpStats, timerStats *counters
+
+	// vnet is set when the device exchanges virtio-net headers (Offloader).
+	vnet bool
+	// streams numbers the senders, whose segments a receiver tells apart.
+	streams atomic.Uint32
 }
 
 var _ mesh.Overlay = (*Router)(nil)
@@ -149,6 +154,9 @@ func New(cfg Config) (*Router, error) {
 		tapStats:   new(counters),
 		udpStats:   new(counters),
 		timerStats: new(counters),
+	}
+	if o, ok := cfg.Device.(Offloader); ok && o.VnetHdr() {
+		r.vnet = true
 	}
 	m := make(connMap)
 	r.conns.Store(&m)

@@ -19,6 +19,10 @@ type sender struct {
 	open    []openDgram
 	failed  []int // indexes of datagrams WriteBatch rejected in the last flush
 	records uint64
+	stream  uint8  // tells this sender's segments apart from other senders'
+	nextID  uint32 // id of the last frame sent in segments
+
+	seal sealState // connection of each datagram, for sealing (seal.go)
 }
 
 // openDgram is the datagram of one next hop that still takes records.
@@ -29,13 +33,60 @@ type openDgram struct {
 }
 
 func newSender(r *Router, st *counters, max int) sender {
-	return sender{r: r, st: st, max: max}
+	return sender{r: r, st: st, max: max, stream: uint8(r.streams.Add(1))}
 }
 
 // record appends a frame record towards connection c. The frame must fit
 // c's MTU (len(frame) <= MTU + EthernetHeaderLen).
 func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
-	need := RecordHeaderLen + len(frame)
+	if idx := s.slot(c, RecordHeaderLen+len(frame), false); idx >= 0 {
+		s.put(idx, src, dst, frame)
+	}
+}
+
+// recordVnet appends a frame and its virtio-net header towards c: as one
+// RecordVnet record when it fits a datagram to c, else as RecordSegment
+// records of one datagram each.
+func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) {
+	total := VnetHdrLen + len(frame)
+	limit := int(c.mtu.Load()) + FrameOverhead
+	if RecordHeaderLen+total <= limit-HeaderLen-TagLen {
+		if idx := s.slot(c, RecordHeaderLen+total, false); idx >= 0 {
+			n := s.lens[idx]
+			s.lens[idx] = n + putVnetRecord(s.backing[idx][n:], src, dst, hdr, frame)
+			s.records++
+		}
+		return
+	}
+	room := limit - HeaderLen - TagLen - RecordHeaderLen - segmentHeaderLen
+	s.nextID++
+	for off := 0; off < total; off += room {
+		end := min(off+room, total)
+		idx := s.slot(c, RecordHeaderLen+segmentHeaderLen+end-off, true)
+		if idx < 0 {
+			return
+		}
+		b := s.backing[idx][s.lens[idx]:]
+		// The blob is the header followed by the frame; copy it piecewise.
+		n := putSegment(b, s.stream, src, dst, s.nextID, off, total, nil)
+		data := b[n : n+end-off]
+		if off < VnetHdrLen {
+			k := copy(data, hdr[off:VnetHdrLen])
+			copy(data[k:], frame[:end-VnetHdrLen])
+		} else {
+			copy(data, frame[off-VnetHdrLen:end-VnetHdrLen])
+		}
+		binaryPutLen(b, segmentHeaderLen+end-off)
+		s.lens[idx] += n + end - off
+	}
+	s.records++
+}
+
+// slot returns the index of a datagram towards c with need bytes free for
+// a record: c's open datagram when it has room (and fresh is false), else
+// a new one that becomes c's open datagram. It returns -1, counted as no
+// route, while c's address is unknown.
+func (s *sender) slot(c *conn, need int, fresh bool) int {
 	o := -1
 	for i := range s.open {
 		if s.open[i].c == c {
@@ -43,11 +94,10 @@ func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
 			break
 		}
 	}
-	if o >= 0 {
+	if o >= 0 && !fresh {
 		od := &s.open[o]
 		if s.lens[od.idx]+need+TagLen <= od.limit {
-			s.put(od.idx, src, dst, frame)
-			return
+			return od.idx
 		}
 	}
 	if s.max > 0 && len(s.dgrams) >= s.max {
@@ -57,7 +107,7 @@ func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
 	addr := c.addr.Load()
 	if addr == nil {
 		s.st.drops[dropNoRoute].Add(1)
-		return
+		return -1
 	}
 	idx := s.begin(*addr)
 	PutHeader(s.backing[idx], Header{Type: TypeFrames, Sender: s.r.self, Counter: c.counter.Add(1)})
@@ -68,7 +118,12 @@ func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
 	} else {
 		s.open = append(s.open, od)
 	}
-	s.put(idx, src, dst, frame)
+	return idx
+}
+
+// binaryPutLen sets the payload length of the record that starts at b.
+func binaryPutLen(b []byte, n int) {
+	b[2], b[3] = byte(n>>8), byte(n)
 }
 
 func (s *sender) put(idx int, src, dst mesh.PeerName, frame []byte) {
@@ -77,8 +132,13 @@ func (s *sender) put(idx int, src, dst mesh.PeerName, frame []byte) {
 	s.records++
 }
 
-// begin adds an empty datagram to addr and returns its index.
+// begin adds an empty datagram to addr and returns its index. Its
+// connection is unknown until control sets it or the datagram is found in
+// the open table (noteOpen); flush drops datagrams whose connection stays
+// unknown, since it cannot tell whether they need sealing.
 func (s *sender) begin(addr netip.AddrPort) int {
+	s.noteOpen() // the new datagram may replace an open one
+	s.seal.conns = append(s.seal.conns, nil)
 	i := len(s.dgrams)
 	if i == len(s.backing) {
 		s.backing = append(s.backing, make([]byte, MaxDatagram))
@@ -88,13 +148,15 @@ func (s *sender) begin(addr netip.AddrPort) int {
 	return i
 }
 
-// control adds a whole datagram to addr that the caller writes into the
-// returned buffer and ends with commit. It returns the datagram's index.
-func (s *sender) control(addr netip.AddrPort) ([]byte, int) {
+// control adds a whole datagram of connection c to addr that the caller
+// writes into the returned buffer and ends with commit. It returns the
+// datagram's index. flush seals it when c has data keys.
+func (s *sender) control(c *conn, addr netip.AddrPort) ([]byte, int) {
 	if s.max > 0 && len(s.dgrams) >= s.max {
 		s.flush()
 	}
 	i := s.begin(addr)
+	s.seal.conns[i] = c
 	return s.backing[i], i
 }
 
@@ -103,19 +165,15 @@ func (s *sender) commit(i, n int) {
 	s.lens[i] = n - TagLen
 }
 
-// flush ends every datagram with its tag and sends them all.
+// flush ends every datagram with its tag, sealing those of connections
+// with data keys, and sends them all.
 func (s *sender) flush() {
 	s.failed = s.failed[:0]
 	if len(s.dgrams) == 0 {
 		return
 	}
-	for i := range s.dgrams {
-		n := s.lens[i]
-		PutTag(s.backing[i][n:])
-		s.dgrams[i].Buf = s.backing[i][:n+TagLen]
-	}
 	var bytes, sent uint64
-	d := s.dgrams
+	d := s.finishDatagrams()
 	for off := 0; off < len(d); {
 		n, err := s.r.cfg.Transport.WriteBatch(d[off:])
 		for _, x := range d[off : off+n] {
@@ -125,7 +183,7 @@ func (s *sender) flush() {
 		sent += uint64(n)
 		if err != nil {
 			if off < len(d) {
-				s.failed = append(s.failed, off)
+				s.failed = append(s.failed, s.seal.kept[off])
 				s.st.drops[dropSendError].Add(1)
 				off++
 			}
@@ -144,6 +202,7 @@ func (s *sender) flush() {
 	}
 	s.dgrams = s.dgrams[:0]
 	s.lens = s.lens[:0]
+	s.resetSeal()
 	clear(s.open)
 	s.open = s.open[:0]
 }

@@ -13,6 +13,13 @@ const (
 	dropBadFrame             // captured frame too short or with a multicast source MAC
 	dropLinkLocal            // IEEE 802.1D link-local destination (STP BPDU and friends)
 	dropDevice               // Device.Write failed
+	dropOffload              // super-frame for a device without offloads
+	dropReassembly           // segment out of order, or its frame incomplete
+	dropAuthFailed           // sealed datagram failed authentication (forged, tampered, truncated)
+	dropReplay               // sealed datagram replayed or older than the replay window
+	dropUnknownKey           // sealed datagram under a key id the ring does not hold (or past its grace)
+	dropUnsealed             // plain datagram on a connection with data keys, or sealed without keys
+	dropSealFailed           // datagram not sent: the key ring refused a counter, or no known connection
 	numDrops
 )
 
@@ -57,6 +64,21 @@ type Stats struct {
 	// Drops by reason.
 	DropTooBig, DropNoRoute, DropBadDatagram, DropUnknownSender      uint64
 	DropLoop, DropSendError, DropBadFrame, DropLinkLocal, DropDevice uint64
+	// DropOffload counts super-frames a device without offloads could not
+	// take; DropReassembly counts frames lost because a segment was
+	// missing or out of order.
+	DropOffload, DropReassembly uint64
+	// DropAuthFailed counts sealed datagrams that failed authentication
+	// (forged or tampered); DropReplay those whose counter was seen before
+	// or is older than the replay window; DropUnknownKey those under a key
+	// id no current key has (or the previous key after its grace).
+	DropAuthFailed, DropReplay, DropUnknownKey uint64
+	// DropUnsealed counts plain datagrams on a connection with data keys
+	// and sealed datagrams on one without.
+	DropUnsealed uint64
+	// DropSealFailed counts datagrams not sent because they could not be
+	// sealed (the key ring refused a counter).
+	DropSealFailed uint64
 }
 
 func (s *Stats) add(c *counters) {
@@ -78,8 +100,15 @@ func (s *Stats) add(c *counters) {
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()
 	s.DropUnknownSender += c.drops[dropUnknownSender].Load()
 	s.DropLoop += c.drops[dropLoop].Load()
+	s.DropOffload += c.drops[dropOffload].Load()
+	s.DropReassembly += c.drops[dropReassembly].Load()
 	s.DropSendError += c.drops[dropSendError].Load()
 	s.DropBadFrame += c.drops[dropBadFrame].Load()
 	s.DropLinkLocal += c.drops[dropLinkLocal].Load()
 	s.DropDevice += c.drops[dropDevice].Load()
+	s.DropAuthFailed += c.drops[dropAuthFailed].Load()
+	s.DropReplay += c.drops[dropReplay].Load()
+	s.DropUnknownKey += c.drops[dropUnknownKey].Load()
+	s.DropUnsealed += c.drops[dropUnsealed].Load()
+	s.DropSealFailed += c.drops[dropSealFailed].Load()
 }

@@ -49,8 +49,15 @@ func (t *tapReader) handle(n int) {
 	for i := range n {
 		fr := t.bufs[i][tapHeadroom : tapHeadroom+t.sizes[i]]
 		bytes += uint64(len(fr))
+		t.vhdr = nil
+		if t.r.vnet {
+			if h := t.bufs[i][tapHeadroom-VnetHdrLen : tapHeadroom]; !vnetPlain(h) {
+				t.vhdr = h
+			}
+		}
 		t.frame(fr)
 	}
+	t.vhdr = nil
 	t.st.tapFramesIn.Add(uint64(n))
 	t.st.tapBytesIn.Add(bytes)
 	t.finish()

@@ -6,6 +6,10 @@ import "github.com/weftnet/weft/mesh"
 type udpReader struct {
 	forwarder
 	dgrams []Datagram
+
+	reasm []reassembly // frames being put back together, by sender
+	free  [][]byte     // reassembly buffers not in use
+	busy  [][]byte     // reassembly buffers queued for the device
 }
 
 func newUDPReader(r *Router) *udpReader {
@@ -47,12 +51,15 @@ func (u *udpReader) handle(n int) {
 	u.st.udpIn.Add(uint64(n))
 	u.st.udpBytesIn.Add(bytes)
 	u.finish()
+	u.free = append(u.free, u.busy...)
+	clear(u.busy)
+	u.busy = u.busy[:0]
 }
 
 // datagram handles one datagram from its sending connection.
 func (u *udpReader) datagram(b []byte, d *Datagram) {
 	h, body, err := ParseHeader(b)
-	if err != nil || h.Flags&FlagSealed != 0 {
+	if err != nil {
 		u.st.drops[dropBadDatagram].Add(1)
 		return
 	}
@@ -61,9 +68,13 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 		u.st.drops[dropUnknownSender].Add(1)
 		return
 	}
+	body, ok := u.open(c, h, b, body)
+	if !ok {
+		return
+	}
 	switch h.Type {
 	case TypeFrames:
-		u.frames(body)
+		u.frames(h.Sender, body)
 	case TypeHeartbeat:
 		if !c.gotHeartbeat(body, d.Addr, u.now) {
 			u.st.drops[dropBadDatagram].Add(1)
@@ -74,7 +85,7 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 			u.st.drops[dropBadDatagram].Add(1)
 			return
 		}
-		buf, i := u.out.control(d.Addr)
+		buf, i := u.out.control(c, d.Addr)
 		u.out.commit(i, putProbeAck(buf, u.r.self, c.counter.Add(1), c.uid, id, len(b)))
 	case TypeProbeAck:
 		uid, id, _, err := parseProbeAck(body)
@@ -89,10 +100,10 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 	}
 }
 
-// frames handles the records of a frames datagram.
-func (u *udpReader) frames(body []byte) {
-	self := u.r.self
-	var records, relayed uint64
+// frames handles the records of a frames datagram that neighbour from
+// sent.
+func (u *udpReader) frames(from mesh.PeerName, body []byte) {
+	var records uint64
 	for off := 0; off < len(body); {
 		rec, n, err := ParseRecord(body[off:])
 		if err != nil {
@@ -102,40 +113,150 @@ func (u *udpReader) frames(body []byte) {
 		whole := body[off : off+n]
 		off += n
 		records++
-		if rec.Type != RecordFrame {
-			u.st.drops[dropBadDatagram].Add(1)
-			continue
-		}
-		if rec.Src == self {
-			u.st.drops[dropLoop].Add(1)
-			continue
-		}
-		fr := rec.Frame
-		switch rec.Dst {
-		case self:
-			if u.learnSrc(rec.Src, fr) {
-				u.local = append(u.local, whole)
-			}
-		case BroadcastPeer:
-			if !u.learnSrc(rec.Src, fr) {
-				continue
-			}
-			u.local = append(u.local, whole)
-			if fr[0]&1 == 0 {
-				if owner, ok := u.lookup(fr[0:6]); ok && owner == self {
-					continue // flooded unicast that found its destination here
-				}
-			}
-			u.broadcast(rec.Src, fr, false)
+		switch rec.Type {
+		case RecordFrame:
+			u.frame(rec.Src, rec.Dst, rec.Frame, whole, false)
+		case RecordVnet:
+			// whole[VnetHdrLen:] puts the header just before the frame,
+			// RecordHeaderLen bytes in, as the device expects.
+			u.vhdr = rec.Frame[:VnetHdrLen]
+			u.frame(rec.Src, rec.Dst, rec.Frame[VnetHdrLen:], whole[VnetHdrLen:], true)
+			u.vhdr = nil
+		case RecordSegment:
+			u.segment(from, rec)
 		default:
-			relayed++
-			if !u.unicast(rec.Src, rec.Dst, fr, false) {
-				u.st.drops[dropNoRoute].Add(1)
-			}
+			u.st.drops[dropBadDatagram].Add(1)
 		}
 	}
 	u.st.recordsIn.Add(records)
-	u.st.relayed.Add(relayed)
+}
+
+// frame delivers, relays or floods one frame from peer src to peer dst.
+// entry is what goes to the device: the frame after RecordHeaderLen bytes
+// of headroom, which for a frame with a virtio-net header (vnet) holds
+// the header in its last VnetHdrLen bytes.
+func (u *udpReader) frame(src, dst mesh.PeerName, fr, entry []byte, vnet bool) {
+	self := u.r.self
+	if src == self {
+		u.st.drops[dropLoop].Add(1)
+		return
+	}
+	switch dst {
+	case self:
+		if u.learnSrc(src, fr) {
+			u.deliver(entry, vnet)
+		}
+	case BroadcastPeer:
+		if !u.learnSrc(src, fr) {
+			return
+		}
+		// Relay before delivering: delivery may complete a checksum in
+		// place for a device without offloads.
+		if fr[0]&1 != 0 {
+			u.broadcast(src, fr, false)
+		} else if owner, ok := u.lookup(fr[0:6]); !ok || owner != self {
+			u.broadcast(src, fr, false)
+		} // else a flooded unicast that found its destination here
+		u.deliver(entry, vnet)
+	default:
+		u.st.relayed.Add(1)
+		if !u.unicast(src, dst, fr, false) {
+			u.st.drops[dropNoRoute].Add(1)
+		}
+	}
+}
+
+func (u *udpReader) deliver(entry []byte, vnet bool) {
+	if vnet {
+		u.deliverVnet(entry)
+	} else {
+		u.deliverPlain(entry)
+	}
+}
+
+// reassembly puts back together the segments of one frame that one
+// sender (a neighbour's goroutine) cut up. Segments of a frame arrive in
+// order on a path that does not reorder; anything else loses the frame,
+// as a lost datagram would.
+type reassembly struct {
+	from   mesh.PeerName
+	stream uint8
+	id     uint32
+	total  int
+	got    int
+	buf    []byte // the frame at RecordHeaderLen, its header just before
+}
+
+// reasmBase is where the header+frame blob starts in a reassembly buffer.
+const reasmBase = RecordHeaderLen - VnetHdrLen
+
+// maxReassemblies bounds the frames being reassembled at once.
+const maxReassemblies = 64
+
+// segment adds one RecordSegment to its frame and handles the frame once
+// complete.
+func (u *udpReader) segment(from mesh.PeerName, rec Record) {
+	sg, ok := parseSegment(rec.Frame)
+	if !ok {
+		u.st.drops[dropBadDatagram].Add(1)
+		return
+	}
+	ra := u.reassemblyFor(from, rec.Flags)
+	if sg.off == 0 {
+		if ra.got > 0 {
+			u.st.drops[dropReassembly].Add(1)
+		}
+		ra.id, ra.total, ra.got = sg.id, sg.total, 0
+	}
+	if sg.id != ra.id || sg.total != ra.total || sg.off != ra.got {
+		if ra.got > 0 {
+			u.st.drops[dropReassembly].Add(1)
+		}
+		ra.got, ra.total = 0, 0
+		return
+	}
+	copy(ra.buf[reasmBase+sg.off:], sg.data)
+	ra.got += len(sg.data)
+	if ra.got < ra.total {
+		return
+	}
+	blob := ra.buf[reasmBase : reasmBase+ra.total]
+	fr := blob[VnetHdrLen:]
+	before := len(u.local)
+	u.vhdr = blob[:VnetHdrLen]
+	u.frame(rec.Src, rec.Dst, fr, ra.buf[:RecordHeaderLen+len(fr)], true)
+	u.vhdr = nil
+	if len(u.local) > before {
+		// The device write at the end of the batch still needs this buffer.
+		u.busy = append(u.busy, ra.buf)
+		ra.buf = u.takeBuf()
+	}
+	ra.got, ra.total = 0, 0
+}
+
+// reassemblyFor returns the reassembly of frames from one neighbour's
+// sender, creating it on first use.
+func (u *udpReader) reassemblyFor(from mesh.PeerName, stream uint8) *reassembly {
+	for i := range u.reasm {
+		if ra := &u.reasm[i]; ra.from == from && ra.stream == stream {
+			return ra
+		}
+	}
+	if len(u.reasm) == maxReassemblies {
+		u.reasm = u.reasm[:0] // a flood of senders: start over
+	}
+	u.reasm = append(u.reasm, reassembly{from: from, stream: stream, buf: u.takeBuf()})
+	return &u.reasm[len(u.reasm)-1]
+}
+
+// takeBuf returns a free reassembly buffer.
+func (u *udpReader) takeBuf() []byte {
+	if n := len(u.free); n > 0 {
+		b := u.free[n-1]
+		u.free = u.free[:n-1]
+		return b
+	}
+	return make([]byte, reasmBase+maxBlob)
 }
 
 // learnSrc records the frame's source MAC behind peer src and reports

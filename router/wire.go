@@ -61,8 +61,11 @@ const (
 const (
 	// RecordFrame carries one whole Ethernet frame.
 	RecordFrame uint8 = 1
-	// RecordSegment is reserved for a segment of a large GSO frame.
+	// RecordSegment carries one piece of a frame and its virtio-net header
+	// too large for one datagram (see vnet.go); the next hop reassembles.
 	RecordSegment uint8 = 2
+	// RecordVnet carries a virtio-net header followed by a whole frame.
+	RecordVnet uint8 = 3
 )
 
 // BroadcastPeer is the destination peer of a record that travels along
@@ -171,7 +174,7 @@ func ParseRecord(body []byte) (Record, int, error) {
 		Dst:   mesh.PeerNameFrom(body[10:16]),
 		Frame: body[RecordHeaderLen:end:end],
 	}
-	if r.Type == RecordFrame && n < EthernetHeaderLen {
+	if (r.Type == RecordFrame && n < EthernetHeaderLen) || (r.Type == RecordVnet && n < VnetHdrLen+EthernetHeaderLen) {
 		return Record{}, 0, fmt.Errorf("parse record: frame of %d bytes: %w", n, ErrBadRecord)
 	}
 	return r, end, nil

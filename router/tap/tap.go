@@ -31,6 +31,8 @@ type Device struct {
 	raw  syscall.RawConn
 	name string
 	mtu  int
+	// vnet is set when frames carry a virtio-net header (OpenOffload).
+	vnet bool
 
 	// Read state, owned by the one Read caller. readFn is bound once so
 	// that passing it to RawConn.Read does not allocate.
@@ -58,6 +60,22 @@ func Open(name string, mtu int) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
+	return setup(f, name, mtu, false)
+}
+
+// OpenOffload is Open for a TAP whose frames carry a virtio-net header
+// (the device implements router.Offloader). With tso the kernel may hand
+// it TCP super-frames of up to 64 KB and partially checksummed frames;
+// without, only plain frames (with all-zero headers) are read.
+func OpenOffload(name string, mtu int, tso bool) (*Device, error) {
+	f, err := openVnetTAP(name, tso)
+	if err != nil {
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	return setup(f, name, mtu, true)
+}
+
+func setup(f *os.File, name string, mtu int, vnet bool) (*Device, error) {
 	if err := setMTU(name, mtu); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
@@ -71,7 +89,7 @@ func Open(name string, mtu int) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
-	d := &Device{file: f, raw: raw, name: name, mtu: mtu}
+	d := &Device{file: f, raw: raw, name: name, mtu: mtu, vnet: vnet}
 	d.readFn = d.readFrames
 	d.writeFn = d.writeFrames
 	return d, nil
@@ -79,6 +97,10 @@ func Open(name string, mtu int) (*Device, error) {
 
 // Name is the interface name.
 func (d *Device) Name() string { return d.name }
+
+// VnetHdr implements router.Offloader: frames carry a virtio-net header
+// in the router.VnetHdrLen bytes before them.
+func (d *Device) VnetHdr() bool { return d.vnet }
 
 // MTU is the largest IP packet the device carries, as given to Open.
 func (d *Device) MTU() int { return d.mtu }
@@ -105,9 +127,20 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	if d.vnet {
+		if offset < router.VnetHdrLen {
+			return 0, fmt.Errorf("read tap %s: offset %d leaves no room for the virtio-net header", d.name, offset)
+		}
+		offset -= router.VnetHdrLen
+	}
 	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs, sizes, offset, 0, nil
 	err := d.raw.Read(d.readFn)
 	n := d.rn
+	if d.vnet {
+		for i := range n {
+			d.rsizes[i] = max(d.rsizes[i]-router.VnetHdrLen, 0)
+		}
+	}
 	if err == nil {
 		err = d.rerr
 	}
@@ -150,6 +183,12 @@ func (d *Device) readFrames(fd uintptr) bool {
 func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
+	}
+	if d.vnet {
+		if offset < router.VnetHdrLen {
+			return 0, fmt.Errorf("write tap %s: offset %d leaves no room for the virtio-net header", d.name, offset)
+		}
+		offset -= router.VnetHdrLen
 	}
 	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
 	err := d.raw.Write(d.writeFn)

@@ -1,0 +1,129 @@
+package router
+
+import (
+	"encoding/binary"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// Frames with a virtio-net header. An offloading device (Offloader) reads
+// frames with a header that may announce a TCP segmentation offload
+// super-frame (up to 64 KB) or a partial checksum the kernel left to be
+// completed. Such frames travel between peers with their header, in one
+// RecordVnet record when they fit a datagram, else cut into RecordSegment
+// records of one datagram each that the next hop puts back together. The
+// receiving peer writes the frame and its header into its own device, and
+// its kernel segments or checksums it only if and where it must: a 64 KB
+// TCP segment crosses the overlay with a handful of system calls instead
+// of one per 1.4 KB frame.
+
+// virtio_net_hdr fields (little-endian, as Linux uses on every host weft
+// runs on).
+const (
+	vnetFlagNeedsCsum = 1 // flags: checksum from csum_start to be completed
+	vnetGSONone       = 0 // gso_type: not a super-frame
+)
+
+// segmentHeaderLen is the header in front of a RecordSegment's data:
+// frame id (4), offset of the data in the header+frame blob (4), blob
+// length (4).
+const segmentHeaderLen = 12
+
+// maxBlob is the largest header+frame blob a segment may announce.
+const maxBlob = VnetHdrLen + 65535
+
+// vnetPlain reports whether a virtio-net header announces nothing: no
+// super-frame and no checksum left to do.
+func vnetPlain(h []byte) bool { return h[0] == 0 && h[1] == vnetGSONone }
+
+// completeChecksum does in software what a device with checksum offload
+// would: it folds the ones' complement sum of frame[start:] into the 16-bit
+// field at start+off, which the sender's kernel seeded with the pseudo
+// header sum. It reports false when the offsets do not fit the frame.
+func completeChecksum(frame []byte, start, off int) bool {
+	if start < EthernetHeaderLen || start+off+2 > len(frame) {
+		return false
+	}
+	var sum uint32
+	b := frame[start:]
+	for len(b) >= 2 {
+		sum += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(frame[start+off:], ^uint16(sum))
+	return true
+}
+
+// plainFromVnet turns a frame received with header h into a plain frame
+// for a device without virtio-net headers. Super-frames cannot be
+// delivered that way and report false.
+func plainFromVnet(h, frame []byte) bool {
+	if h[1] != vnetGSONone {
+		return false
+	}
+	if h[0]&vnetFlagNeedsCsum != 0 {
+		return completeChecksum(frame, int(binary.LittleEndian.Uint16(h[6:8])), int(binary.LittleEndian.Uint16(h[8:10])))
+	}
+	return true
+}
+
+// putSegment writes a RecordSegment record carrying blob[off:off+n] of a
+// blob of total bytes into b and returns its length.
+func putSegment(b []byte, stream uint8, src, dst mesh.PeerName, id uint32, off, total int, data []byte) int {
+	n := segmentHeaderLen + len(data)
+	b[0] = RecordSegment
+	b[1] = stream
+	binary.BigEndian.PutUint16(b[2:4], uint16(n))
+	src.Put(b[4:10])
+	dst.Put(b[10:16])
+	p := b[RecordHeaderLen:]
+	binary.BigEndian.PutUint32(p[0:4], id)
+	binary.BigEndian.PutUint32(p[4:8], uint32(off))
+	binary.BigEndian.PutUint32(p[8:12], uint32(total))
+	copy(p[segmentHeaderLen:], data)
+	return RecordHeaderLen + n
+}
+
+// putVnetRecord writes a RecordVnet record (header then frame) into b and
+// returns its length.
+func putVnetRecord(b []byte, src, dst mesh.PeerName, hdr, frame []byte) int {
+	n := VnetHdrLen + len(frame)
+	b[0] = RecordVnet
+	b[1] = 0
+	binary.BigEndian.PutUint16(b[2:4], uint16(n))
+	src.Put(b[4:10])
+	dst.Put(b[10:16])
+	copy(b[RecordHeaderLen:], hdr[:VnetHdrLen])
+	copy(b[RecordHeaderLen+VnetHdrLen:], frame)
+	return RecordHeaderLen + n
+}
+
+// segment is one RecordSegment's payload, decoded.
+type segment struct {
+	id         uint32
+	off, total int
+	data       []byte
+}
+
+// parseSegment decodes a RecordSegment payload.
+func parseSegment(p []byte) (segment, bool) {
+	if len(p) < segmentHeaderLen {
+		return segment{}, false
+	}
+	s := segment{
+		id:    binary.BigEndian.Uint32(p[0:4]),
+		off:   int(binary.BigEndian.Uint32(p[4:8])),
+		total: int(binary.BigEndian.Uint32(p[8:12])),
+		data:  p[segmentHeaderLen:],
+	}
+	if s.total < VnetHdrLen+EthernetHeaderLen || s.total > maxBlob || s.off+len(s.data) > s.total || len(s.data) == 0 {
+		return segment{}, false
+	}
+	return s, true
+}
