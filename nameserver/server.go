@@ -22,6 +22,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	pc      net.PacketConn
+	extra   []net.PacketConn // more UDP sockets on pc's address (SO_REUSEPORT)
 	ln      net.Listener
 	servers []*dns.Server
 	stopped bool
@@ -47,18 +48,21 @@ func (s *Server) Listen(udpAddr, tcpAddr string) error {
 		return fmt.Errorf("DNS listen: %w", ErrServerStarted)
 	}
 	if udpAddr != "" {
-		pc, err := net.ListenPacket("udp", udpAddr)
+		pcs, err := listenUDP(udpAddr, udpSockets())
 		if err != nil {
 			return fmt.Errorf("DNS listen udp %s: %w", udpAddr, err)
 		}
-		s.pc = pc
+		s.pc, s.extra = pcs[0], pcs[1:]
 	}
 	if tcpAddr != "" {
 		ln, err := net.Listen("tcp", tcpAddr)
 		if err != nil {
 			if s.pc != nil {
 				s.pc.Close()
-				s.pc = nil
+				for _, pc := range s.extra {
+					pc.Close()
+				}
+				s.pc, s.extra = nil, nil
 			}
 			return fmt.Errorf("DNS listen tcp %s: %w", tcpAddr, err)
 		}
@@ -103,7 +107,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("DNS start: %w", ErrNotListening)
 	}
 	if s.pc != nil {
-		s.servers = append(s.servers, &dns.Server{PacketConn: s.pc, Handler: s.h, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+		for _, pc := range append([]net.PacketConn{s.pc}, s.extra...) {
+			s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s.h, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+		}
 	}
 	if s.ln != nil {
 		s.servers = append(s.servers, &dns.Server{Listener: s.ln, Handler: s.h, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second }})
@@ -173,7 +179,7 @@ func (s *Server) shutdown() error {
 		s.doneCh = make(chan struct{})
 	}
 	close(s.doneCh)
-	servers, pc, ln := s.servers, s.pc, s.ln
+	servers, pc, extra, ln := s.servers, s.pc, s.extra, s.ln
 	s.mu.Unlock()
 
 	var errs []error
@@ -186,6 +192,9 @@ func (s *Server) shutdown() error {
 	}
 	if len(servers) == 0 { // bound but never started
 		if pc != nil {
+			pc.Close()
+		}
+		for _, pc := range extra {
 			pc.Close()
 		}
 		if ln != nil {
