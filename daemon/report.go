@@ -142,7 +142,7 @@ func (d *Daemon) statusHandler() http.Handler {
 	mux.Handle("GET /report", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets}, /report, /metrics\n")
+		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns}, /report, /metrics\n")
 	})
 	return mux
 }
@@ -157,11 +157,13 @@ var (
 	descMACs        = prometheus.NewDesc("weft_macs", "Entries of the MAC table.", nil, nil)
 	descCounter     = prometheus.NewDesc("weft_dataplane_total", "Data plane counters by name.", []string{"counter"}, nil)
 	descPeerMTU     = prometheus.NewDesc("weft_connection_mtu", "Verified MTU of the data path to a peer.", []string{"peer"}, nil)
+	descDNS         = prometheus.NewDesc("weft_dns_total", "DNS server counters by name.", []string{"counter"}, nil)
+	descDNSRecords  = prometheus.NewDesc("weft_dns_records", "Live DNS records held, every peer's.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descPeers, descMACs, descCounter, descPeerMTU} {
+	for _, d := range []*prometheus.Desc{descConnections, descPeers, descMACs, descCounter, descPeerMTU, descDNS, descDNSRecords} {
 		ch <- d
 	}
 }
@@ -188,5 +190,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(len(m.d.rt.MACs())))
 	for name, v := range statsMap(m.d.rt.Stats()) {
 		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
+	}
+	if r := m.d.dnsReport(); r != nil {
+		for name, v := range r.Stats {
+			ch <- prometheus.MustNewConstMetric(descDNS, prometheus.CounterValue, float64(v), name)
+		}
+		ch <- prometheus.MustNewConstMetric(descDNSRecords, prometheus.GaugeValue, float64(len(r.Entries)))
 	}
 }
