@@ -60,6 +60,7 @@ type conn struct {
 	started  bool
 	toldHear bool
 	nextBeat int64
+	epoch    uint32 // sending epoch of keys at the last tick
 	pm       pmtuSearch
 }
 
@@ -202,6 +203,12 @@ func (c *conn) tick(now int64, s *sender) {
 		if err := c.keys.Tick(time.Unix(0, now)); err != nil {
 			c.fail(fmt.Errorf("data keys: %w", err))
 			return
+		}
+		// A new sending epoch: beat now, so that the peer's ring, which
+		// looks one epoch ahead only, follows even when no data flows.
+		if e := c.keys.Status().SendEpoch; e != c.epoch {
+			c.epoch = e
+			c.nextBeat = now
 		}
 	}
 	if c.heard.Load() && !c.toldHear {
