@@ -1,0 +1,31 @@
+package control
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFormatDNS(t *testing.T) {
+	r := &Report{DNS: &DNSReport{Domain: "weft.local.", Address: "169.254.53.53:53", Entries: []DNSRecord{
+		{Name: "c1.weft.local.", Address: "10.2.1.1", Peer: "7a:00:00:00:00:01", NickName: "h1"},
+		{Name: "db.weft.local.", Address: "10.2.1.9", Peer: "7a:00:00:00:00:02"},
+	}}}
+	got, err := FormatView(r, "dns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "c1.weft.local. 10.2.1.1 7a:00:00:00:00:01(h1)" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "db.weft.local. 10.2.1.9 7a:00:00:00:00:02" {
+		t.Errorf("status dns:\n%s", got)
+	}
+	if s := FormatStatus(r); !strings.Contains(s, "DNS: weft.local. on 169.254.53.53:53, 2 entries") {
+		t.Errorf("summary:\n%s", s)
+	}
+	if _, err := FormatView(&Report{}, "dns"); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("status dns without DNS: %v", err)
+	}
+	if s := FormatStatus(&Report{}); !strings.Contains(s, "DNS: disabled") {
+		t.Errorf("summary without DNS:\n%s", s)
+	}
+}
