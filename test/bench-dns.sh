@@ -10,7 +10,7 @@
 # Usage: test/bench-dns.sh [--duration SECONDS] [--concurrency N]
 # Env:   WEFT_BIN (default bin/weft), BENCH_DURATION (default 5),
 #        BENCH_CONCURRENCY (default 8).
-# Needs root and dnsmasq. Cleans up everything it made on exit, failure or
+# Needs root and dnsmasq (test/deps.sh installs it). Cleans up everything it made on exit, failure or
 # Ctrl-C.
 set -euo pipefail
 
@@ -31,6 +31,7 @@ done
 [[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION > 0 && DURATION <= 120)) || lib_die "--duration: 1 to 120 seconds"
 
 lib_need_root
+"$HERE/deps.sh"
 command -v dnsmasq >/dev/null || lib_die "dnsmasq not found (apt-get install dnsmasq-base)"
 
 P=wd$$
