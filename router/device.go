@@ -32,6 +32,20 @@ type Datagram struct {
 	// Addr is the remote address: the source on receive, the destination on
 	// send.
 	Addr netip.AddrPort
+	// Segment, when not zero on send, says that Buf holds several
+	// datagrams to Addr, each Segment bytes long but the last (which may
+	// be shorter): a Transport that is a Segmenter sends them with one
+	// UDP segmentation offload call. Only set it below MaxSegments.
+	Segment int
+}
+
+// Segmenter is implemented by a Transport that can send a train of
+// equal-sized datagrams at once (Datagram.Segment), as Linux does with
+// UDP_SEGMENT.
+type Segmenter interface {
+	// MaxSegments is the most datagrams one train may hold; 0 when the
+	// socket cannot segment.
+	MaxSegments() int
 }
 
 // Transport is the UDP socket the mesh's data travels on. All datagrams

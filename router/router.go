@@ -125,6 +125,8 @@ type Router struct {
 	vnet bool
 	// streams numbers the senders, whose segments a receiver tells apart.
 	streams atomic.Uint32
+	// segmenter is the transport when it can send datagram trains.
+	segmenter Segmenter
 }
 
 var _ mesh.Overlay = (*Router)(nil)
@@ -157,6 +159,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if o, ok := cfg.Device.(Offloader); ok && o.VnetHdr() {
 		r.vnet = true
+	}
+	if sg, ok := cfg.Transport.(Segmenter); ok {
+		r.segmenter = sg
 	}
 	m := make(connMap)
 	r.conns.Store(&m)

@@ -58,7 +58,7 @@ func (s *sender) finishDatagrams() []Datagram {
 		default:
 			PutTag(b[n:])
 		}
-		s.dgrams[j] = Datagram{Buf: b[:n+TagLen], Addr: s.dgrams[i].Addr}
+		s.dgrams[j] = Datagram{Buf: b[:n+TagLen], Addr: s.dgrams[i].Addr, Segment: s.dgrams[i].Segment}
 		s.seal.kept = append(s.seal.kept, i)
 		j++
 	}

@@ -60,6 +60,10 @@ func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) 
 	}
 	room := limit - HeaderLen - TagLen - RecordHeaderLen - segmentHeaderLen
 	s.nextID++
+	if s.trains(c, src, dst, hdr, frame, limit, room) {
+		s.records++
+		return
+	}
 	for off := 0; off < total; off += room {
 		end := min(off+room, total)
 		idx := s.slot(c, RecordHeaderLen+segmentHeaderLen+end-off, true)
@@ -80,6 +84,67 @@ func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) 
 		s.lens[idx] += n + end - off
 	}
 	s.records++
+}
+
+// trains sends the segments of a header+frame blob as trains of
+// equal-sized datagrams (each limit bytes but the last) that the
+// transport sends with one segmentation offload call each. It reports
+// false, having done nothing, when the transport cannot.
+func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limit, room int) bool {
+	maxSeg := 0
+	if s.r.segmenter != nil {
+		maxSeg = min(s.r.segmenter.MaxSegments(), MaxDatagram/limit)
+	}
+	total := VnetHdrLen + len(frame)
+	if maxSeg < 2 || !c.trainsOK() {
+		return false
+	}
+	for off := 0; off < total; {
+		idx := s.train(c)
+		if idx < 0 {
+			return true
+		}
+		b := s.backing[idx]
+		pos := 0
+		for k := 0; k < maxSeg && off < total; k++ {
+			end := min(off+room, total)
+			PutHeader(b[pos:], Header{Type: TypeFrames, Sender: s.r.self, Counter: c.counter.Add(1)})
+			rec := b[pos+HeaderLen:]
+			n := putSegment(rec, s.stream, src, dst, s.nextID, off, total, nil)
+			data := rec[n : n+end-off]
+			if off < VnetHdrLen {
+				k := copy(data, hdr[off:VnetHdrLen])
+				copy(data[k:], frame[:end-VnetHdrLen])
+			} else {
+				copy(data, frame[off-VnetHdrLen:end-VnetHdrLen])
+			}
+			binaryPutLen(rec, segmentHeaderLen+end-off)
+			pos += HeaderLen + n + end - off
+			PutTag(b[pos:])
+			pos += TagLen
+			off = end
+		}
+		// flush adds the last datagram's tag at lens[idx] again.
+		s.lens[idx] = pos - TagLen
+		s.dgrams[idx].Segment = limit
+	}
+	return true
+}
+
+// train adds a datagram towards c that is not open for further records
+// and returns its index, or -1 (counted) while c's address is unknown.
+func (s *sender) train(c *conn) int {
+	if s.max > 0 && len(s.dgrams) >= s.max {
+		s.flush()
+	}
+	addr := c.addr.Load()
+	if addr == nil {
+		s.st.drops[dropNoRoute].Add(1)
+		return -1
+	}
+	i := s.begin(*addr)
+	s.seal.conns[i] = c
+	return i
 }
 
 // slot returns the index of a datagram towards c with need bytes free for

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"net/netip"
+	"os"
 
 	"github.com/weftnet/weft/daemon"
 	"github.com/weftnet/weft/netdev"
@@ -18,6 +20,11 @@ func realDeps() daemon.Deps {
 	return daemon.Deps{
 		Host: netdevHost{},
 		OpenTAP: func(name string, mtu int) (router.Device, error) {
+			// Frames with virtio-net headers and TCP segmentation
+			// offload: a 64 KB TCP segment crosses as one frame.
+			if d, err := tap.OpenOffload(name, mtu, os.Getenv("WEFT_NO_OFFLOAD") == ""); err == nil {
+				return d, nil
+			}
 			return tap.Open(name, mtu)
 		},
 		ListenUDP: func(addr netip.AddrPort) (router.Transport, error) {
@@ -57,7 +64,11 @@ func (netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.P
 	if err != nil {
 		return nil, err
 	}
-	return netdev.Detach(bridge, t, addrs)
+	removed, err := netdev.Detach(bridge, t, addrs)
+	if errors.Is(err, netdev.ErrNamespaceNotFound) || errors.Is(err, netdev.ErrNoSuchProcess) {
+		err = goneError{err}
+	}
+	return removed, err
 }
 func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
 	t, err := netdev.ParseTarget(target)
@@ -90,3 +101,10 @@ func (netdevHost) UnderlayMTU(dst netip.Addr) (int, error)       { return netdev
 func convert(a netdev.Attachment) daemon.Attachment {
 	return daemon.Attachment{Target: a.Target, MAC: a.MAC, Addrs: a.Addrs, Err: a.Err}
 }
+
+// goneError keeps netdev's message for a target whose namespace is gone and
+// tells the daemon so (errors.Is(err, daemon.ErrTargetGone)).
+type goneError struct{ err error }
+
+func (e goneError) Error() string   { return e.err.Error() }
+func (e goneError) Unwrap() []error { return []error{daemon.ErrTargetGone, e.err} }

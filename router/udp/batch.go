@@ -19,6 +19,7 @@ type batch struct {
 	hdrs   []unix.Mmsghdr
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrInet6 // large enough for IPv4 too
+	ctrl   []byte                  // one UDP_SEGMENT control message per datagram
 	dgrams []router.Datagram
 	count  int   // messages to transfer
 	n      int   // messages transferred
@@ -32,6 +33,7 @@ func (b *batch) prepare(dgrams []router.Datagram) {
 		b.hdrs = make([]unix.Mmsghdr, len(dgrams))
 		b.iovs = make([]unix.Iovec, len(dgrams))
 		b.names = make([]unix.RawSockaddrInet6, len(dgrams))
+		b.ctrl = make([]byte, len(dgrams)*segCmsgSpace)
 	}
 	b.dgrams, b.count, b.n, b.err = dgrams, len(dgrams), 0, nil
 	for i := range dgrams {
@@ -49,6 +51,12 @@ func (b *batch) prepare(dgrams []router.Datagram) {
 		h.Hdr.SetIovlen(1)
 		h.Hdr.Control = nil
 		h.Hdr.SetControllen(0)
+		if seg := dgrams[i].Segment; seg > 0 {
+			c := b.ctrl[i*segCmsgSpace : (i+1)*segCmsgSpace]
+			putSegmentCmsg(c, seg)
+			h.Hdr.Control = &c[0]
+			h.Hdr.SetControllen(len(c))
+		}
 		h.Hdr.Flags = 0
 		h.Len = 0
 	}
@@ -157,4 +165,17 @@ func portFrom(p *uint16) uint16 {
 func putPort(p *uint16, port uint16) {
 	b := (*[2]byte)(unsafe.Pointer(p))
 	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// segCmsgSpace is the size of a UDP_SEGMENT control message.
+var segCmsgSpace = unix.CmsgSpace(2)
+
+// putSegmentCmsg writes a UDP_SEGMENT control message with the segment
+// size into c.
+func putSegmentCmsg(c []byte, seg int) {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	h.Level = unix.IPPROTO_UDP
+	h.Type = unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = uint16(seg)
 }

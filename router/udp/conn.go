@@ -14,10 +14,12 @@
 package udp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +43,23 @@ type Conn struct {
 
 	txMu sync.Mutex
 	tx   batch // guarded by txMu
+
+	// gso is set while the kernel takes UDP_SEGMENT trains.
+	gso atomic.Bool
+}
+
+// maxSegments is the kernel's limit on datagrams per UDP_SEGMENT train.
+const maxSegments = 64
+
+var _ router.Segmenter = (*Conn)(nil)
+
+// MaxSegments implements router.Segmenter: 64 while the kernel accepts
+// UDP segmentation offload on this socket, else 0.
+func (c *Conn) MaxSegments() int {
+	if c.gso.Load() {
+		return maxSegments
+	}
+	return 0
 }
 
 // Listen opens a UDP socket bound to addr. Port 0 picks an ephemeral port.
@@ -103,6 +122,10 @@ func (c *Conn) setOptions() error {
 		}
 		setBuffer(s, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF)
 		setBuffer(s, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF)
+		// Kernels since 4.18 know UDP_SEGMENT; reading it tells.
+		if _, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
+			c.gso.Store(true)
+		}
 	})
 	if err != nil {
 		return err
@@ -187,6 +210,11 @@ func (c *Conn) WriteBatch(dgrams []router.Datagram) (int, error) {
 		err = addrErr
 	}
 	if err != nil {
+		if dgrams[n].Segment > 0 && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+			// The path cannot segment (a device without checksum
+			// offload): send trains datagram by datagram from now on.
+			c.gso.Store(false)
+		}
 		return n, fmt.Errorf("udp write to %s: %w", dgrams[n].Addr, err)
 	}
 	return n, nil

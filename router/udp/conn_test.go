@@ -279,3 +279,29 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+func TestSegmentTrainArrivesAsDatagrams(t *testing.T) {
+	a := listen(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	b := listen(t, netip.MustParseAddrPort("127.0.0.1:0"))
+	if a.MaxSegments() == 0 {
+		t.Skip("kernel without UDP segmentation offload")
+	}
+	const seg, n = 1000, 5
+	buf := make([]byte, seg*(n-1)+300)
+	for i := range buf {
+		buf[i] = byte(i / seg)
+	}
+	if k, err := a.WriteBatch([]router.Datagram{{Buf: buf, Addr: dest(b), Segment: seg}}); k != 1 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v", k, err)
+	}
+	got := readAll(t, b, makeBatch(8, 2000), n)
+	for i, d := range got {
+		want := seg
+		if i == n-1 {
+			want = 300
+		}
+		if d.N != want || d.Buf[0] != byte(i) || d.Buf[d.N-1] != byte(i) {
+			t.Fatalf("datagram %d: %d bytes starting %d, want %d bytes of %d", i, d.N, d.Buf[0], want, i)
+		}
+	}
+}
