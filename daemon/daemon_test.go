@@ -22,6 +22,7 @@ import (
 type fakeHost struct {
 	mu       sync.Mutex
 	atts     map[string][]netip.Prefix
+	gone     map[string]bool // targets whose namespace vanished
 	exposed  []netip.Prefix
 	attaches int
 }
@@ -54,6 +55,9 @@ func (h *fakeHost) Attach(_ string, target string, addrs []netip.Prefix, _ int) 
 func (h *fakeHost) Detach(_ string, target string, addrs []netip.Prefix) ([]netip.Prefix, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.gone[target] {
+		return nil, fmt.Errorf("namespace of %s not found: %w", target, ErrTargetGone)
+	}
 	have, ok := h.atts[target]
 	if !ok {
 		return nil, fmt.Errorf("%s is not attached", target)
@@ -120,7 +124,18 @@ func (h *fakeHost) Reset(string) error {
 	h.atts, h.exposed = map[string][]netip.Prefix{}, nil
 	return nil
 }
-func (h *fakeHost) UnderlayMTU(netip.Addr) (int, error)       { return 1500, nil }
+func (h *fakeHost) UnderlayMTU(netip.Addr) (int, error) { return 1500, nil }
+
+// vanish makes target's namespace disappear, interface included.
+func (h *fakeHost) vanish(target string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.atts, target)
+	if h.gone == nil {
+		h.gone = map[string]bool{}
+	}
+	h.gone[target] = true
+}
 func (h *fakeHost) RouteRepliesFrom(string, netip.Addr) error { return nil }
 func (h *fakeHost) AddRoute(target string, dst netip.Prefix) error {
 	h.mu.Lock()

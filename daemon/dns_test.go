@@ -179,3 +179,30 @@ func TestDNSBadRequests(t *testing.T) {
 		t.Error("status dns on a router without DNS: no error")
 	}
 }
+
+func TestDetachOfVanishedTargetForgetsItsNames(t *testing.T) {
+	nw := routertest.NewNetwork(6)
+	root, host := t.TempDir(), newFakeHost()
+	r := startRouterWith(t, nw, t.TempDir(), host, 10009, withDNS(root))
+	if _, err := r.client.Attach(control.AttachRequest{Target: "netns:c5", CIDRs: []string{"10.2.1.5/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c5 registered", wantAddrs(t, r, "c5.weft.local.", "10.2.1.5"))
+	host.vanish("netns:c5")
+	removed, err := r.client.Detach(control.AttachRequest{Target: "netns:c5"})
+	if err != nil || !slices.Equal(removed, []string{"10.2.1.5/24"}) {
+		t.Fatalf("detach of a vanished target: %v, %v", removed, err)
+	}
+	eventually(t, "c5 forgotten", wantAddrs(t, r, "c5.weft.local."))
+	if rep := r.report(t); len(rep.Attachments) != 0 {
+		t.Errorf("attachments after detach: %+v", rep.Attachments)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/netns/c5/resolv.conf")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("resolv.conf of c5 left: %v", err)
+	}
+	// A target never attached stays an error.
+	host.vanish("netns:c6")
+	if _, err := r.client.Detach(control.AttachRequest{Target: "netns:c6"}); err == nil {
+		t.Error("detach of an unknown vanished target: no error")
+	}
+}

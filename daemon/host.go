@@ -23,7 +23,8 @@ type Host interface {
 	// Attach gives target an interface on the bridge with addrs.
 	Attach(bridge, target string, addrs []netip.Prefix, mtu int) (Attachment, error)
 	// Detach removes addrs (all when empty) from target and returns those
-	// removed; the interface goes when no address is left.
+	// removed; the interface goes when no address is left. When the
+	// target's namespace no longer exists the error wraps ErrTargetGone.
 	Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error)
 	// AddRoute adds (or replaces) a link-scope route to dst through the
 	// target's weft interface.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -77,6 +78,9 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	removed, err := d.deps.Host.Detach(d.cfg.Bridge, target, addrs)
+	if errors.Is(err, ErrTargetGone) && len(addrs) == 0 {
+		return d.forgetGone(target, err)
+	}
 	if err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("detach %s: %w", target, err)}
 	}
@@ -88,6 +92,40 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 		return nil, fmt.Errorf("detach %s: remove DNS records: %w", target, err)
 	}
 	return prefixStrings(removed), nil
+}
+
+// forgetGone fully detaches a target whose namespace has gone: the kernel
+// took its interface with it, and what the router remembers of it (the
+// attachment, DNS records, resolv.conf) goes too. It returns the addresses
+// the target was attached with; a target the router never knew stays an
+// error. Called with d.mu held.
+func (d *Daemon) forgetGone(target string, cause error) ([]string, error) {
+	atts, err := d.store.Attachments()
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(atts, func(a state.Attachment) bool { return a.Target == target })
+	own := false
+	if d.dns != nil {
+		for _, r := range d.dns.store.Own() {
+			own = own || r.Target == target
+		}
+	}
+	if i < 0 && !own {
+		return nil, &control.UserError{Err: fmt.Errorf("detach %s: %w", target, cause)}
+	}
+	var addrs []string
+	if i >= 0 {
+		addrs = atts[i].Addrs
+		if err := d.store.DeleteAttachment(target); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.unregisterDetached(target, nil, true); err != nil {
+		return nil, fmt.Errorf("detach %s: remove DNS records: %w", target, err)
+	}
+	d.log.Info("forgot a target that no longer exists", "target", target, "addrs", addrs)
+	return addrs, nil
 }
 
 // updateRecord brings the persisted attachment of target in line after a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -158,6 +159,20 @@ func TestDNS(t *testing.T) {
 		eventuallyGone(t, c2, "four")
 		if _, err := os.Stat("/etc/netns/" + extra.Name + "/resolv.conf"); err == nil {
 			t.Errorf("resolv.conf of %s left after detach", extra.Name)
+		}
+	})
+
+	t.Run("detaching a deleted container forgets its name", func(t *testing.T) {
+		gone := h1.NewContainer(t, "c5")
+		h1.MustWeft(t, "attach", "--name", "five", "10.2.1.5/24", gone.Target())
+		eventuallyResolves(t, c3, "five", "10.2.1.5")
+		deleteNamespace(t, gone.Name)
+		if got := strings.TrimSpace(h1.MustWeft(t, "detach", gone.Target())); got != "10.2.1.5" {
+			t.Errorf("detach of deleted %s printed %q", gone.Name, got)
+		}
+		eventuallyGone(t, c3, "five")
+		if _, err := os.Stat("/etc/netns/" + gone.Name + "/resolv.conf"); err == nil {
+			t.Errorf("resolv.conf of deleted %s left after detach", gone.Name)
 		}
 	})
 
@@ -339,5 +354,20 @@ func eventuallyGone(t *testing.T, c *netns.Container, name string) {
 			return fmt.Errorf("still resolves to %v", got)
 		}
 		return nil
+	})
+}
+
+// deleteNamespace deletes a container's namespace as a container runtime
+// would, then makes an empty one of the same name once the test is done, so
+// that the world's cleanup (which deletes every namespace it made) finds it.
+func deleteNamespace(t *testing.T, name string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns delete %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns add %s: %v: %s", name, err, out)
+		}
 	})
 }
