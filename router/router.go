@@ -35,10 +35,11 @@ type Config struct {
 	// FastHeartbeat is the heartbeat interval until a connection is
 	// established; default 500ms.
 	FastHeartbeat time.Duration
-	// SlowHeartbeat is the heartbeat interval once established; default 10s.
+	// SlowHeartbeat is the heartbeat interval once established; default 2s.
 	SlowHeartbeat time.Duration
 	// HeartbeatTimeout fails a connection that heard no heartbeat for this
-	// long; default 60s.
+	// long; default 15s, so that traffic moves to a path through another
+	// peer within seconds of a direct path breaking.
 	HeartbeatTimeout time.Duration
 
 	// ProbeTimeout is how long a path MTU probe waits for its ack;
@@ -75,8 +76,8 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.TickInterval, 100*time.Millisecond)
 	def(&c.FastHeartbeat, 500*time.Millisecond)
-	def(&c.SlowHeartbeat, 10*time.Second)
-	def(&c.HeartbeatTimeout, 60*time.Second)
+	def(&c.SlowHeartbeat, 2*time.Second)
+	def(&c.HeartbeatTimeout, 15*time.Second)
 	def(&c.ProbeTimeout, 250*time.Millisecond)
 	def(&c.ProbeInterval, 10*time.Minute)
 	def(&c.MACMaxAge, 10*time.Minute)
