@@ -60,7 +60,7 @@ func newSteppedPair(t *testing.T) *steppedPair {
 	addrB := netip.MustParseAddrPort("10.0.0.2:6783")
 	s := &steppedPair{clk: &fakeClock{t: time.Unix(1000, 0)}, pab: &linkPipe{from: addrA}, pba: &linkPipe{from: addrB}}
 	mk := func(self mesh.PeerName, tr Transport) *Router {
-		r, err := New(Config{Self: self, Device: &sinkDevice{mtu: 1500}, Transport: tr, Now: s.clk.Now})
+		r, err := New(Config{Self: self, Device: &sinkDevice{mtu: 1500}, Transport: tr, Now: s.clk.Now, SlowHeartbeat: 10 * time.Second, HeartbeatTimeout: 60 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
