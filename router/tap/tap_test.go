@@ -11,8 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/router"
 )
 
 // testNS is a fresh named network namespace for one root test.
@@ -84,10 +87,14 @@ func (ns *testNS) do(t *testing.T, fn func() error) {
 const tapName = "weftt0"
 
 func openTest(t *testing.T, ns *testNS) *Device {
+	return openTestWith(t, ns, func() (*Device, error) { return Open(tapName, 1400) })
+}
+
+func openTestWith(t *testing.T, ns *testNS, open func() (*Device, error)) *Device {
 	t.Helper()
 	var d *Device
 	ns.do(t, func() (err error) {
-		d, err = Open(tapName, 1400)
+		d, err = open()
 		return err
 	})
 	t.Cleanup(func() { d.Close() })
@@ -133,7 +140,23 @@ func arpTarget(f []byte) (net.IP, bool) {
 
 func TestReadBatchAndWrite(t *testing.T) {
 	ns := newTestNS(t)
-	d := openTest(t, ns)
+	readBatchAndWrite(t, ns, openTest(t, ns))
+}
+
+func TestOffloadReadBatchAndWrite(t *testing.T) {
+	ns := newTestNS(t)
+	d := openTestWith(t, ns, func() (*Device, error) { return OpenOffload(tapName, 1400, true) })
+	if !d.VnetHdr() {
+		t.Fatal("OpenOffload device has no virtio-net header")
+	}
+	readBatchAndWrite(t, ns, d)
+}
+
+// readBatchAndWrite checks batched reads and a write on d. For a device
+// with virtio-net headers the header before each frame read must be zero
+// (ARP and an unoffloaded UDP datagram need no offload), and writes carry
+// a zero header.
+func readBatchAndWrite(t *testing.T, ns *testNS, d *Device) {
 	if d.MTU() != 1400 {
 		t.Errorf("MTU() = %d", d.MTU())
 	}
@@ -158,6 +181,13 @@ func TestReadBatchAndWrite(t *testing.T) {
 	seen := map[string]bool{}
 	var tapMAC net.HardwareAddr
 	batches := readUntil(t, d, offset, func(f []byte) bool {
+		if d.VnetHdr() {
+			// f is bufs[i][offset:]; its header sits just before.
+			hdr := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(f)), -router.VnetHdrLen)), router.VnetHdrLen)
+			if !bytes.Equal(hdr, make([]byte, router.VnetHdrLen)) {
+				t.Errorf("virtio-net header of an ARP frame: % x", hdr)
+			}
+		}
 		if ip, ok := arpTarget(f); ok {
 			seen[ip.String()] = true
 			tapMAC = net.HardwareAddr(bytes.Clone(f[6:12]))
