@@ -83,6 +83,10 @@ func (d *Daemon) startDNS(ctx context.Context, wg *sync.WaitGroup) error {
 	for _, r := range recs {
 		addr, err := netip.ParseAddr(r.Addr)
 		if err == nil {
+			// A record of another --dns-domain than this run's is dropped.
+			_, err = nameserver.QualifyName(r.Name, domain)
+		}
+		if err == nil {
 			_, err = store.Add(r.Name, addr, r.Target)
 		}
 		if err != nil {

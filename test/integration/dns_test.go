@@ -150,6 +150,30 @@ func TestDNS(t *testing.T) {
 		}
 	})
 
+	t.Run("many addresses: truncated over UDP, complete over TCP", func(t *testing.T) {
+		args := []string{"dns-add"}
+		for i := 1; i <= 100; i++ {
+			args = append(args, fmt.Sprintf("10.3.0.%d", i))
+		}
+		h3.MustWeft(t, append(args, "-h", "many")...)
+		netns.Eventually(t, dnsTimeout, "c1 sees 100 addresses over TCP", func() error {
+			if in := query(t, c1, "many.weft.local.", dns.TypeA, "tcp"); len(in.Answer) != 100 {
+				return fmt.Errorf("%d answers", len(in.Answer))
+			}
+			return nil
+		})
+		in := query(t, c1, "many.weft.local.", dns.TypeA, "udp")
+		in.Compress = true // as sent: Len then counts the packed size
+		if !in.Truncated || len(in.Answer) == 0 || len(in.Answer) >= 100 || in.Len() > 512 {
+			t.Errorf("UDP answer: TC %v, %d records, %d bytes; want TC, some records, at most 512 bytes", in.Truncated, len(in.Answer), in.Len())
+		}
+		if got, err := resolve(c2, "many"); err != nil || len(got) != 100 {
+			t.Errorf("getent in c2 (retries over TCP): %d addresses, %v", len(got), err)
+		}
+		h3.MustWeft(t, "dns-remove", "--fqdn", "many")
+		eventuallyGone(t, c1, "many")
+	})
+
 	t.Run("detach removes the name everywhere", func(t *testing.T) {
 		extra := h3.NewContainer(t, "c4")
 		h3.MustWeft(t, "attach", "--name", "four", "10.2.1.4/24", extra.Target())
