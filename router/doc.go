@@ -7,7 +7,9 @@
 // datagrams towards the next hop that the mesh's routes name. Datagrams
 // from peers are decapsulated, delivered to the TAP, relayed onward along
 // unicast routes, or continued along the broadcast tree. The wire format
-// is specified in docs/protocol-data.md.
+// is specified in docs/protocol-data.md. On connections with data keys
+// (mesh.OverlayConnectionParams.Keys) every datagram is sealed just before
+// its batch is sent and opened right after its header is parsed (seal.go).
 //
 // Goroutines: Run starts exactly three and waits for them:
 //   - the TAP reader owns its read buffers, its outgoing datagram buffers

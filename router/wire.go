@@ -53,7 +53,9 @@ const (
 // Header flags (header byte 2).
 const (
 	// FlagSealed marks a datagram whose body is encrypted and whose tag is
-	// an AEAD tag. This version never sets it and drops such datagrams.
+	// an AEAD tag: every datagram of a connection with data keys (see
+	// seal.go). It is authenticated with the header, so it cannot be
+	// stripped.
 	FlagSealed uint8 = 1 << 0
 )
 
