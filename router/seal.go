@@ -51,7 +51,7 @@ func (s *sender) finishDatagrams() []Datagram {
 			if now.IsZero() {
 				now = s.r.cfg.Now() // one clock reading per batch
 			}
-			if sealDatagram(c.keys, b, n, now) != nil {
+			if sealTrain(c.keys, b[:n+TagLen], s.dgrams[i].Segment, now) != nil {
 				s.st.drops[dropSealFailed].Add(1)
 				continue
 			}
@@ -70,6 +70,26 @@ func (s *sender) resetSeal() {
 	clear(s.seal.conns)
 	s.seal.conns = s.seal.conns[:0]
 	s.seal.kept = s.seal.kept[:0]
+}
+
+// sealTrain seals the datagram in b (header, body and tag room) or, when
+// seg is not zero, each datagram of the train in b: seg bytes each but
+// the last (Datagram.Segment). Every datagram of a train has its own
+// header and counter, and is opened on its own by the receiver.
+func sealTrain(ring *secure.KeyRing, b []byte, seg int, now time.Time) error {
+	if seg <= 0 {
+		seg = len(b)
+	}
+	for pos := 0; pos < len(b); pos += seg {
+		end := min(pos+seg, len(b))
+		if end-pos < DatagramOverhead {
+			return ErrShortDatagram
+		}
+		if err := sealDatagram(ring, b[pos:end], end-pos-TagLen, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sealDatagram seals the datagram in b, whose header and body take n

@@ -338,3 +338,46 @@ func FuzzReceiveSealed(f *testing.F) {
 		}
 	})
 }
+
+// TestSealedTrain: a train of datagrams in one buffer (Datagram.Segment)
+// is sealed datagram by datagram, and each opens on its own.
+func TestSealedTrain(t *testing.T) {
+	p := newSealedPathPair(t, secure.SuiteChaCha20Poly1305)
+	c := (*p.a.conns.Load())[peerB]
+	s := newSender(p.a, p.a.tapStats, 0)
+	const seg = 300
+	sizes := []int{seg, seg, 150} // whole datagrams, the last shorter
+	frames := make([][]byte, len(sizes))
+	buf, idx := s.control(c, *c.addr.Load())
+	pos := 0
+	for k, size := range sizes {
+		frames[k] = markedFrame(size - DatagramOverhead - RecordHeaderLen)
+		PutHeader(buf[pos:], Header{Type: TypeFrames, Sender: peerA, Counter: uint64(k)})
+		n := HeaderLen + PutRecord(buf[pos+HeaderLen:], RecordFrame, peerA, peerB, frames[k])
+		PutTag(buf[pos+n:])
+		pos += n + TagLen
+	}
+	s.commit(idx, pos)
+	s.dgrams[idx].Segment = seg
+	p.trA.n = 0
+	s.flush()
+	if p.trA.n != 1 {
+		t.Fatalf("%d buffers sent, want one train", p.trA.n)
+	}
+	train := bytes.Clone(p.udpB.dgrams[0].Buf[:p.udpB.dgrams[0].N])
+	if len(train) != pos || bytes.Contains(train, marker) {
+		t.Fatalf("train of %d bytes (want %d), marker visible %v", len(train), pos, bytes.Contains(train, marker))
+	}
+	for k, off := 0, 0; k < len(sizes); k++ {
+		d := &p.udpB.dgrams[k]
+		d.N = copy(d.Buf, train[off:off+sizes[k]])
+		if d.Buf[2]&FlagSealed == 0 {
+			t.Fatalf("datagram %d of the train not sealed", k)
+		}
+		off += sizes[k]
+	}
+	p.udpB.handle(len(sizes))
+	if p.devB.frames != len(sizes) || !bytes.Equal(p.devB.last, frames[len(frames)-1]) {
+		t.Fatalf("b delivered %d frames; stats %+v", p.devB.frames, p.b.Stats())
+	}
+}
