@@ -26,6 +26,7 @@ type Server struct {
 	ln      net.Listener
 	servers []*dns.Server
 	stopped bool
+	started bool
 	doneCh  chan struct{}
 	wg      sync.WaitGroup
 }
@@ -98,17 +99,23 @@ func (s *Server) Stats() Stats { return s.h.Stats() }
 // server stops when ctx ends or Stop is called.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
-	if s.servers != nil || s.stopped {
+	if s.started || s.stopped {
 		s.mu.Unlock()
 		return fmt.Errorf("DNS start: %w", ErrServerStarted)
 	}
+	s.started = true
 	if s.pc == nil && s.ln == nil {
 		s.mu.Unlock()
 		return fmt.Errorf("DNS start: %w", ErrNotListening)
 	}
 	if s.pc != nil {
 		for _, pc := range append([]net.PacketConn{s.pc}, s.extra...) {
-			s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s.h, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+			u := newUDPServer(pc.(*net.UDPConn), s.h)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				u.serve()
+			}()
 		}
 	}
 	if s.ln != nil {
@@ -190,13 +197,15 @@ func (s *Server) shutdown() error {
 			errs = append(errs, err)
 		}
 	}
+	// The UDP sockets are served by udpServer loops, which end when their
+	// socket closes.
+	if pc != nil {
+		pc.Close()
+	}
+	for _, pc := range extra {
+		pc.Close()
+	}
 	if len(servers) == 0 { // bound but never started
-		if pc != nil {
-			pc.Close()
-		}
-		for _, pc := range extra {
-			pc.Close()
-		}
 		if ln != nil {
 			ln.Close()
 		}
