@@ -96,7 +96,7 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 		maxSeg = min(s.r.segmenter.MaxSegments(), MaxDatagram/limit)
 	}
 	total := VnetHdrLen + len(frame)
-	if maxSeg < 2 || !c.trainsOK() {
+	if maxSeg < 2 {
 		return false
 	}
 	for off := 0; off < total; {

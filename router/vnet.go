@@ -127,8 +127,3 @@ func parseSegment(p []byte) (segment, bool) {
 	}
 	return s, true
 }
-
-// trainsOK reports whether datagrams towards c may travel as trains of
-// segments (Datagram.Segment): only while they are not sealed, since
-// sealing works datagram by datagram.
-func (c *conn) trainsOK() bool { return c.keys == nil }
