@@ -149,7 +149,12 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}
 	defer udp.Close()
 
-	d.rt, err = router.New(router.Config{Self: d.self, Device: dev, Transport: udp, Logger: d.log.With("part", "router")})
+	rcfg := router.Config{Self: d.self, Device: dev, Transport: udp, Logger: d.log.With("part", "router")}
+	if cfg.DNS {
+		// Each host answers its own containers' DNS queries.
+		rcfg.HostLocal = []netip.Addr{dnsIP}
+	}
+	d.rt, err = router.New(rcfg)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,11 @@ type Config struct {
 	MACLoopGuard time.Duration
 	// MACTableSize bounds the MAC table; default 16384.
 	MACTableSize int
+
+	// HostLocal are IPv4 addresses that every host has on its own bridge
+	// (the DNS server's): ARP about them read from the device never leaves
+	// the host, so that each host's containers reach their own host's.
+	HostLocal []netip.Addr
 
 	// BatchSize is how many frames or datagrams one read returns;
 	// default 32.

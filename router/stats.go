@@ -14,6 +14,7 @@ const (
 	dropLinkLocal            // IEEE 802.1D link-local destination (STP BPDU and friends)
 	dropDevice               // Device.Write failed
 	dropOffload              // super-frame for a device without offloads
+	dropHostLocal            // ARP about a host-local address (Config.HostLocal)
 	dropReassembly           // segment out of order, or its frame incomplete
 	dropAuthFailed           // sealed datagram failed authentication (forged, tampered, truncated)
 	dropReplay               // sealed datagram replayed or older than the replay window
@@ -68,6 +69,9 @@ type Stats struct {
 	// take; DropReassembly counts frames lost because a segment was
 	// missing or out of order.
 	DropOffload, DropReassembly uint64
+	// DropHostLocal counts ARP frames about host-local addresses kept
+	// from the other hosts.
+	DropHostLocal uint64
 	// DropAuthFailed counts sealed datagrams that failed authentication
 	// (forged or tampered); DropReplay those whose counter was seen before
 	// or is older than the replay window; DropUnknownKey those under a key
@@ -101,6 +105,7 @@ func (s *Stats) add(c *counters) {
 	s.DropUnknownSender += c.drops[dropUnknownSender].Load()
 	s.DropLoop += c.drops[dropLoop].Load()
 	s.DropOffload += c.drops[dropOffload].Load()
+	s.DropHostLocal += c.drops[dropHostLocal].Load()
 	s.DropReassembly += c.drops[dropReassembly].Load()
 	s.DropSendError += c.drops[dropSendError].Load()
 	s.DropBadFrame += c.drops[dropBadFrame].Load()

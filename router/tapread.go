@@ -1,5 +1,7 @@
 package router
 
+import "net/netip"
+
 // tapHeadroom is the room Device.Read leaves in front of each frame: the
 // datagram and record headers, so that a future single-frame fast path can
 // encapsulate in place.
@@ -73,6 +75,10 @@ func (t *tapReader) frame(fr []byte) {
 		t.st.drops[dropLinkLocal].Add(1)
 		return
 	}
+	if len(t.r.cfg.HostLocal) > 0 && isHostLocalARP(fr, t.r.cfg.HostLocal) {
+		t.st.drops[dropHostLocal].Add(1)
+		return
+	}
 	self := t.r.self
 	if t.learn(fr[6:12], self) == learnLoop {
 		t.st.drops[dropLoop].Add(1)
@@ -98,4 +104,20 @@ func (t *tapReader) frame(fr []byte) {
 // LLDP), which bridges never forward.
 func isLinkLocal(fr []byte) bool {
 	return fr[0] == 0x01 && fr[1] == 0x80 && fr[2] == 0xc2 && fr[3] == 0 && fr[4] == 0 && fr[5]&0xf0 == 0
+}
+
+// isHostLocalARP reports whether the frame is an IPv4 ARP packet whose
+// sender or target address is one of the host-local addresses.
+func isHostLocalARP(fr []byte, local []netip.Addr) bool {
+	if len(fr) < 42 || fr[12] != 0x08 || fr[13] != 0x06 || fr[16] != 0x08 || fr[17] != 0x00 {
+		return false
+	}
+	spa := netip.AddrFrom4([4]byte(fr[28:32]))
+	tpa := netip.AddrFrom4([4]byte(fr[38:42]))
+	for _, a := range local {
+		if a == spa || a == tpa {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package router_test
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -182,5 +183,38 @@ func TestPlainDeviceGetsChecksumCompletedAndNoSuperFrames(t *testing.T) {
 	b.Device.Inject(plain)
 	if got := recv(t, a); !bytes.Equal(got, append(make([]byte, router.VnetHdrLen), plain...)) {
 		t.Fatalf("a got header % x", got[:router.VnetHdrLen])
+	}
+}
+
+func TestHostLocalARPStaysHome(t *testing.T) {
+	dns := netip.MustParseAddr("169.254.53.53")
+	nw := routertest.NewNetwork(3)
+	a := routertest.StartNode(t, nw, 1, addr(1), 1406, func(c *router.Config) { fast(c); c.HostLocal = []netip.Addr{dns} })
+	b := routertest.StartNode(t, nw, 2, addr(2), 1406, fast)
+	ab, ba, err := routertest.Connect(a, b, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	established(t, ab, ba)
+	g := routertest.Graph{}
+	g.Link(1, 2)
+	routertest.InstallRoutes(g, a, b)
+	arp := func(target [4]byte) []byte {
+		f := frame(bcast, mac(1), 42, 0)
+		f[12], f[13] = 0x08, 0x06
+		copy(f[14:22], []byte{0, 1, 8, 0, 6, 4, 0, 1})
+		copy(f[22:28], mac(1))
+		copy(f[28:32], []byte{10, 2, 1, 1})
+		copy(f[38:42], target[:])
+		return f
+	}
+	a.Device.Inject(arp(dns.As4()))
+	other := arp([4]byte{10, 2, 1, 2})
+	a.Device.Inject(other)
+	if got := recv(t, b); !bytes.Equal(got, other) {
+		t.Fatalf("b got % x, want the ARP for 10.2.1.2 only", got[38:42])
+	}
+	if st := a.Router.Stats(); st.DropHostLocal != 1 {
+		t.Errorf("DropHostLocal = %d, want 1", st.DropHostLocal)
 	}
 }
