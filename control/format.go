@@ -19,6 +19,9 @@ func FormatStatus(r *Report) string {
 	row("Name", "%s(%s)", r.Router.Name, r.Router.NickName)
 	row("Encryption", "%s", onOff(r.Router.Encryption))
 	row("PeerDiscovery", "%s", onOff(r.Router.PeerDiscovery))
+	if r.Router.TrustedSubnets != "" {
+		row("TrustedSubnets", "%s", r.Router.TrustedSubnets)
+	}
 	row("Targets", "%d", len(r.Router.Targets))
 	row("Connections", "%s", connectionSummary(r.Router.Connections))
 	established := 0

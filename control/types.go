@@ -25,6 +25,7 @@ type RouterReport struct {
 	Port            int               `json:"port"`
 	Encryption      bool              `json:"encryption"`
 	PeerDiscovery   bool              `json:"peer_discovery"`
+	TrustedSubnets  string            `json:"trusted_subnets"`
 	Bridge          string            `json:"bridge"`
 	MTU             int               `json:"mtu"`
 	Targets         []string          `json:"targets"`

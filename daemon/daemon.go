@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/router"
+	"github.com/weftnet/weft/secure"
 	"github.com/weftnet/weft/state"
 )
 
@@ -65,6 +66,11 @@ type Config struct {
 	// IPAllocRange is the weft range (--ipalloc-range); its clients may
 	// use the DNS server to resolve names outside the domain.
 	IPAllocRange netip.Prefix
+	// Password, when set, encrypts and authenticates everything between
+	// peers; TrustedSubnets lists underlay subnets whose peers exchange
+	// data unencrypted (control stays authenticated).
+	Password       []byte
+	TrustedSubnets secure.TrustedSubnets
 	// Version is the weft release, for reports.
 	Version string
 	// Logger receives the router's logs.
@@ -158,15 +164,23 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	if err != nil {
 		return err
 	}
+	var psk *secure.PSK
+	if len(cfg.Password) > 0 {
+		if psk, err = secure.DerivePSK(cfg.Password); err != nil {
+			return fmt.Errorf("password: %w", err)
+		}
+	}
 	d.node, err = mesh.NewNode(mesh.Config{
-		Name:       d.self,
-		NickName:   cfg.NickName,
-		ListenAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
-		DataPort:   udp.LocalPort(),
-		ConnLimit:  cfg.ConnLimit,
-		Discovery:  cfg.Discovery,
-		Overlay:    d.rt,
-		Logger:     d.log.With("part", "mesh"),
+		PSK:            psk,
+		TrustedSubnets: cfg.TrustedSubnets,
+		Name:           d.self,
+		NickName:       cfg.NickName,
+		ListenAddr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
+		DataPort:       udp.LocalPort(),
+		ConnLimit:      cfg.ConnLimit,
+		Discovery:      cfg.Discovery,
+		Overlay:        d.rt,
+		Logger:         d.log.With("part", "mesh"),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/weftnet/weft/daemon"
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/nameserver"
+	"github.com/weftnet/weft/secure"
 )
 
 const protocolVersion = "1"
@@ -88,15 +90,11 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	if f.mtu != 0 && (f.mtu < 576 || f.mtu > 65000) {
 		return nil, nil, fmt.Errorf("%s: --mtu %d: want 576 to 65000, or 0 for automatic", name, f.mtu)
 	}
-	if f.passwordFile != "" || os.Getenv("WEFT_PASSWORD") != "" {
-		return nil, nil, fmt.Errorf("%s: encryption (--password-file, WEFT_PASSWORD) is not available in this build yet; refusing to run unencrypted when a password was given", name)
+	if _, err := readPassword(f.passwordFile); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if f.trusted != "" {
-		for _, c := range strings.Split(f.trusted, ",") {
-			if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
-				return nil, nil, fmt.Errorf("%s: --trusted-subnets: %q is not a CIDR like 10.0.0.0/8", name, c)
-			}
-		}
+	if _, err := secure.ParseTrustedSubnets(f.trusted); err != nil {
+		return nil, nil, fmt.Errorf("%s: --trusted-subnets: %v; want CIDRs like 10.0.0.0/8,192.168.1.0/24", name, err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -126,22 +124,29 @@ func runRouter(g *globals, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	password, err := readPassword(f.passwordFile)
+	if err != nil {
+		return err
+	}
+	trusted, _ := secure.ParseTrustedSubnets(f.trusted)
 	cfg := daemon.Config{
-		StateDir:   g.stateDir,
-		NickName:   nick,
-		Host:       f.host,
-		Port:       f.port,
-		MTU:        f.mtu,
-		ConnLimit:  f.connLimit,
-		Discovery:  !f.noDiscovery,
-		StatusAddr: f.statusAddr,
-		Peers:      peers,
-		PeersGiven: len(peers) > 0,
-		Version:    Version,
-		Logger:     log,
-		DNS:        !f.noDNS,
-		DNSDomain:  f.dnsDomain,
-		ResolvConf: f.resolvConf,
+		Password:       password,
+		TrustedSubnets: trusted,
+		StateDir:       g.stateDir,
+		NickName:       nick,
+		Host:           f.host,
+		Port:           f.port,
+		MTU:            f.mtu,
+		ConnLimit:      f.connLimit,
+		Discovery:      !f.noDiscovery,
+		StatusAddr:     f.statusAddr,
+		Peers:          peers,
+		PeersGiven:     len(peers) > 0,
+		Version:        Version,
+		Logger:         log,
+		DNS:            !f.noDNS,
+		DNSDomain:      f.dnsDomain,
+		ResolvConf:     f.resolvConf,
 	}
 	cfg.IPAllocRange, _ = netip.ParsePrefix(f.ipallocRange)
 	return daemon.Run(ctx, cfg, realDeps(), nil)
@@ -216,3 +221,25 @@ func lastError(path string, start int64) string {
 }
 
 var _ = flag.ErrHelp
+
+// readPassword returns the password from file (one trailing newline
+// stripped) or, when file is "", from WEFT_PASSWORD; nil when neither is
+// set.
+func readPassword(file string) ([]byte, error) {
+	if file == "" {
+		if pw := os.Getenv("WEFT_PASSWORD"); pw != "" {
+			return []byte(pw), nil
+		}
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--password-file: %w", err)
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	if len(data) == 0 {
+		return nil, fmt.Errorf("--password-file %s is empty: put the network's password in it", file)
+	}
+	return data, nil
+}
