@@ -42,11 +42,14 @@ fuzz: go
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-# Throughput and latency of weft against the kernel's veth and VXLAN,
-# measured in the same run, plus Go micro-benchmarks of the frame path.
+# Throughput and latency of weft (plain and encrypted) against the kernel's
+# veth and VXLAN, measured in the same run; DNS queries per second against
+# dnsmasq; and Go micro-benchmarks of the frame path, crypto and DNS.
 bench: go deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
-	WEFT_BIN=$(CURDIR)/bin/weft bash test/bench.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... ./nameserver/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
+	@pw=$$(mktemp); head -c 24 /dev/urandom | base64 > $$pw; \
+	  WEFT_BIN=$(CURDIR)/bin/weft bash test/bench.sh --password-file $$pw; rc=$$?; rm -f $$pw; exit $$rc
+	WEFT_BIN=$(CURDIR)/bin/weft bash test/bench-dns.sh
 
 # A local demo mesh: three hosts as network namespaces.
 demo: go deps build

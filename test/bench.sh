@@ -196,6 +196,15 @@ for row in "${ROWS[@]}"; do
 	printf '%-16s %14s %14s\n' "$row/vxlan" "$(ratio "${RES_1[$row]}" "${RES_1[vxlan]}")" \
 		"$(ratio "${RES_4[$row]}" "${RES_4[vxlan]}")"
 done
+if [[ -n ${RES_1[weft-encrypted]:-} && -n ${RES_1[weft]:-} ]]; then
+	printf '%-16s %14s %14s\n' "encrypted/plain" "$(ratio "${RES_1[weft-encrypted]}" "${RES_1[weft]}")" \
+		"$(ratio "${RES_4[weft-encrypted]}" "${RES_4[weft]}")"
+fi
+for row in "${ROWS[@]}"; do
+	[[ $row == weft* && -n ${RES_RTT[$row]:-} && -n ${RES_RTT[underlay]:-} ]] || continue
+	awk -v r="$row" -v a="${RES_RTT[$row]}" -v b="${RES_RTT[underlay]}" \
+		'BEGIN { printf "%-16s RTT added over the underlay: %.3f ms\n", r, a - b }'
+done
 for note in "${NOTES[@]}"; do
 	echo "note: $note"
 done
