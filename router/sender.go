@@ -73,13 +73,7 @@ func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) 
 		b := s.backing[idx][s.lens[idx]:]
 		// The blob is the header followed by the frame; copy it piecewise.
 		n := putSegment(b, s.stream, src, dst, s.nextID, off, total, nil)
-		data := b[n : n+end-off]
-		if off < VnetHdrLen {
-			k := copy(data, hdr[off:VnetHdrLen])
-			copy(data[k:], frame[:end-VnetHdrLen])
-		} else {
-			copy(data, frame[off-VnetHdrLen:end-VnetHdrLen])
-		}
+		copyBlob(b[n:n+end-off], hdr, frame, off)
 		binaryPutLen(b, segmentHeaderLen+end-off)
 		s.lens[idx] += n + end - off
 	}
@@ -111,13 +105,7 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 			PutHeader(b[pos:], Header{Type: TypeFrames, Sender: s.r.self, Counter: c.counter.Add(1)})
 			rec := b[pos+HeaderLen:]
 			n := putSegment(rec, s.stream, src, dst, s.nextID, off, total, nil)
-			data := rec[n : n+end-off]
-			if off < VnetHdrLen {
-				k := copy(data, hdr[off:VnetHdrLen])
-				copy(data[k:], frame[:end-VnetHdrLen])
-			} else {
-				copy(data, frame[off-VnetHdrLen:end-VnetHdrLen])
-			}
+			copyBlob(rec[n:n+end-off], hdr, frame, off)
 			binaryPutLen(rec, segmentHeaderLen+end-off)
 			pos += HeaderLen + n + end - off
 			PutTag(b[pos:])
@@ -184,6 +172,17 @@ func (s *sender) slot(c *conn, need int, fresh bool) int {
 		s.open = append(s.open, od)
 	}
 	return idx
+}
+
+// copyBlob fills dst with the bytes from offset off of the blob made of
+// the virtio-net header hdr followed by frame.
+func copyBlob(dst, hdr, frame []byte, off int) {
+	if off < VnetHdrLen {
+		k := copy(dst, hdr[off:VnetHdrLen])
+		copy(dst[k:], frame)
+		return
+	}
+	copy(dst, frame[off-VnetHdrLen:])
 }
 
 // binaryPutLen sets the payload length of the record that starts at b.
