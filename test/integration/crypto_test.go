@@ -229,7 +229,8 @@ func TestCryptoCapture(t *testing.T) {
 }
 
 // TestCryptoRefused launches h1 with a password, h2 with another, h3 with
-// none; h2 and h3 dial h1. Nobody joins, and both ends say why.
+// none; h2 and h3 dial h1. Nobody joins, and both ends say why, in
+// `weft status connections` and in their logs.
 func TestCryptoRefused(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 3)
@@ -259,6 +260,29 @@ func TestCryptoRefused(t *testing.T) {
 	reasonFrom(h1, h2, false, "failed", "authentication failed: password mismatch")
 	reasonFrom(h3, h1, true, "retrying", "authentication failed: peer requires a password, we have none")
 	reasonFrom(h1, h3, false, "failed", "authentication failed: peer has no password, we require one")
+	// The reverse: the router with the password dials the one without.
+	h1.MustWeft(t, "connect", h3.PeerAddr())
+	reasonFrom(h1, h3, true, "retrying", "authentication failed: peer has no password, we require one")
+	reasonFrom(h3, h1, false, "failed", "authentication failed: peer requires a password, we have none")
+
+	// The refusal is logged on both ends.
+	for _, c := range []struct {
+		h      *netns.Host
+		reason string
+	}{
+		{h1, "authentication failed: password mismatch"},
+		{h2, "authentication failed: password mismatch"},
+		{h1, "authentication failed: peer has no password, we require one"},
+		{h3, "authentication failed: peer requires a password, we have none"},
+	} {
+		log, err := os.ReadFile(filepath.Join(c.h.StateDir, "weft.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(log, []byte(c.reason)) {
+			t.Errorf("%s: weft.log does not mention %q:\n%s", c.h.Nick, c.reason, log)
+		}
+	}
 
 	netns.Consistently(t, 3*time.Second, "nobody joins h1", func() error {
 		for _, pair := range [][2]*netns.Host{{h1, h2}, {h2, h1}, {h1, h3}, {h3, h1}} {
