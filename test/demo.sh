@@ -3,7 +3,7 @@
 # underlay bridge, 10.99.0.1-3), a weft router on each (hosts 2 and 3 are
 # told about host 1 only and discover each other), one "container" per host
 # attached with an address in 10.2.1.0/24, then pings between containers on
-# different hosts. Prints every step; removes everything at the end.
+# different hosts and by name. Prints every step; removes everything at the end.
 #
 # Usage: test/demo.sh        (as root; WEFT_BIN overrides bin/weft)
 set -euo pipefail
@@ -113,6 +113,15 @@ for pair in "1 2" "2 3" "3 1"; do
 		failed=1
 	fi
 done
+
+step "Containers find each other by name"
+say "Every router answers DNS for weft.local on its own bridge; 'weft attach'"
+say "registered each container's name, and the routers share the names."
+wait_until 10 ns_exec "$(ctr 1)" getent hosts "$(ctr 3).weft.local" >/dev/null || true
+show "getent hosts $(ctr 2).weft.local        (in the container on host1)" \
+	ns_exec "$(ctr 1)" getent hosts "$(ctr 2).weft.local" || failed=1
+show "ping -c 2 $(ctr 3)                       (in the container on host1)" \
+	ns_exec "$(ctr 1)" ping -n -c 2 -i 0.2 -W 2 "$(ctr 3)" || failed=1
 
 step "The attached containers on each host"
 for n in 1 2 3; do
