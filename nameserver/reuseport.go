@@ -13,12 +13,15 @@ import (
 // maxUDPSockets bounds the UDP sockets a Server binds on its address.
 const maxUDPSockets = 4
 
-// udpSockets is how many UDP sockets a Server binds on its address: one per
-// CPU the Go runtime uses, up to maxUDPSockets. Each has its own serving
-// goroutine, and the kernel spreads clients over them (SO_REUSEPORT), so
-// one reading goroutine is not the bottleneck under load.
+// udpSockets is how many UDP sockets a Server binds on its address: one
+// per two CPUs the Go runtime uses, at least one and up to maxUDPSockets.
+// Each has its own serving goroutine, and the kernel spreads clients over
+// them (SO_REUSEPORT), so one reading goroutine is not the bottleneck
+// under load; half the CPUs stay for the clients and the data path (on
+// two cores, two sockets answered 10-15% fewer queries than one, with
+// twice the 99th percentile latency).
 func udpSockets() int {
-	return min(max(runtime.GOMAXPROCS(0), 1), maxUDPSockets)
+	return min(max(runtime.GOMAXPROCS(0)/2, 1), maxUDPSockets)
 }
 
 // listenUDP binds n UDP sockets on addr with SO_REUSEPORT (the first one

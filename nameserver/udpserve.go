@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
 )
 
 // maxForwarding bounds the queries of one UDP socket being forwarded at
@@ -37,43 +38,119 @@ func newUDPServer(pc *net.UDPConn, h *Handler) *udpServer {
 	return u
 }
 
+// udpBatch is how many queries one read and one write system call carry
+// at most (recvmmsg/sendmmsg): under load a wakeup finds several queries
+// queued, and their answers leave together.
+const udpBatch = 16
+
 // serve reads queries until the socket is closed, then waits for the
 // goroutines it started.
 func (u *udpServer) serve() {
 	defer u.wg.Wait()
-	in := make([]byte, dns.MaxMsgSize)
-	w := &udpWriter{u: u}
+	pc := ipv4.NewPacketConn(u.pc)
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, dns.MaxMsgSize)}
+	}
+	bw := &batchWriter{u: u, out: make([]ipv4.Message, udpBatch), bufs: make([][]byte, udpBatch)}
+	for i := range bw.out {
+		bw.bufs[i] = make([]byte, dns.MaxMsgSize)
+		bw.out[i].Buffers = [][]byte{nil}
+	}
 	for {
-		n, from, err := u.pc.ReadFromUDPAddrPort(in)
+		n, err := pc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // e.g. ICMP errors reported on the socket
 		}
-		m := new(dns.Msg)
-		if err := m.Unpack(in[:n]); err != nil {
-			u.formErr(in[:n], from)
-			continue
+		for i := range n {
+			from := addrPortOf(in[i].Addr)
+			b := in[i].Buffers[0][:in[i].N]
+			m := new(dns.Msg)
+			if err := m.Unpack(b); err != nil {
+				u.formErr(b, from)
+				continue
+			}
+			if u.inline(m) {
+				bw.to = from
+				u.h.ServeDNS(bw, m)
+				continue
+			}
+			select {
+			case u.slots <- struct{}{}:
+			default:
+				continue // too many waiting upstream: drop
+			}
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				defer func() { <-u.slots }()
+				u.h.ServeDNS(&udpWriter{u: u, to: from}, m)
+			}()
 		}
-		if u.inline(m) {
-			w.to = from
-			u.h.ServeDNS(w, m)
-			continue
-		}
-		select {
-		case u.slots <- struct{}{}:
-		default:
-			continue // too many waiting upstream: drop
-		}
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
-			defer func() { <-u.slots }()
-			u.h.ServeDNS(&udpWriter{u: u, to: from}, m)
-		}()
+		bw.flush(pc)
 	}
 }
+
+// addrPortOf converts the source address of a received message.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// batchWriter is the dns.ResponseWriter of the queries answered inline:
+// it packs each answer into a buffer of its own and sends them all with
+// one WriteBatch after the read batch.
+type batchWriter struct {
+	u    *udpServer
+	to   netip.AddrPort
+	out  []ipv4.Message
+	bufs [][]byte
+	n    int
+}
+
+func (w *batchWriter) LocalAddr() net.Addr  { return w.u.local }
+func (w *batchWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.to) }
+
+func (w *batchWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.PackBuffer(w.bufs[w.n])
+	if err != nil {
+		return err
+	}
+	return w.queue(b)
+}
+
+func (w *batchWriter) Write(b []byte) (int, error) {
+	return len(b), w.queue(append(w.bufs[w.n][:0], b...))
+}
+
+func (w *batchWriter) queue(b []byte) error {
+	w.out[w.n].Buffers[0] = b
+	w.out[w.n].Addr = net.UDPAddrFromAddrPort(w.to)
+	w.n++
+	return nil
+}
+
+// flush sends the queued answers.
+func (w *batchWriter) flush(pc *ipv4.PacketConn) {
+	for off := 0; off < w.n; {
+		k, err := pc.WriteBatch(w.out[off:w.n], 0)
+		if err != nil {
+			k++ // skip the answer the kernel refused
+		}
+		off += k
+	}
+	w.n = 0
+}
+
+func (w *batchWriter) Close() error        { return nil }
+func (w *batchWriter) TsigStatus() error   { return nil }
+func (w *batchWriter) TsigTimersOnly(bool) {}
+func (w *batchWriter) Hijack()             {}
 
 // inline reports whether m is answered from the store without waiting: a
 // single question inside the domain (or malformed, which is answered at
