@@ -70,12 +70,7 @@ func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) 
 		if idx < 0 {
 			return
 		}
-		b := s.backing[idx][s.lens[idx]:]
-		// The blob is the header followed by the frame; copy it piecewise.
-		n := putSegment(b, s.stream, src, dst, s.nextID, off, total, nil)
-		copyBlob(b[n:n+end-off], hdr, frame, off)
-		binaryPutLen(b, segmentHeaderLen+end-off)
-		s.lens[idx] += n + end - off
+		s.lens[idx] += putSegment(s.backing[idx][s.lens[idx]:], s.stream, src, dst, s.nextID, hdr, frame, off, end)
 	}
 	s.records++
 }
@@ -89,10 +84,10 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 	if s.r.segmenter != nil {
 		maxSeg = min(s.r.segmenter.MaxSegments(), MaxDatagram/limit)
 	}
-	total := VnetHdrLen + len(frame)
 	if maxSeg < 2 {
 		return false
 	}
+	total := VnetHdrLen + len(frame)
 	for off := 0; off < total; {
 		idx := s.train(c)
 		if idx < 0 {
@@ -103,11 +98,7 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 		for k := 0; k < maxSeg && off < total; k++ {
 			end := min(off+room, total)
 			PutHeader(b[pos:], Header{Type: TypeFrames, Sender: s.r.self, Counter: c.counter.Add(1)})
-			rec := b[pos+HeaderLen:]
-			n := putSegment(rec, s.stream, src, dst, s.nextID, off, total, nil)
-			copyBlob(rec[n:n+end-off], hdr, frame, off)
-			binaryPutLen(rec, segmentHeaderLen+end-off)
-			pos += HeaderLen + n + end - off
+			pos += HeaderLen + putSegment(b[pos+HeaderLen:], s.stream, src, dst, s.nextID, hdr, frame, off, end)
 			PutTag(b[pos:])
 			pos += TagLen
 			off = end
@@ -172,22 +163,6 @@ func (s *sender) slot(c *conn, need int, fresh bool) int {
 		s.open = append(s.open, od)
 	}
 	return idx
-}
-
-// copyBlob fills dst with the bytes from offset off of the blob made of
-// the virtio-net header hdr followed by frame.
-func copyBlob(dst, hdr, frame []byte, off int) {
-	if off < VnetHdrLen {
-		k := copy(dst, hdr[off:VnetHdrLen])
-		copy(dst[k:], frame)
-		return
-	}
-	copy(dst, frame[off-VnetHdrLen:])
-}
-
-// binaryPutLen sets the payload length of the record that starts at b.
-func binaryPutLen(b []byte, n int) {
-	b[2], b[3] = byte(n>>8), byte(n)
 }
 
 func (s *sender) put(idx int, src, dst mesh.PeerName, frame []byte) {

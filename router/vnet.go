@@ -73,10 +73,11 @@ func plainFromVnet(h, frame []byte) bool {
 	return true
 }
 
-// putSegment writes a RecordSegment record carrying blob[off:off+n] of a
-// blob of total bytes into b and returns its length.
-func putSegment(b []byte, stream uint8, src, dst mesh.PeerName, id uint32, off, total int, data []byte) int {
-	n := segmentHeaderLen + len(data)
+// putSegment writes a RecordSegment record carrying blob[off:end] of the
+// blob made of the virtio-net header hdr followed by frame (total bytes)
+// into b, and returns its length.
+func putSegment(b []byte, stream uint8, src, dst mesh.PeerName, id uint32, hdr, frame []byte, off, end int) int {
+	n := segmentHeaderLen + end - off
 	b[0] = RecordSegment
 	b[1] = stream
 	binary.BigEndian.PutUint16(b[2:4], uint16(n))
@@ -85,9 +86,20 @@ func putSegment(b []byte, stream uint8, src, dst mesh.PeerName, id uint32, off, 
 	p := b[RecordHeaderLen:]
 	binary.BigEndian.PutUint32(p[0:4], id)
 	binary.BigEndian.PutUint32(p[4:8], uint32(off))
-	binary.BigEndian.PutUint32(p[8:12], uint32(total))
-	copy(p[segmentHeaderLen:], data)
+	binary.BigEndian.PutUint32(p[8:12], uint32(VnetHdrLen+len(frame)))
+	copyBlob(p[segmentHeaderLen:segmentHeaderLen+end-off], hdr, frame, off)
 	return RecordHeaderLen + n
+}
+
+// copyBlob fills dst with the bytes from offset off of the blob made of
+// the virtio-net header hdr followed by frame.
+func copyBlob(dst, hdr, frame []byte, off int) {
+	if off < VnetHdrLen {
+		k := copy(dst, hdr[off:VnetHdrLen])
+		copy(dst[k:], frame)
+		return
+	}
+	copy(dst, frame[off-VnetHdrLen:])
 }
 
 // putVnetRecord writes a RecordVnet record (header then frame) into b and
