@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -34,6 +35,7 @@ func FormatStatus(r *Report) string {
 	}
 	row("Peers", "%d (with %d established connections)", len(r.Router.Peers), established)
 	row("Bridge", "%s (MTU %d)", r.Router.Bridge, r.Router.MTU)
+	row("Offloads", "%s", offloadSummary(r.Router.Offloads))
 	row("Attached", "%d targets", len(r.Attachments))
 	if len(r.Exposed) > 0 {
 		row("Exposed", "%s", strings.Join(r.Exposed, " "))
@@ -44,6 +46,21 @@ func FormatStatus(r *Report) string {
 		row("DNS", "disabled")
 	}
 	return b.String()
+}
+
+// offloadSummary lists the offloads in use, sorted, or "none".
+func offloadSummary(m map[string]bool) string {
+	var on []string
+	for k, v := range m {
+		if v {
+			on = append(on, k)
+		}
+	}
+	if len(on) == 0 {
+		return "none"
+	}
+	slices.Sort(on)
+	return strings.Join(on, " ")
 }
 
 func onOff(b bool) string {

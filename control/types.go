@@ -35,6 +35,9 @@ type RouterReport struct {
 	BroadcastRoutes []BroadcastRoute  `json:"broadcast_routes"`
 	MACs            []MAC             `json:"macs"`
 	Stats           map[string]uint64 `json:"stats"`
+	// Offloads says which kernel offloads the data path uses
+	// ("tap_vnet_hdr", "tap_tso", "udp_gso", "udp_gro").
+	Offloads map[string]bool `json:"offloads"`
 }
 
 // Peer is one peer of the mesh and the connections it reports.

@@ -34,6 +34,7 @@ func (d *Daemon) Report() control.Report {
 			MTU:            d.mtu,
 			Targets:        st.Targets,
 			Stats:          statsMap(d.rt.Stats()),
+			Offloads:       d.rt.Offloads(),
 		},
 	}
 	if r.Router.Targets == nil {

@@ -36,7 +36,16 @@ type Datagram struct {
 	// datagrams to Addr, each Segment bytes long but the last (which may
 	// be shorter): a Transport that is a Segmenter sends them with one
 	// UDP segmentation offload call. Only set it below MaxSegments.
+	// On receive, a Transport that coalesces (as Linux does with UDP_GRO)
+	// sets it when Buf[:N] holds such a train from Addr.
 	Segment int
+}
+
+// OffloadReporter is implemented by a Device or Transport that can say
+// which offloads it uses, by name ("tap_tso", "udp_gro", ...), for
+// status reports.
+type OffloadReporter interface {
+	Offloads() map[string]bool
 }
 
 // Segmenter is implemented by a Transport that can send a train of

@@ -226,6 +226,20 @@ func (r *Router) PrepareConnection(p mesh.OverlayConnectionParams) (mesh.Overlay
 	return newConn(r, p), nil
 }
 
+// Offloads reports the offloads the device and the transport use, by
+// name (see OffloadReporter); empty when neither reports any.
+func (r *Router) Offloads() map[string]bool {
+	out := map[string]bool{}
+	for _, v := range []any{r.cfg.Device, r.cfg.Transport} {
+		if o, ok := v.(OffloadReporter); ok {
+			for k, on := range o.Offloads() {
+				out[k] = on
+			}
+		}
+	}
+	return out
+}
+
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
 	var s Stats

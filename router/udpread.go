@@ -19,7 +19,9 @@ func newUDPReader(r *Router) *udpReader {
 		dgrams:    make([]Datagram, n),
 	}
 	for i := range u.dgrams {
-		u.dgrams[i].Buf = make([]byte, MaxDatagram)
+		// Room for a coalesced train, which may be a little longer
+		// than the largest single datagram.
+		u.dgrams[i].Buf = make([]byte, 65535)
 	}
 	return u
 }
@@ -38,17 +40,31 @@ func (u *udpReader) run() error {
 	}
 }
 
-// handle processes the first n datagrams received.
+// handle processes the first n messages received: single datagrams, or
+// trains of datagrams the transport coalesced.
 func (u *udpReader) handle(n int) {
 	u.begin()
-	var bytes uint64
+	var bytes, count uint64
 	for i := range n {
 		d := &u.dgrams[i]
 		b := d.Buf[:d.N]
 		bytes += uint64(len(b))
-		u.datagram(b, d)
+		if d.N == 0 {
+			u.st.drops[dropBadDatagram].Add(1)
+			continue
+		}
+		seg := d.Segment
+		if seg <= 0 {
+			seg = len(b)
+		}
+		for len(b) > 0 {
+			k := min(seg, len(b))
+			u.datagram(b[:k:k], d)
+			b = b[k:]
+			count++
+		}
 	}
-	u.st.udpIn.Add(uint64(n))
+	u.st.udpIn.Add(count)
 	u.st.udpBytesIn.Add(bytes)
 	u.finish()
 	u.free = append(u.free, u.busy...)

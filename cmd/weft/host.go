@@ -16,19 +16,26 @@ import (
 const bridgeName = "weft"
 
 // realDeps builds the real devices, sockets and host glue.
+// With WEFT_NO_OFFLOAD set (to anything but empty) the data path uses no
+// kernel offload at all: one frame per TAP read and write, one datagram
+// per UDP send and receive. It is the fallback a kernel without offloads
+// gets, and a way to rule offloads out when chasing a problem.
 func realDeps() daemon.Deps {
+	noOffload := os.Getenv("WEFT_NO_OFFLOAD") != ""
 	return daemon.Deps{
 		Host: netdevHost{},
 		OpenTAP: func(name string, mtu int) (router.Device, error) {
 			// Frames with virtio-net headers and TCP segmentation
 			// offload: a 64 KB TCP segment crosses as one frame.
-			if d, err := tap.OpenOffload(name, mtu, os.Getenv("WEFT_NO_OFFLOAD") == ""); err == nil {
-				return d, nil
+			if !noOffload {
+				if d, err := tap.OpenOffload(name, mtu, true); err == nil {
+					return d, nil
+				}
 			}
 			return tap.Open(name, mtu)
 		},
 		ListenUDP: func(addr netip.AddrPort) (router.Transport, error) {
-			return udp.Listen(addr)
+			return udp.ListenOptions(addr, udp.Options{NoGSO: noOffload, NoGRO: noOffload})
 		},
 	}
 }

@@ -78,6 +78,13 @@ func (n *Network) Transport(addr netip.AddrPort, queue int) *Transport {
 	return t
 }
 
+// peek returns the transport bound to addr, if any.
+func (n *Network) peek(addr netip.AddrPort) *Transport {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nodes[addr]
+}
+
 // route decides the fate of one datagram and returns its receiver.
 func (n *Network) route(from, to netip.AddrPort, size int) *Transport {
 	n.mu.Lock()
@@ -97,6 +104,7 @@ type packet struct {
 	buf  *[]byte
 	n    int
 	from netip.AddrPort
+	seg  int // a coalesced train of datagrams of this size
 }
 
 // Transport is one endpoint of a Network. It implements router.Transport.
@@ -108,7 +116,29 @@ type Transport struct {
 	closeOnce sync.Once
 	sent      atomic.Uint64
 	batches   atomic.Uint64
+	trains    atomic.Uint64
+
+	// Set by EnableTrains before use.
+	maxSegments int
+	coalesce    bool
 }
+
+var _ router.Segmenter = (*Transport)(nil)
+
+// EnableTrains makes the transport take trains of up to maxSegments
+// datagrams (router.Datagram.Segment) as Linux does with UDP_SEGMENT and,
+// with coalesce, receive trains whole as Linux does with UDP_GRO; without
+// it a train arrives datagram by datagram. Call it before the transport
+// is used.
+func (t *Transport) EnableTrains(maxSegments int, coalesce bool) {
+	t.maxSegments, t.coalesce = maxSegments, coalesce
+}
+
+// MaxSegments implements router.Segmenter.
+func (t *Transport) MaxSegments() int { return t.maxSegments }
+
+// Trains counts the trains passed to WriteBatch.
+func (t *Transport) Trains() uint64 { return t.trains.Load() }
 
 // Addr is the transport's address.
 func (t *Transport) Addr() netip.AddrPort { return t.addr }
@@ -125,26 +155,51 @@ func (t *Transport) WriteBatch(dgrams []router.Datagram) (int, error) {
 	default:
 	}
 	t.batches.Add(1)
-	for _, d := range dgrams {
-		t.sent.Add(1)
+	for i, d := range dgrams {
 		if len(d.Buf) > router.MaxDatagram {
-			return 0, fmt.Errorf("write %d bytes: message too long", len(d.Buf))
+			return i, fmt.Errorf("write %d bytes: message too long", len(d.Buf))
 		}
-		dst := t.net.route(t.addr, d.Addr, len(d.Buf))
-		if dst == nil {
-			t.net.lost.Add(1)
+		seg := d.Segment
+		if seg <= 0 || seg >= len(d.Buf) {
+			t.send(d.Buf, d.Addr, 0)
 			continue
 		}
-		b := t.net.pool.Get().(*[]byte)
-		p := packet{buf: b, n: copy(*b, d.Buf), from: t.addr}
-		select {
-		case dst.queue <- p:
-		default:
-			t.net.pool.Put(b)
-			t.net.lost.Add(1)
+		if t.maxSegments == 0 || (len(d.Buf)+seg-1)/seg > t.maxSegments {
+			return i, fmt.Errorf("write train of %d bytes in segments of %d: not supported", len(d.Buf), seg)
+		}
+		t.trains.Add(1)
+		if dst := t.net.peek(d.Addr); dst != nil && dst.coalesce {
+			t.send(d.Buf, d.Addr, seg)
+			continue
+		}
+		for b := d.Buf; len(b) > 0; b = b[min(seg, len(b)):] {
+			t.send(b[:min(seg, len(b))], d.Addr, 0)
 		}
 	}
 	return len(dgrams), nil
+}
+
+// send puts one datagram, or one train of datagrams of seg bytes, on the
+// network. A train's fate is decided once, by its datagram size.
+func (t *Transport) send(buf []byte, to netip.AddrPort, seg int) {
+	t.sent.Add(1)
+	size := len(buf)
+	if seg > 0 {
+		size = seg
+	}
+	dst := t.net.route(t.addr, to, size)
+	if dst == nil {
+		t.net.lost.Add(1)
+		return
+	}
+	b := t.net.pool.Get().(*[]byte)
+	p := packet{buf: b, n: copy(*b, buf), from: t.addr, seg: seg}
+	select {
+	case dst.queue <- p:
+	default:
+		t.net.pool.Put(b)
+		t.net.lost.Add(1)
+	}
 }
 
 // ReadBatch implements router.Transport.
@@ -171,6 +226,7 @@ func (t *Transport) ReadBatch(dgrams []router.Datagram) (int, error) {
 func (t *Transport) take(d *router.Datagram, p packet) {
 	d.N = copy(d.Buf, (*p.buf)[:p.n])
 	d.Addr = p.from
+	d.Segment = p.seg
 	t.net.pool.Put(p.buf)
 }
 

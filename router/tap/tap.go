@@ -33,6 +33,8 @@ type Device struct {
 	mtu  int
 	// vnet is set when frames carry a virtio-net header (OpenOffload).
 	vnet bool
+	// tso is set when the kernel may hand reads TCP super-frames.
+	tso bool
 
 	// Read state, owned by the one Read caller. readFn is bound once so
 	// that passing it to RawConn.Read does not allocate.
@@ -72,7 +74,12 @@ func OpenOffload(name string, mtu int, tso bool) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
-	return setup(f, name, mtu, true)
+	d, err := setup(f, name, mtu, true)
+	if err != nil {
+		return nil, err
+	}
+	d.tso = tso
+	return d, nil
 }
 
 func setup(f *os.File, name string, mtu int, vnet bool) (*Device, error) {
@@ -101,6 +108,12 @@ func (d *Device) Name() string { return d.name }
 // VnetHdr implements router.Offloader: frames carry a virtio-net header
 // in the router.VnetHdrLen bytes before them.
 func (d *Device) VnetHdr() bool { return d.vnet }
+
+// Offloads reports the device's offloads: "tap_vnet_hdr" (frames carry a
+// virtio-net header) and "tap_tso" (reads may bring TCP super-frames).
+func (d *Device) Offloads() map[string]bool {
+	return map[string]bool{"tap_vnet_hdr": d.vnet, "tap_tso": d.tso}
+}
 
 // MTU is the largest IP packet the device carries, as given to Open.
 func (d *Device) MTU() int { return d.mtu }

@@ -19,7 +19,8 @@ type batch struct {
 	hdrs   []unix.Mmsghdr
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrInet6 // large enough for IPv4 too
-	ctrl   []byte                  // one UDP_SEGMENT control message per datagram
+	ctrl   []byte                  // one UDP_SEGMENT or UDP_GRO control message per datagram
+	gro    bool                    // receive: ask for each datagram's UDP_GRO message
 	dgrams []router.Datagram
 	count  int   // messages to transfer
 	n      int   // messages transferred
@@ -33,7 +34,7 @@ func (b *batch) prepare(dgrams []router.Datagram) {
 		b.hdrs = make([]unix.Mmsghdr, len(dgrams))
 		b.iovs = make([]unix.Iovec, len(dgrams))
 		b.names = make([]unix.RawSockaddrInet6, len(dgrams))
-		b.ctrl = make([]byte, len(dgrams)*segCmsgSpace)
+		b.ctrl = make([]byte, len(dgrams)*ctrlSpace)
 	}
 	b.dgrams, b.count, b.n, b.err = dgrams, len(dgrams), 0, nil
 	for i := range dgrams {
@@ -51,11 +52,14 @@ func (b *batch) prepare(dgrams []router.Datagram) {
 		h.Hdr.SetIovlen(1)
 		h.Hdr.Control = nil
 		h.Hdr.SetControllen(0)
-		if seg := dgrams[i].Segment; seg > 0 {
-			c := b.ctrl[i*segCmsgSpace : (i+1)*segCmsgSpace]
-			putSegmentCmsg(c, seg)
+		c := b.ctrl[i*ctrlSpace : (i+1)*ctrlSpace]
+		if b.gro {
 			h.Hdr.Control = &c[0]
 			h.Hdr.SetControllen(len(c))
+		} else if seg := dgrams[i].Segment; seg > 0 {
+			putSegmentCmsg(c, seg)
+			h.Hdr.Control = &c[0]
+			h.Hdr.SetControllen(segCmsgSpace)
 		}
 		h.Hdr.Flags = 0
 		h.Len = 0
@@ -167,8 +171,47 @@ func putPort(p *uint16, port uint16) {
 	b[0], b[1] = byte(port>>8), byte(port)
 }
 
-// segCmsgSpace is the size of a UDP_SEGMENT control message.
-var segCmsgSpace = unix.CmsgSpace(2)
+// segCmsgSpace is the size of a UDP_SEGMENT control message (a uint16);
+// groCmsgSpace that of a UDP_GRO one (an int); ctrlSpace fits either.
+var (
+	segCmsgSpace = unix.CmsgSpace(2)
+	groCmsgSpace = unix.CmsgSpace(4)
+	ctrlSpace    = max(segCmsgSpace, groCmsgSpace)
+)
+
+// segmentAt returns the segment size of received message i from its
+// UDP_GRO control message: the size of each coalesced datagram, or 0 when
+// the message is a single datagram.
+func (b *batch) segmentAt(i int) int {
+	if !b.gro {
+		return 0
+	}
+	h := &b.hdrs[i].Hdr
+	c := b.ctrl[i*ctrlSpace : i*ctrlSpace+min(int(h.Controllen), ctrlSpace)]
+	return groSegment(c, int(b.hdrs[i].Len))
+}
+
+// groSegment finds the UDP_GRO control message in c and returns its
+// segment size when it says that a message of n bytes holds more than
+// one datagram.
+func groSegment(c []byte, n int) int {
+	for len(c) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		l := int(h.Len)
+		if l < unix.CmsgLen(0) || l > len(c) {
+			return 0
+		}
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO && l >= unix.CmsgLen(4) {
+			seg := int(*(*int32)(unsafe.Pointer(&c[unix.CmsgLen(0)])))
+			if seg > 0 && seg < n {
+				return seg
+			}
+			return 0
+		}
+		c = c[min(len(c), unix.CmsgSpace(l-unix.CmsgLen(0))):]
+	}
+	return 0
+}
 
 // putSegmentCmsg writes a UDP_SEGMENT control message with the segment
 // size into c.

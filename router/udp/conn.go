@@ -2,6 +2,12 @@
 // router.Transport with batched system calls (recvmmsg and sendmmsg) and
 // the "don't fragment" bit on every datagram.
 //
+// Where the kernel offers them, the socket also uses UDP segmentation
+// offload (UDP_SEGMENT: one send hands the kernel a train of up to 64
+// equal-sized datagrams) and UDP receive coalescing (UDP_GRO: one receive
+// may bring a train of datagrams from one sender, reported through
+// router.Datagram.Segment). Options turns either off.
+//
 // The socket is set to IP_PMTUDISC_PROBE: the kernel sets DF but ignores
 // its own path MTU cache, so the router can probe the path MTU itself and
 // the only size limit the kernel enforces is the outgoing interface's MTU
@@ -46,6 +52,19 @@ type Conn struct {
 
 	// gso is set while the kernel takes UDP_SEGMENT trains.
 	gso atomic.Bool
+	// gro is set when the kernel may coalesce received datagrams.
+	gro bool
+}
+
+// Options chooses the socket's offloads. The zero value turns on every
+// offload the kernel offers.
+type Options struct {
+	// NoGSO keeps UDP segmentation offload off: every datagram is sent
+	// on its own.
+	NoGSO bool
+	// NoGRO keeps UDP receive coalescing off: every datagram is received
+	// on its own.
+	NoGRO bool
 }
 
 // maxSegments is the kernel's limit on datagrams per UDP_SEGMENT train.
@@ -66,6 +85,11 @@ func (c *Conn) MaxSegments() int {
 // An invalid or IPv4 address gives an IPv4 socket (an invalid address binds
 // all IPv4 addresses); an IPv6 address gives an IPv6-only socket.
 func Listen(addr netip.AddrPort) (*Conn, error) {
+	return ListenOptions(addr, Options{})
+}
+
+// ListenOptions is Listen with a choice of offloads.
+func ListenOptions(addr netip.AddrPort, opts Options) (*Conn, error) {
 	network := "udp4"
 	ip := addr.Addr()
 	if !ip.IsValid() {
@@ -79,7 +103,7 @@ func Listen(addr netip.AddrPort) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp listen %s: %w", addr, err)
 	}
-	c, err := newConn(uc, network == "udp6")
+	c, err := newConn(uc, network == "udp6", opts)
 	if err != nil {
 		uc.Close()
 		return nil, fmt.Errorf("udp listen %s: %w", addr, err)
@@ -87,24 +111,26 @@ func Listen(addr netip.AddrPort) (*Conn, error) {
 	return c, nil
 }
 
-func newConn(uc *net.UDPConn, v6 bool) (*Conn, error) {
+func newConn(uc *net.UDPConn, v6 bool, opts Options) (*Conn, error) {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	c := &Conn{conn: uc, raw: raw, v6: v6}
 	c.port = uc.LocalAddr().(*net.UDPAddr).AddrPort().Port()
-	if err := c.setOptions(); err != nil {
+	if err := c.setOptions(opts); err != nil {
 		return nil, err
 	}
 	c.rx.do = c.rx.recv
 	c.tx.do = c.tx.send
 	c.rx.v6, c.tx.v6 = v6, v6
+	c.rx.gro = c.gro
 	return c, nil
 }
 
-// setOptions sets DF without the kernel's PMTU cache, and large buffers.
-func (c *Conn) setOptions() error {
+// setOptions sets DF without the kernel's PMTU cache, large buffers and
+// the offloads opts allows and the kernel knows.
+func (c *Conn) setOptions(opts Options) error {
 	var serr error
 	err := c.raw.Control(func(fd uintptr) {
 		s := int(fd)
@@ -123,8 +149,12 @@ func (c *Conn) setOptions() error {
 		setBuffer(s, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF)
 		setBuffer(s, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF)
 		// Kernels since 4.18 know UDP_SEGMENT; reading it tells.
-		if _, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil {
+		if _, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil && !opts.NoGSO {
 			c.gso.Store(true)
+		}
+		// Kernels since 5.0 coalesce for a socket that asks.
+		if !opts.NoGRO && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil {
+			c.gro = true
 		}
 	})
 	if err != nil {
@@ -141,6 +171,12 @@ func setBuffer(fd, force, normal int) {
 		return
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, normal, socketBufferSize)
+}
+
+// Offloads reports which offloads the socket uses: "udp_gso" (sending
+// trains with UDP_SEGMENT) and "udp_gro" (receiving coalesced trains).
+func (c *Conn) Offloads() map[string]bool {
+	return map[string]bool{"udp_gso": c.gso.Load(), "udp_gro": c.gro}
 }
 
 // LocalPort is the UDP port the socket is bound to.
@@ -161,7 +197,11 @@ func (c *Conn) Close() error {
 }
 
 // ReadBatch blocks until at least one datagram arrives, then fills up to
-// len(dgrams) datagrams (Buf[:N] and Addr) and returns how many.
+// len(dgrams) datagrams (Buf[:N], Addr and Segment) and returns how many.
+// With receive coalescing on, Buf[:N] may hold a train of datagrams from
+// Addr, each Segment bytes long but the last; buffers should then hold
+// 65535 bytes. A datagram cut short by a smaller buffer comes back with
+// N 0.
 func (c *Conn) ReadBatch(dgrams []router.Datagram) (int, error) {
 	if len(dgrams) == 0 {
 		return 0, nil
@@ -178,8 +218,13 @@ func (c *Conn) ReadBatch(dgrams []router.Datagram) (int, error) {
 		return 0, fmt.Errorf("udp read: %w", err)
 	}
 	for i := range n {
-		dgrams[i].N = int(b.hdrs[i].Len)
-		dgrams[i].Addr = b.addrAt(i)
+		d := &dgrams[i]
+		d.N = int(b.hdrs[i].Len)
+		d.Addr = b.addrAt(i)
+		d.Segment = b.segmentAt(i)
+		if b.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			d.N = 0
+		}
 	}
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +39,24 @@ func makeBatch(n, size int) []router.Datagram {
 	return d
 }
 
+// split copies a received datagram, or each datagram of a coalesced
+// train, out of the receive buffer.
+func split(d router.Datagram) []router.Datagram {
+	var out []router.Datagram
+	b := d.Buf[:d.N]
+	for {
+		k := len(b)
+		if d.Segment > 0 {
+			k = min(k, d.Segment)
+		}
+		out = append(out, router.Datagram{Buf: bytes.Clone(b[:k]), N: k, Addr: d.Addr})
+		b = b[k:]
+		if len(b) == 0 {
+			return out
+		}
+	}
+}
+
 // readAll reads until want datagrams arrived or a deadline passes.
 func readAll(t *testing.T, c *Conn, rx []router.Datagram, want int) []router.Datagram {
 	t.Helper()
@@ -51,7 +70,7 @@ func readAll(t *testing.T, c *Conn, rx []router.Datagram, want int) []router.Dat
 				return
 			}
 			for _, d := range rx[:n] {
-				got = append(got, router.Datagram{Buf: bytes.Clone(d.Buf[:d.N]), N: d.N, Addr: d.Addr})
+				got = append(got, split(d)...)
 			}
 		}
 		done <- nil
@@ -280,13 +299,13 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-func TestSegmentTrainArrivesAsDatagrams(t *testing.T) {
-	a := listen(t, netip.MustParseAddrPort("127.0.0.1:0"))
-	b := listen(t, netip.MustParseAddrPort("127.0.0.1:0"))
+// sendTrain sends a train of n datagrams of seg bytes but the last (300
+// bytes) from a to b; byte j of datagram i is i.
+func sendTrain(t *testing.T, a, b *Conn, seg, n int) {
+	t.Helper()
 	if a.MaxSegments() == 0 {
 		t.Skip("kernel without UDP segmentation offload")
 	}
-	const seg, n = 1000, 5
 	buf := make([]byte, seg*(n-1)+300)
 	for i := range buf {
 		buf[i] = byte(i / seg)
@@ -294,7 +313,14 @@ func TestSegmentTrainArrivesAsDatagrams(t *testing.T) {
 	if k, err := a.WriteBatch([]router.Datagram{{Buf: buf, Addr: dest(b), Segment: seg}}); k != 1 || err != nil {
 		t.Fatalf("WriteBatch = %d, %v", k, err)
 	}
-	got := readAll(t, b, makeBatch(8, 2000), n)
+}
+
+// checkTrain checks the datagrams sendTrain sent.
+func checkTrain(t *testing.T, got []router.Datagram, seg, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%d datagrams, want %d", len(got), n)
+	}
 	for i, d := range got {
 		want := seg
 		if i == n-1 {
@@ -303,5 +329,96 @@ func TestSegmentTrainArrivesAsDatagrams(t *testing.T) {
 		if d.N != want || d.Buf[0] != byte(i) || d.Buf[d.N-1] != byte(i) {
 			t.Fatalf("datagram %d: %d bytes starting %d, want %d bytes of %d", i, d.N, d.Buf[0], want, i)
 		}
+	}
+}
+
+func TestSegmentTrainArrivesAsDatagrams(t *testing.T) {
+	a := listen(t, loopback4)
+	b, err := ListenOptions(loopback4, Options{NoGRO: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Offloads()["udp_gro"] {
+		t.Fatal("NoGRO socket reports udp_gro")
+	}
+	const seg, n = 1000, 5
+	sendTrain(t, a, b, seg, n)
+	rx := makeBatch(8, 2000)
+	got := readAll(t, b, rx, n)
+	for _, d := range rx {
+		if d.Segment != 0 {
+			t.Fatalf("NoGRO socket returned a coalesced train (segment %d)", d.Segment)
+		}
+	}
+	checkTrain(t, got, seg, n)
+}
+
+func TestSegmentTrainArrivesCoalesced(t *testing.T) {
+	a := listen(t, loopback4)
+	b := listen(t, loopback4)
+	if !b.Offloads()["udp_gro"] {
+		t.Skip("kernel without UDP receive coalescing")
+	}
+	const seg, n = 1000, 40
+	sendTrain(t, a, b, seg, n)
+	rx := makeBatch(4, 65535)
+	k, err := b.ReadBatch(rx)
+	if err != nil || k != 1 {
+		t.Fatalf("ReadBatch = %d, %v; want the whole train in one message", k, err)
+	}
+	if rx[0].Segment != seg || rx[0].N != seg*(n-1)+300 {
+		t.Fatalf("received %d bytes in segments of %d, want %d in segments of %d", rx[0].N, rx[0].Segment, seg*(n-1)+300, seg)
+	}
+	checkTrain(t, split(rx[0]), seg, n)
+}
+
+func TestTruncatedTrainIsEmpty(t *testing.T) {
+	a := listen(t, loopback4)
+	b := listen(t, loopback4)
+	if !b.Offloads()["udp_gro"] {
+		t.Skip("kernel without UDP receive coalescing")
+	}
+	sendTrain(t, a, b, 1000, 10)
+	rx := makeBatch(1, 5000)
+	if k, err := b.ReadBatch(rx); err != nil || k != 1 {
+		t.Fatalf("ReadBatch = %d, %v", k, err)
+	}
+	if rx[0].N != 0 {
+		t.Fatalf("a train larger than the buffer came back with %d bytes, want 0", rx[0].N)
+	}
+}
+
+func TestGROSegmentParsing(t *testing.T) {
+	msg := func(level, typ int32, v int32) []byte {
+		c := make([]byte, ctrlSpace)
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(4))
+		*(*int32)(unsafe.Pointer(&c[unix.CmsgLen(0)])) = v
+		return c
+	}
+	cases := []struct {
+		name string
+		c    []byte
+		n    int
+		want int
+	}{
+		{"train", msg(unix.IPPROTO_UDP, unix.UDP_GRO, 1400), 5000, 1400},
+		{"single datagram", msg(unix.IPPROTO_UDP, unix.UDP_GRO, 5000), 5000, 0},
+		{"other message", msg(unix.IPPROTO_IP, unix.IP_TOS, 1400), 5000, 0},
+		{"negative", msg(unix.IPPROTO_UDP, unix.UDP_GRO, -1), 5000, 0},
+		{"empty", nil, 5000, 0},
+		{"short", msg(unix.IPPROTO_UDP, unix.UDP_GRO, 1400)[:8], 5000, 0},
+	}
+	for _, tc := range cases {
+		if got := groSegment(tc.c, tc.n); got != tc.want {
+			t.Errorf("%s: groSegment = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	bad := msg(unix.IPPROTO_UDP, unix.UDP_GRO, 1400)
+	(*unix.Cmsghdr)(unsafe.Pointer(&bad[0])).SetLen(1000)
+	if got := groSegment(bad, 5000); got != 0 {
+		t.Errorf("length past the buffer: groSegment = %d, want 0", got)
 	}
 }
