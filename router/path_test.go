@@ -12,15 +12,22 @@ import (
 // Stubs that let the per-frame path run without goroutines and without
 // allocating, so that AllocsPerRun and benchmarks measure the router only.
 
-// sinkDevice counts written frames and keeps a copy of the last one.
+// sinkDevice counts written frames and keeps a copy of the last one
+// (with its virtio-net header when vnet).
 type sinkDevice struct {
 	mtu    int
 	frames int
 	last   []byte
+	vnet   bool
 }
+
+func (d *sinkDevice) VnetHdr() bool { return d.vnet }
 
 func (d *sinkDevice) Read([][]byte, []int, int) (int, error) { return 0, ErrConfig }
 func (d *sinkDevice) Write(bufs [][]byte, off int) (int, error) {
+	if d.vnet {
+		off -= VnetHdrLen
+	}
 	for _, b := range bufs {
 		d.last = append(d.last[:0], b[off:]...)
 	}
@@ -31,15 +38,19 @@ func (d *sinkDevice) MTU() int     { return d.mtu }
 func (d *sinkDevice) Close() error { return nil }
 
 // pipeTransport copies written datagrams into the receive batch of a UDP
-// reader (when set) or into a reusable buffer.
+// reader (when set) or into a reusable buffer. With maxSegments it takes
+// trains, which arrive whole (as with UDP_GRO).
 type pipeTransport struct {
-	port    uint16
-	to      *udpReader
-	n       int // datagrams waiting in to.dgrams
-	batches int
-	sent    int
-	scratch []byte
+	port        uint16
+	to          *udpReader
+	n           int // datagrams waiting in to.dgrams
+	batches     int
+	sent        int
+	scratch     []byte
+	maxSegments int
 }
+
+func (p *pipeTransport) MaxSegments() int { return p.maxSegments }
 
 func (p *pipeTransport) ReadBatch([]Datagram) (int, error) { return 0, ErrConfig }
 func (p *pipeTransport) WriteBatch(d []Datagram) (int, error) {
@@ -49,6 +60,7 @@ func (p *pipeTransport) WriteBatch(d []Datagram) (int, error) {
 		if p.to != nil && p.n < len(p.to.dgrams) {
 			dst := &p.to.dgrams[p.n]
 			dst.N = copy(dst.Buf, x.Buf)
+			dst.Segment = x.Segment
 			dst.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, 1}), 6783)
 			p.n++
 		} else {
@@ -76,7 +88,17 @@ const (
 
 func newPathPair(t testing.TB) *pathPair {
 	t.Helper()
+	return newPathPairWith(t, nil)
+}
+
+// newPathPairWith is newPathPair with mod adjusting the devices and
+// transports before the routers are made.
+func newPathPairWith(t testing.TB, mod func(*pathPair)) *pathPair {
+	t.Helper()
 	p := &pathPair{devA: &sinkDevice{mtu: 1500}, devB: &sinkDevice{mtu: 1500}, trA: &pipeTransport{port: 1}, trB: &pipeTransport{port: 2}}
+	if mod != nil {
+		mod(p)
+	}
 	var err error
 	if p.a, err = New(Config{Self: peerA, Device: p.devA, Transport: p.trA}); err != nil {
 		t.Fatal(err)
