@@ -69,7 +69,13 @@ func setTxQueueLen(name string, qlen int) error {
 // segmentation offload super-frames of up to 64 KB, so that one read
 // brings what would otherwise be dozens of frames. Writes of such frames
 // are accepted whatever the offload setting.
-func openVnetTAP(name string, tso bool) (*os.File, error) {
+//
+// With multiQueue it asks for IFF_MULTI_QUEUE: the first call creates the
+// device and each further call with the same name attaches one more queue
+// (a descriptor of its own) to it. The kernel keeps flags and offloads per
+// device but wants TUNSETOFFLOAD on an attached descriptor, so each queue
+// repeats it.
+func openVnetTAP(name string, tso, multiQueue bool) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
@@ -79,20 +85,27 @@ func openVnetTAP(name string, tso bool) (*os.File, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	var flags uint16 = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
+	if multiQueue {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
+		if multiQueue {
+			return nil, fmt.Errorf("create tap with virtio-net header: %w: %w", ErrMultiQueue, err)
+		}
 		return nil, fmt.Errorf("create tap with virtio-net header: %w", err)
 	}
 	if got := ifr.Name(); got != name {
 		unix.Close(fd)
 		return nil, fmt.Errorf("kernel named the device %q", got)
 	}
-	flags := 0
+	offloads := 0
 	if tso {
-		flags = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
+		offloads = unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6
 	}
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, flags); err != nil {
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offloads); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("set tap offloads: %w", err)
 	}

@@ -10,12 +10,15 @@
 // Goroutines: the package starts none. Read is called by one reader
 // goroutine at a time and Write by one writer at a time (the router's);
 // a Read and a Write may run concurrently because each has its own state.
-// Close may be called from any goroutine and unblocks both.
+// Close may be called from any goroutine and unblocks both. A multi-queue
+// TAP (OpenOffloadQueues) is one Device per queue, each with its own
+// state, so each queue can have its own reader and writer goroutines.
 package tap
 
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +38,12 @@ type Device struct {
 	vnet bool
 	// tso is set when the kernel may hand reads TCP super-frames.
 	tso bool
+	// queues is how many queues the TAP was opened with (OpenOffloadQueues);
+	// 1 for Open and OpenOffload.
+	queues int
+	// closed is set by Close, so that Read and Write can report
+	// os.ErrClosed (the poller's "use of closed file" does not wrap it).
+	closed atomic.Bool
 
 	// Read state, owned by the one Read caller. readFn is bound once so
 	// that passing it to RawConn.Read does not allocate.
@@ -70,7 +79,7 @@ func Open(name string, mtu int) (*Device, error) {
 // it TCP super-frames of up to 64 KB and partially checksummed frames;
 // without, only plain frames (with all-zero headers) are read.
 func OpenOffload(name string, mtu int, tso bool) (*Device, error) {
-	f, err := openVnetTAP(name, tso)
+	f, err := openVnetTAP(name, tso, false)
 	if err != nil {
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
@@ -82,21 +91,32 @@ func OpenOffload(name string, mtu int, tso bool) (*Device, error) {
 	return d, nil
 }
 
+// setup configures the interface of a single-queue TAP and wraps f.
 func setup(f *os.File, name string, mtu int, vnet bool) (*Device, error) {
+	if err := configure(name, mtu); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open tap %s: %w", name, err)
+	}
+	return newDevice(f, name, mtu, vnet)
+}
+
+// configure sets the interface's MTU and transmit queue length; a
+// multi-queue TAP needs it once, whatever its number of queues.
+func configure(name string, mtu int) error {
 	if err := setMTU(name, mtu); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open tap %s: %w", name, err)
+		return err
 	}
-	if err := setTxQueueLen(name, TxQueueLen); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open tap %s: %w", name, err)
-	}
+	return setTxQueueLen(name, TxQueueLen)
+}
+
+// newDevice wraps one queue's descriptor, closing it on failure.
+func newDevice(f *os.File, name string, mtu int, vnet bool) (*Device, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
-	d := &Device{file: f, raw: raw, name: name, mtu: mtu, vnet: vnet}
+	d := &Device{file: f, raw: raw, name: name, mtu: mtu, vnet: vnet, queues: 1}
 	d.readFn = d.readFrames
 	d.writeFn = d.writeFrames
 	return d, nil
@@ -110,9 +130,10 @@ func (d *Device) Name() string { return d.name }
 func (d *Device) VnetHdr() bool { return d.vnet }
 
 // Offloads reports the device's offloads: "tap_vnet_hdr" (frames carry a
-// virtio-net header) and "tap_tso" (reads may bring TCP super-frames).
+// virtio-net header), "tap_tso" (reads may bring TCP super-frames) and
+// "tap_multi_queue" (the device is one of several queues of its TAP).
 func (d *Device) Offloads() map[string]bool {
-	return map[string]bool{"tap_vnet_hdr": d.vnet, "tap_tso": d.tso}
+	return map[string]bool{"tap_vnet_hdr": d.vnet, "tap_tso": d.tso, "tap_multi_queue": d.queues > 1}
 }
 
 // MTU is the largest IP packet the device carries, as given to Open.
@@ -120,8 +141,10 @@ func (d *Device) MTU() int { return d.mtu }
 
 // Close closes the device; blocked Read and Write calls return an error
 // that wraps os.ErrClosed. A non-persistent TAP disappears with its last
-// file descriptor.
+// file descriptor: closing one queue of a multi-queue TAP leaves the
+// others working.
 func (d *Device) Close() error {
+	d.closed.Store(true)
 	if err := d.file.Close(); err != nil {
 		return fmt.Errorf("close tap %s: %w", d.name, err)
 	}
@@ -164,9 +187,17 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return n, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read tap %s: %w", d.name, err)
+		return 0, fmt.Errorf("read tap %s: %w", d.name, d.closedErr(err))
 	}
 	return 0, nil
+}
+
+// closedErr is os.ErrClosed in place of err once Close was called.
+func (d *Device) closedErr(err error) error {
+	if d.closed.Load() {
+		return os.ErrClosed
+	}
+	return err
 }
 
 // readFrames is the RawConn.Read callback: it drains queued frames and
@@ -211,7 +242,7 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	d.wbufs = nil
 	if err != nil {
-		return n, fmt.Errorf("write tap %s: %w", d.name, err)
+		return n, fmt.Errorf("write tap %s: %w", d.name, d.closedErr(err))
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package tap
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -246,8 +247,8 @@ func TestCloseUnblocksRead(t *testing.T) {
 	d.Close()
 	select {
 	case err := <-errc:
-		if err == nil {
-			t.Error("Read after Close returned no error")
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Read after Close: %v, want os.ErrClosed", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read still blocked after Close")
