@@ -7,7 +7,9 @@
 #   (c) weft (a router per host, a container namespace attached per host),
 #   (d) weft-fallback: weft plain with WEFT_NO_OFFLOAD=1 (no TAP vnet-hdr/TSO,
 #       no UDP GSO/GRO), to show what the offloads buy,
-#   (e) weft encrypted, when a password file is given.
+#   (e) weft encrypted, when a password file is given,
+# and, for reference, the RTT of a UDP echo between two Go processes over
+# the underlay (test/udpecho): what waking a sleeping process costs here.
 # Every iperf3 measurement runs --runs times (median, min-max shown); RTT is
 # the median of the averages of --runs pings of 50 packets 10 ms apart. Then
 # the ratios (to VXLAN, encrypted/plain, offloads, 4 streams/1 stream), the
@@ -196,6 +198,27 @@ FAILED=0
 measure underlay "$H1" "$H2" 10.98.0.2 || lib_die "underlay measurement failed"
 ROWS+=(underlay)
 
+# --- the userspace reference ------------------------------------------------
+# A UDP echo between two Go processes across the underlay (test/udpecho):
+# each round trip wakes two sleeping processes. A ping through two
+# userspace routers wakes four (router, router, router, pinger), so about
+# twice this is what a userspace overlay adds on this machine unless it
+# busy-polls; the kernel's VXLAN wakes none.
+ECHO_RTT=()
+step "userspace reference: UDP echo between two Go processes over the underlay, $RUNS x 50 round trips at 10 ms"
+if (cd "$HERE/.." && go build -o "$TMP/udpecho" ./test/udpecho) >"$TMP/udpecho-build.log" 2>&1; then
+	ns_bg "$TMP/udpecho-server.log" "$H2" "$TMP/udpecho" -serve 10.98.0.2:7001 -duration 120s
+	echo_srv=$LIB_LAST_PID
+	for ((run = 1; run <= RUNS; run++)); do
+		out=$(bounded 30 ip netns exec "$H1" "$TMP/udpecho" -probe 10.98.0.2:7001 -count 50 -interval 10ms) || continue
+		out=${out#rtt_avg_ms=}
+		ECHO_RTT+=("${out%% *}")
+	done
+	kill_pid "$echo_srv"
+else
+	NOTES+=("userspace reference not measured: test/udpecho did not build (see $TMP/udpecho-build.log)")
+fi
+
 # --- (b) kernel VXLAN -----------------------------------------------------
 step "vxlan: vx0 (VNI 42, UDP 4789) + bridge br0 + container $V1/$V2 (10.97.0.1-2/24, MTU 1450)"
 vx_host() { # HOST LOCAL REMOTE CONTAINER ADDR
@@ -329,6 +352,13 @@ for row in "${ROWS[@]}"; do
 	awk -v r="$row" -v a="${MED_RTT[$row]}" -v b="${MED_RTT[underlay]}" \
 		'BEGIN { printf "%-35s %8.3f ms\n", r, a - b }'
 done
+if ((${#ECHO_RTT[@]})) && [[ -n ${MED_RTT[underlay]:-} ]]; then
+	read -r ECHO_MED _ _ <<<"$(stats "${ECHO_RTT[@]}")"
+	awk -v e="$ECHO_MED" -v u="${MED_RTT[underlay]}" -v runs="${ECHO_RTT[*]}" 'BEGIN {
+		printf "%-35s %8.3f ms  (Go UDP echo, 2 process wakeups per round trip; echo RTT runs %s ms)\n", "userspace reference", e - u, runs
+		printf "%-35s %8.3f ms  (twice that: a ping through two userspace routers wakes 4 processes)\n", "two-router reference", 2 * (e - u)
+	}'
+fi
 
 # target LABEL VALUE OP LIMIT UNIT MISSING: one line of the targets block;
 # VALUE empty means not measured (MISSING says why).
