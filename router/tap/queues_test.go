@@ -13,6 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// queueOffset is the headroom the queue tests read and write with.
+const queueOffset = 32
+
 // peerMAC and peerIP stand for a neighbour behind the TAP: the kernel
 // sends it frames out of the TAP without asking ARP (a permanent
 // neighbour entry), and the tests write frames from it.
@@ -21,9 +24,6 @@ var (
 	peerIP  = [4]byte{10, 99, 0, 2}
 	tapIP   = [4]byte{10, 99, 0, 1}
 )
-
-// queueOffset is the headroom the queue tests read and write with.
-const queueOffset = 32
 
 // openQueuesTest opens a TAP with the given queues in ns, brings it up
 // with 10.99.0.1/24 and a permanent neighbour peerIP at peerMAC, and
@@ -137,9 +137,11 @@ func readQueues(t *testing.T, devs []*Device, see func(queue int, frame []byte) 
 	}
 }
 
-// flowDatagram recognises the test datagrams of TestQueuesSpreadFlows,
-// sent to peerIP port flowPort with "weft", the flow and the sequence
-// number as payload.
+// flowPort is where the flow tests' datagrams go on peerIP.
+const flowPort = 9
+
+// flowDatagram recognises a datagram of sendFlows: to peerIP port
+// flowPort with "weft", the flow and the sequence number as payload.
 func flowDatagram(f []byte) (flow, seq int, ok bool) {
 	if len(f) < 34 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != unix.IPPROTO_UDP ||
 		!bytes.Equal(f[30:34], peerIP[:]) {
@@ -152,7 +154,80 @@ func flowDatagram(f []byte) (flow, seq int, ok bool) {
 	return int(udp[12]), int(udp[13]), true
 }
 
-const flowPort = 9
+// flowSockets opens n UDP sockets in ns bound to tapIP, one flow each, and
+// returns them with their ports.
+func flowSockets(t *testing.T, ns *testNS, n int) (socks, ports []int) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, s := range socks {
+			unix.Close(s)
+		}
+	})
+	ns.do(t, func() error {
+		for range n {
+			s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			socks = append(socks, s)
+			if err := unix.Bind(s, &unix.SockaddrInet4{Addr: tapIP}); err != nil {
+				return err
+			}
+			sa, err := unix.Getsockname(s)
+			if err != nil {
+				return err
+			}
+			ports = append(ports, sa.(*unix.SockaddrInet4).Port)
+		}
+		return nil
+	})
+	return socks, ports
+}
+
+// sendFlows sends perFlow datagrams on each socket, the flows interleaved.
+func sendFlows(t *testing.T, socks []int, perFlow int) {
+	t.Helper()
+	to := &unix.SockaddrInet4{Port: flowPort, Addr: peerIP}
+	for seq := range perFlow {
+		for flow, s := range socks {
+			if err := unix.Sendto(s, []byte{'w', 'e', 'f', 't', byte(flow), byte(seq)}, 0, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// readFlows reads what sendFlows sent on the queues of devs, checks that
+// every datagram comes exactly once and each flow's in order on one
+// queue, and returns the queue of each flow and the count per queue.
+func readFlows(t *testing.T, devs []*Device, flows, perFlow int) (flowQueue map[int]int, perQueue []int) {
+	t.Helper()
+	flowQueue, next := map[int]int{}, map[int]int{}
+	perQueue = make([]int, len(devs))
+	total := 0
+	readQueues(t, devs, func(q int, f []byte) bool {
+		flow, seq, ok := flowDatagram(f)
+		if !ok {
+			return false
+		}
+		total++
+		perQueue[q]++
+		if fq, seen := flowQueue[flow]; !seen {
+			flowQueue[flow] = q
+		} else if q != fq {
+			t.Errorf("flow %d: datagram %d on queue %d, earlier ones on queue %d", flow, seq, q, fq)
+		}
+		if seq != next[flow] {
+			t.Errorf("flow %d: datagram %d after %d (lost, duplicated or reordered)", flow, seq, next[flow]-1)
+		}
+		next[flow] = seq + 1
+		return total == flows*perFlow
+	})
+	if total != flows*perFlow || len(flowQueue) != flows {
+		t.Errorf("read %d datagrams of %d flows, want %d of %d", total, len(flowQueue), flows*perFlow, flows)
+	}
+	return flowQueue, perQueue
+}
 
 func TestQueuesSpreadFlows(t *testing.T) {
 	ns := newTestNS(t)
@@ -168,63 +243,11 @@ func TestQueuesSpreadFlows(t *testing.T) {
 			t.Errorf("queue %d: Queues() = %d, VnetHdr() = %v, Offloads() = %v", q, d.Queues(), d.VnetHdr(), d.Offloads())
 		}
 	}
-
-	// Each socket is a flow of its own (its own source port).
 	const flows, perFlow = 32, 8
-	socks := make([]int, 0, flows)
-	t.Cleanup(func() {
-		for _, s := range socks {
-			unix.Close(s)
-		}
-	})
-	ns.do(t, func() error {
-		for range flows {
-			s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return err
-			}
-			socks = append(socks, s)
-		}
-		return nil
-	})
-	to := &unix.SockaddrInet4{Port: flowPort, Addr: peerIP}
-	for seq := range perFlow {
-		for flow, s := range socks {
-			if err := unix.Sendto(s, []byte{'w', 'e', 'f', 't', byte(flow), byte(seq)}, 0, to); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-
-	type flowState struct{ queue, next int }
-	state := map[int]*flowState{}
-	perQueue := make([]int, len(devs))
-	total := 0
-	readQueues(t, devs, func(q int, f []byte) bool {
-		flow, seq, ok := flowDatagram(f)
-		if !ok {
-			return false
-		}
-		total++
-		perQueue[q]++
-		st := state[flow]
-		if st == nil {
-			st = &flowState{queue: q}
-			state[flow] = st
-		}
-		if q != st.queue {
-			t.Errorf("flow %d: datagram %d on queue %d, earlier ones on queue %d", flow, seq, q, st.queue)
-		}
-		if seq != st.next {
-			t.Errorf("flow %d: datagram %d after %d (lost, duplicated or reordered)", flow, seq, st.next-1)
-		}
-		st.next = seq + 1
-		return total == flows*perFlow
-	})
+	socks, _ := flowSockets(t, ns, flows)
+	sendFlows(t, socks, perFlow)
+	_, perQueue := readFlows(t, devs, flows, perFlow)
 	t.Logf("datagrams per queue: %v", perQueue)
-	if total != flows*perFlow || len(state) != flows {
-		t.Errorf("read %d datagrams of %d flows, want %d of %d", total, len(state), flows*perFlow, flows)
-	}
 	for q, n := range perQueue {
 		if n == 0 {
 			t.Errorf("queue %d got no datagram; per queue %v", q, perQueue)
@@ -232,23 +255,55 @@ func TestQueuesSpreadFlows(t *testing.T) {
 	}
 }
 
-// echoRequest is an ICMP echo request from peerMAC and peerIP to the
-// TAP's address, with queueOffset bytes of zero headroom (an all-zero
-// virtio-net header) in front.
-func echoRequest(tapMAC net.HardwareAddr, id uint16) []byte {
-	b := make([]byte, queueOffset, queueOffset+14+20+8)
+// TestQueueSteering shows the kernel's flow steering: once a frame of a
+// flow is written on a queue, the kernel sends that flow's frames (both
+// directions hash alike) out of the same queue.
+func TestQueueSteering(t *testing.T) {
+	ns := newTestNS(t)
+	devs, mac := openQueuesTest(t, ns, 2)
+	const flows, perFlow = 16, 4
+	socks, ports := flowSockets(t, ns, flows)
+	for _, w := range []int{1, 0} {
+		replies := make([][]byte, flows)
+		for i, port := range ports {
+			udp := binary.BigEndian.AppendUint16(nil, flowPort)
+			udp = binary.BigEndian.AppendUint16(udp, uint16(port))
+			udp = append(udp, 0, 12, 0, 0, 'w', 'e', 'f', 't') // no checksum
+			replies[i] = peerFrame(mac, unix.IPPROTO_UDP, udp)
+		}
+		if n, err := devs[w].Write(replies, queueOffset); n != flows || err != nil {
+			t.Fatalf("Write on queue %d = %d, %v", w, n, err)
+		}
+		sendFlows(t, socks, perFlow)
+		flowQueue, perQueue := readFlows(t, devs, flows, perFlow)
+		if perQueue[w] != flows*perFlow {
+			t.Errorf("after writing each flow's reply on queue %d, datagrams per queue %v; queue of each flow %v", w, perQueue, flowQueue)
+		}
+	}
+}
+
+// peerFrame is an IPv4 packet of protocol proto with payload l4 from
+// peerMAC and peerIP to the TAP's address, with queueOffset bytes of
+// zero headroom (an all-zero virtio-net header) in front.
+func peerFrame(tapMAC net.HardwareAddr, proto byte, l4 []byte) []byte {
+	b := make([]byte, queueOffset, queueOffset+14+20+len(l4))
 	b = append(b, tapMAC...)
 	b = append(b, peerMAC...)
 	b = append(b, 0x08, 0x00)
 	ip := len(b)
-	b = append(b, 0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, unix.IPPROTO_ICMP, 0, 0)
+	b = append(b, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0)
+	binary.BigEndian.PutUint16(b[ip+2:], uint16(20+len(l4)))
 	b = append(b, peerIP[:]...)
 	b = append(b, tapIP[:]...)
 	binary.BigEndian.PutUint16(b[ip+10:], checksum(b[ip:]))
-	icmp := len(b)
-	b = append(b, 8, 0, 0, 0, byte(id>>8), byte(id), 0, 1)
-	binary.BigEndian.PutUint16(b[icmp+2:], checksum(b[icmp:]))
-	return b
+	return append(b, l4...)
+}
+
+// echoRequest is an ICMP echo request from the peer to the TAP.
+func echoRequest(tapMAC net.HardwareAddr, id uint16) []byte {
+	icmp := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), 0, 1}
+	binary.BigEndian.PutUint16(icmp[2:], checksum(icmp))
+	return peerFrame(tapMAC, unix.IPPROTO_ICMP, icmp)
 }
 
 func checksum(b []byte) uint16 {
