@@ -41,6 +41,16 @@ type Datagram struct {
 	Segment int
 }
 
+// MultiQueue is implemented by a Device that has several queues on one
+// interface, as a multi-queue TAP has: the kernel spreads the frames it
+// hands the device over the queues by flow. The router runs a reader on
+// each queue (the Device's own Read is not called), writes through the
+// Device, and closes only the Device, whose Close must close every queue.
+type MultiQueue interface {
+	// ReadQueues returns the queues to read, each used by one goroutine.
+	ReadQueues() []Device
+}
+
 // OffloadReporter is implemented by a Device or Transport that can say
 // which offloads it uses, by name ("tap_tso", "udp_gro", ...), for
 // status reports.

@@ -123,7 +123,7 @@ func newPathPairWith(t testing.TB, mod func(*pathPair)) *pathPair {
 			map[mesh.PeerName]mesh.PeerName{x.peer: x.peer},
 			map[mesh.PeerName][]mesh.PeerName{x.r.self: {x.peer}, x.peer: nil}))
 	}
-	p.tapA = newTAPReader(p.a)
+	p.tapA = newTAPReader(p.a, p.devA)
 	p.udpB = newUDPReader(p.b)
 	p.trA.to = p.udpB
 	return p

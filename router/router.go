@@ -124,7 +124,12 @@ type Router struct {
 
 	macs  *macTable
 	devMu sync.Mutex // serialises Device.Write between the readers (per batch)
-	kick  chan struct{}
+	// queues are the queues of a MultiQueue device, written by flow
+	// (flowQueue); queueOf and picked are writeDevice's scratch, under devMu.
+	queues  []Device
+	queueOf []uint8
+	picked  [][]byte
+	kick    chan struct{}
 
 	tapStats, udpStats, timerStats *counters
 
@@ -170,14 +175,20 @@ func New(cfg Config) (*Router, error) {
 	if sg, ok := cfg.Transport.(Segmenter); ok {
 		r.segmenter = sg
 	}
+	if mq, ok := cfg.Device.(MultiQueue); ok {
+		if qs := mq.ReadQueues(); len(qs) > 1 && len(qs) <= 256 {
+			r.queues = qs
+		}
+	}
 	m := make(connMap)
 	r.conns.Store(&m)
 	return r, nil
 }
 
-// Run starts the TAP reader, the UDP reader and the timer goroutine and
-// blocks until ctx is done or a reader fails; it then closes the Device
-// and the Transport, waits for all three goroutines and returns. The error
+// Run starts the TAP reader (one per queue of a MultiQueue device), the
+// UDP reader and the timer goroutine and blocks until ctx is done or a
+// reader fails; it then closes the Device and the Transport, waits for
+// the goroutines and returns. The error
 // is nil after a shutdown through ctx, else the reader's error. Run is
 // called once; the Overlay methods may be called before, during and after.
 func (r *Router) Run(ctx context.Context) error {
@@ -194,9 +205,15 @@ func (r *Router) Run(ctx context.Context) error {
 			cancel()
 		}
 	}
-	tap := newTAPReader(r)
+	queues := r.queues
+	if queues == nil {
+		queues = []Device{r.cfg.Device}
+	}
+	for _, q := range queues {
+		tap := newTAPReader(r, q)
+		wg.Go(func() { fail(tap.run()) })
+	}
 	udp := newUDPReader(r)
-	wg.Go(func() { fail(tap.run()) })
 	wg.Go(func() { fail(udp.run()) })
 	wg.Go(func() { r.runTimer(ctx) })
 	<-ctx.Done()
@@ -294,13 +311,43 @@ func (r *Router) wake() {
 	}
 }
 
-// writeDevice writes frames, each starting at offset, to the device.
-// Called once per batch by either reader.
+// writeDevice writes frames, each starting at offset, to the device, or
+// each to its flow's queue of a multi-queue device. Called once per batch
+// by any reader.
 func (r *Router) writeDevice(st *counters, frames [][]byte, offset int) {
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
+	if len(r.queues) == 0 {
+		writeFrames(r.cfg.Device, st, frames, offset)
+		return
+	}
+	if cap(r.queueOf) < len(frames) {
+		r.queueOf = make([]uint8, len(frames))
+		r.picked = make([][]byte, 0, len(frames))
+	}
+	r.queueOf = r.queueOf[:len(frames)]
+	for i, f := range frames {
+		r.queueOf[i] = uint8(flowQueue(f[offset:], len(r.queues)))
+	}
+	for q, dev := range r.queues {
+		r.picked = r.picked[:0]
+		for i, f := range frames {
+			if int(r.queueOf[i]) == q {
+				r.picked = append(r.picked, f)
+			}
+		}
+		if len(r.picked) > 0 {
+			writeFrames(dev, st, r.picked, offset)
+		}
+	}
+	clear(r.picked[:cap(r.picked)])
+}
+
+// writeFrames writes frames, each starting at offset, to dev; a frame the
+// device refuses is counted and skipped.
+func writeFrames(dev Device, st *counters, frames [][]byte, offset int) {
 	for off := 0; off < len(frames); {
-		n, err := r.cfg.Device.Write(frames[off:], offset)
+		n, err := dev.Write(frames[off:], offset)
 		for _, f := range frames[off : off+n] {
 			st.tapBytesOut.Add(uint64(len(f) - offset))
 		}

@@ -10,17 +10,20 @@ const tapHeadroom = HeaderLen + RecordHeaderLen
 // tapBufLen holds the largest frame a record can carry, after headroom.
 const tapBufLen = tapHeadroom + 65535
 
-// tapReader is the goroutine reading frames from the device.
+// tapReader is the goroutine reading frames from the device, or from
+// one queue of a MultiQueue device.
 type tapReader struct {
 	forwarder
+	dev   Device
 	bufs  [][]byte
 	sizes []int
 }
 
-func newTAPReader(r *Router) *tapReader {
+func newTAPReader(r *Router, dev Device) *tapReader {
 	n := r.cfg.BatchSize
 	t := &tapReader{
 		forwarder: newForwarder(r, r.tapStats, n),
+		dev:       dev,
 		bufs:      make([][]byte, n),
 		sizes:     make([]int, n),
 	}
@@ -34,7 +37,7 @@ func newTAPReader(r *Router) *tapReader {
 func (t *tapReader) run() error {
 	var errs errorRun
 	for {
-		n, err := t.r.cfg.Device.Read(t.bufs, t.sizes, tapHeadroom)
+		n, err := t.dev.Read(t.bufs, t.sizes, tapHeadroom)
 		if n > 0 {
 			t.handle(n)
 		}

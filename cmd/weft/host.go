@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"runtime"
+	"strconv"
 
 	"github.com/weftnet/weft/daemon"
 	"github.com/weftnet/weft/netdev"
@@ -28,6 +30,12 @@ func realDeps() daemon.Deps {
 			// Frames with virtio-net headers and TCP segmentation
 			// offload: a 64 KB TCP segment crosses as one frame.
 			if !noOffload {
+				if qs, err := tap.OpenOffloadQueues(name, mtu, true, tapQueueCount()); err == nil {
+					if len(qs) == 1 {
+						return qs[0], nil
+					}
+					return tapQueues(qs), nil
+				}
 				if d, err := tap.OpenOffload(name, mtu, true); err == nil {
 					return d, nil
 				}
@@ -38,6 +46,47 @@ func realDeps() daemon.Deps {
 			return udp.ListenOptions(addr, udp.Options{NoGSO: noOffload, NoGRO: noOffload})
 		},
 	}
+}
+
+// tapQueueCount is how many queues the TAP gets, so that the router reads
+// frames of different flows on different cores: one per CPU up to 4,
+// or WEFT_TAP_QUEUES.
+func tapQueueCount() int {
+	if n, err := strconv.Atoi(os.Getenv("WEFT_TAP_QUEUES")); err == nil && n >= 1 {
+		return min(n, 16)
+	}
+	return min(runtime.NumCPU(), 4)
+}
+
+// tapQueues is a multi-queue TAP as one router.Device: it reads and
+// writes through queue 0, hands the router every queue to read
+// (router.MultiQueue) and closes them all.
+type tapQueues []*tap.Device
+
+func (q tapQueues) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return q[0].Read(bufs, sizes, offset)
+}
+func (q tapQueues) Write(bufs [][]byte, offset int) (int, error) { return q[0].Write(bufs, offset) }
+func (q tapQueues) MTU() int                                     { return q[0].MTU() }
+func (q tapQueues) VnetHdr() bool                                { return q[0].VnetHdr() }
+func (q tapQueues) Offloads() map[string]bool                    { return q[0].Offloads() }
+
+// ReadQueues implements router.MultiQueue.
+func (q tapQueues) ReadQueues() []router.Device {
+	out := make([]router.Device, len(q))
+	for i, d := range q {
+		out[i] = d
+	}
+	return out
+}
+
+// Close closes every queue; the TAP goes with the last.
+func (q tapQueues) Close() error {
+	var errs []error
+	for _, d := range q {
+		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // resetHost removes the bridge and veths when no router runs.
