@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/weftnet/weft/router"
 )
 
 // Attachment is one target attached to the weft network.
@@ -144,7 +146,8 @@ func createVeth(h *netlink.Handle, tns *targetNS, t Target, mtu int) (hostLink, 
 	return hostLink, peer, nil
 }
 
-// plug puts the host end on the bridge, sets both MTUs and both ends up.
+// plug puts the host end on the bridge, sets both MTUs, the container
+// end's GSO size and both ends up.
 func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error {
 	if hostLink.Attrs().MasterIndex != br.Attrs().Index {
 		if err := h.LinkSetMasterByIndex(hostLink, br.Attrs().Index); err != nil {
@@ -163,6 +166,13 @@ func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error
 		if err := l.h.LinkSetUp(l.link); err != nil {
 			return fmt.Errorf("set %s up: %w", l.link.Attrs().Name, err)
 		}
+	}
+	// The container's TCP builds super-frames up to its interface's GSO
+	// size; one that fits a train of datagrams crosses with one send and
+	// one receive (router.TrainPacketSize). A kernel that refuses keeps
+	// its default, which only costs a second, short train per frame.
+	if gso := router.TrainPacketSize(mtu); gso > 0 && gso < int(peer.Attrs().GSOMaxSize) {
+		_ = th.LinkSetGSOMaxSize(peer, gso)
 	}
 	return nil
 }

@@ -3,12 +3,15 @@ package netdev
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/router"
 )
 
 var pfx = netip.MustParsePrefix
@@ -97,6 +100,9 @@ func TestAttachPingListDetach(t *testing.T) {
 		if !strings.Contains(inner, want) {
 			t.Errorf("ethweft in c1 lacks %q:\n%s", want, inner)
 		}
+	}
+	if d := e.ipIn(c1, "-d", "link", "show", ContainerIf); !strings.Contains(d, fmt.Sprintf("gso_max_size %d ", router.TrainPacketSize(1400))) {
+		t.Errorf("ethweft in c1: want gso_max_size %d (one super-frame, one train):\n%s", router.TrainPacketSize(1400), d)
 	}
 	hostIf := e.ipHost("-d", "link", "show", HostIfName(c1))
 	if !strings.Contains(hostIf, "alias weft:"+c1.String()) || !strings.Contains(hostIf, "master "+testBridge) {

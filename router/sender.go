@@ -82,7 +82,7 @@ func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) 
 func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limit, room int) bool {
 	maxSeg := 0
 	if s.r.segmenter != nil {
-		maxSeg = min(s.r.segmenter.MaxSegments(), MaxDatagram/limit)
+		maxSeg = min(s.r.segmenter.MaxSegments(), trainSegments, MaxDatagram/limit)
 	}
 	if maxSeg < 2 {
 		return false

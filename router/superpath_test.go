@@ -117,3 +117,23 @@ func BenchmarkSuperFrame(b *testing.B) {
 		})
 	}
 }
+
+func TestTrainPacketSizeFitsOneTrain(t *testing.T) {
+	p := newSuperPair(t, nil)
+	mtu := int((*p.a.conns.Load())[peerB].mtu.Load())
+	max := TrainPacketSize(mtu)
+	if max < 60000 || max > 65535 {
+		t.Fatalf("TrainPacketSize(%d) = %d, want a little below 64 KB", mtu, max)
+	}
+	for _, tc := range []struct {
+		packet, trains int
+	}{{max, 1}, {max + 1, 2}} {
+		want := p.fillSuper(1, EthernetHeaderLen+tc.packet)
+		p.trA.sent = 0
+		p.roundTrip(1)
+		if p.trA.sent != tc.trains || !bytes.Equal(p.devB.last, want) {
+			t.Fatalf("IP packet of %d bytes: %d trains, delivered %d bytes; want %d trains, %d bytes",
+				tc.packet, p.trA.sent, len(p.devB.last), tc.trains, len(want))
+		}
+	}
+}
