@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,8 +150,19 @@ func runRouter(g *globals, args []string) error {
 		ResolvConf:     f.resolvConf,
 	}
 	cfg.IPAllocRange, _ = netip.ParsePrefix(f.ipallocRange)
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(routerProcs(runtime.NumCPU()))
+	}
 	return daemon.Run(ctx, cfg, realDeps(), nil)
 }
+
+// routerProcs is how many CPUs the router runs Go code on at once: half
+// of them. Its readers spend most of their time in system calls, which
+// run outside that limit, and fewer schedulers mean fewer thread wakeups
+// per packet: on 2 CPUs one gave 11% less CPU per gigabit and 10% more
+// throughput than two, and the other half stays with the workloads whose
+// traffic the router carries. GOMAXPROCS in the environment overrides it.
+func routerProcs(cpus int) int { return max(1, cpus/2) }
 
 // runLaunch starts `weft router` in the background with the same options
 // and waits until it serves requests.

@@ -1,0 +1,22 @@
+package main
+
+import "testing"
+
+func TestRouterProcs(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
+		if got := routerProcs(cpus); got != want {
+			t.Errorf("routerProcs(%d) = %d, want %d", cpus, got, want)
+		}
+	}
+}
+
+func TestTAPQueueCount(t *testing.T) {
+	t.Setenv("WEFT_TAP_QUEUES", "3")
+	if got := tapQueueCount(); got != 3 {
+		t.Errorf("WEFT_TAP_QUEUES=3: %d queues", got)
+	}
+	t.Setenv("WEFT_TAP_QUEUES", "0")
+	if got := tapQueueCount(); got < 1 || got > 4 {
+		t.Errorf("WEFT_TAP_QUEUES=0: %d queues, want the default of 1 to 4", got)
+	}
+}
