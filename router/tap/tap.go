@@ -16,10 +16,12 @@
 package tap
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -116,6 +118,13 @@ func newDevice(f *os.File, name string, mtu int, vnet bool) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("open tap %s: %w", name, err)
 	}
+	// Reads and writes never wait in the kernel (rawRead): the poller
+	// waits for them.
+	var nbErr error
+	if err := raw.Control(func(fd uintptr) { nbErr = unix.SetNonblock(int(fd), true) }); err != nil || nbErr != nil {
+		f.Close()
+		return nil, fmt.Errorf("open tap %s: set non-blocking: %w", name, errors.Join(err, nbErr))
+	}
 	d := &Device{file: f, raw: raw, name: name, mtu: mtu, vnet: vnet, queues: 1}
 	d.readFn = d.readFrames
 	d.writeFn = d.writeFrames
@@ -204,7 +213,7 @@ func (d *Device) closedErr(err error) error {
 // asks the poller to wait only when it found none.
 func (d *Device) readFrames(fd uintptr) bool {
 	for d.rn < len(d.rbufs) {
-		n, err := unix.Read(int(fd), d.rbufs[d.rn][d.roff:])
+		n, err := rawRead(fd, d.rbufs[d.rn][d.roff:])
 		switch err {
 		case nil:
 			d.rsizes[d.rn] = n
@@ -251,7 +260,7 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 // poller reports the device writable again.
 func (d *Device) writeFrames(fd uintptr) bool {
 	for d.wn < len(d.wbufs) {
-		_, err := unix.Write(int(fd), d.wbufs[d.wn][d.woff:])
+		_, err := rawWrite(fd, d.wbufs[d.wn][d.woff:])
 		switch err {
 		case nil:
 			d.wn++
@@ -264,4 +273,26 @@ func (d *Device) writeFrames(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// rawRead is read(2) without telling the Go scheduler: the descriptor is
+// non-blocking (newDevice), so the call never sleeps, and the scheduler
+// need not get ready to hand this goroutine's processor to another thread
+// meanwhile. On a router that makes a system call per frame batch, that
+// bookkeeping (and the monitor thread it wakes) cost a fifth of the CPU.
+func rawRead(fd uintptr, b []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// rawWrite is write(2) like rawRead.
+func rawWrite(fd uintptr, b []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }

@@ -83,10 +83,13 @@ func (b *batch) prepareSend(dgrams []router.Datagram) (int, error) {
 }
 
 // recv is the RawConn.Read callback: one recvmmsg. It returns false to wait
-// for readability when nothing is queued.
+// for readability when nothing is queued. The call is MSG_DONTWAIT and
+// never sleeps, so it is made without telling the Go scheduler (as
+// router/tap does), which saves the bookkeeping of a possibly blocking
+// system call on every batch.
 func (b *batch) recv(fd uintptr) bool {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])),
 			uintptr(b.count), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
@@ -103,12 +106,12 @@ func (b *batch) recv(fd uintptr) bool {
 	}
 }
 
-// send is the RawConn.Write callback: sendmmsg until every message is sent
-// or one fails. It returns false to wait for writability when the socket
+// send is the RawConn.Write callback: sendmmsg (MSG_DONTWAIT, made like
+// recv's) until every message is sent or one fails. It returns false to wait for writability when the socket
 // buffer is full; the next call resumes where this one stopped.
 func (b *batch) send(fd uintptr) bool {
 	for b.n < b.count {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])),
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])),
 			uintptr(b.count-b.n), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
