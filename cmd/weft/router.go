@@ -157,11 +157,11 @@ func runRouter(g *globals, args []string) error {
 }
 
 // routerProcs is how many CPUs the router runs Go code on at once: half
-// of them. Its readers spend most of their time in system calls, which
-// run outside that limit, and fewer schedulers mean fewer thread wakeups
-// per packet: on 2 CPUs one gave 11% less CPU per gigabit and 10% more
-// throughput than two, and the other half stays with the workloads whose
-// traffic the router carries. GOMAXPROCS in the environment overrides it.
+// of them. Its readers spend most of their time in the kernel, copying
+// and moving packets, and fewer schedulers mean fewer thread wakeups per
+// packet: on 2 CPUs one used 5-10% less CPU per gigabit than two, and the
+// other half stays with the workloads whose traffic the router carries.
+// GOMAXPROCS in the environment overrides it.
 func routerProcs(cpus int) int { return max(1, cpus/2) }
 
 // runLaunch starts `weft router` in the background with the same options
