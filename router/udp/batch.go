@@ -107,8 +107,9 @@ func (b *batch) recv(fd uintptr) bool {
 }
 
 // send is the RawConn.Write callback: sendmmsg (MSG_DONTWAIT, made like
-// recv's) until every message is sent or one fails. It returns false to wait for writability when the socket
-// buffer is full; the next call resumes where this one stopped.
+// recv's) until every message is sent or one fails. It returns false to
+// wait for writability when the socket buffer is full; the next call
+// resumes where this one stopped.
 func (b *batch) send(fd uintptr) bool {
 	for b.n < b.count {
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])),
