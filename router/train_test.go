@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -51,20 +50,7 @@ func superFramesInTrains(t *testing.T, coalesce, sealed bool) {
 	established(t, ab, ba)
 	routertest.InstallRoutes(routertest.Graph{1: {2}, 2: {1}}, a, b)
 
-	b.Device.Inject(append(make([]byte, router.VnetHdrLen), frame(bcast, mac(2), 60, 1)...))
-	recv(t, a)
-	hdr := vnetHdr(1, 1 /* TCPV4 */, 54, 1348, 34, 16)
-	var sent [][]byte
-	for i := range 40 {
-		blob := append(bytes.Clone(hdr), frame(mac(2), mac(1), 1500+i*1600, byte(i))...)
-		sent = append(sent, blob)
-		a.Device.Inject(blob)
-	}
-	for i, want := range sent {
-		if got := recv(t, b); !bytes.Equal(got, want) {
-			t.Fatalf("frame %d: got %d bytes, want %d", i, len(got), len(want))
-		}
-	}
+	superFramesInOrder(t, a, b, 40, func(i int) int { return 1500 + i*1600 })
 	if a.Transport.Trains() == 0 {
 		t.Fatal("no train was sent")
 	}

@@ -145,12 +145,20 @@ func TestSuperFrameCrossesSmallPathInSegments(t *testing.T) {
 func TestManySuperFramesArriveInOrder(t *testing.T) {
 	nodes := startOffloadNet(t, 1500, true, true)
 	a, b := nodes[1], nodes[2]
+	superFramesInOrder(t, a, b, 50, func(i int) int { return 2000 + i*1200 })
+}
+
+// superFramesInOrder teaches a that mac(2) is behind b, sends n TCP
+// super-frames (frame i of size(i) bytes) from a's device and checks that
+// b's device gets each whole, with its header, in order.
+func superFramesInOrder(t *testing.T, a, b *routertest.Node, n int, size func(int) int) {
+	t.Helper()
 	b.Device.Inject(append(make([]byte, router.VnetHdrLen), frame(bcast, mac(2), 60, 1)...))
 	recv(t, a)
-	hdr := vnetHdr(1, 1, 54, 1348, 34, 16)
+	hdr := vnetHdr(1, 1 /* TCPV4 */, 54, 1348, 34, 16)
 	var sent [][]byte
-	for i := range 50 {
-		blob := append(bytes.Clone(hdr), frame(mac(2), mac(1), 2000+i*1200, byte(i))...)
+	for i := range n {
+		blob := append(bytes.Clone(hdr), frame(mac(2), mac(1), size(i), byte(i))...)
 		sent = append(sent, blob)
 		a.Device.Inject(blob)
 	}
