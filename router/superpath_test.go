@@ -58,12 +58,20 @@ func (p *pathPair) fillSuper(n, size int) []byte {
 	return blob
 }
 
-func TestSuperFramePathNoAllocs(t *testing.T) {
+// superVariant is a connection without keys (nil suite) or sealed with
+// a suite.
+type superVariant struct {
+	name  string
+	suite *secure.Suite
+}
+
+func superVariants() []superVariant {
 	chacha, aes := secure.SuiteChaCha20Poly1305, secure.SuiteAES256GCM
-	for _, tc := range []struct {
-		name  string
-		suite *secure.Suite
-	}{{"plain", nil}, {"chacha20poly1305", &chacha}, {"aes256gcm", &aes}} {
+	return []superVariant{{"plain", nil}, {"chacha20poly1305", &chacha}, {"aes256gcm", &aes}}
+}
+
+func TestSuperFramePathNoAllocs(t *testing.T) {
+	for _, tc := range superVariants() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newSuperPair(t, tc.suite)
 			want := p.fillSuper(8, superFrameLen)
@@ -89,11 +97,7 @@ func TestSuperFramePathNoAllocs(t *testing.T) {
 // encapsulate (switch, cut into a train, seal when keyed) at a, and the
 // round trip that also opens, reassembles and delivers at b.
 func BenchmarkSuperFrame(b *testing.B) {
-	chacha, aes := secure.SuiteChaCha20Poly1305, secure.SuiteAES256GCM
-	for _, tc := range []struct {
-		name  string
-		suite *secure.Suite
-	}{{"plain", nil}, {"chacha20poly1305", &chacha}, {"aes256gcm", &aes}} {
+	for _, tc := range superVariants() {
 		b.Run(fmt.Sprintf("%s/encapsulate", tc.name), func(b *testing.B) {
 			p := newSuperPair(b, tc.suite)
 			p.trA.to = nil

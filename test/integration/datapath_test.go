@@ -341,13 +341,7 @@ func checkARP(t *testing.T, a, b *netns.Container) {
 // waitUDPListening waits until a UDP port is bound inside the container.
 func waitUDPListening(t *testing.T, c *netns.Container, port int) {
 	t.Helper()
-	netns.Eventually(t, 10*time.Second, fmt.Sprintf("%s binds UDP %d", c.Nick, port), func() error {
-		r := c.Run("ss", "-Hlun", "sport", "=", ":"+strconv.Itoa(port))
-		if !r.OK() || strings.TrimSpace(r.Stdout) == "" {
-			return fmt.Errorf("not bound (%v)", r.Err)
-		}
-		return nil
-	})
+	waitSocket(t, c, "-Hlun", "binds UDP", port)
 }
 
 // udpExchange sends one datagram of reqSize random bytes from a to b with

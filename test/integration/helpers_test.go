@@ -32,10 +32,17 @@ const (
 // waitListening waits until a TCP port listens inside the container.
 func waitListening(t *testing.T, c *netns.Container, port int) {
 	t.Helper()
-	netns.Eventually(t, 10*time.Second, fmt.Sprintf("%s listens on %d", c.Nick, port), func() error {
-		r := c.Run("ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(port))
+	waitSocket(t, c, "-Hltn", "listens on TCP", port)
+}
+
+// waitSocket waits until `ss FLAGS` inside the container shows a socket
+// on the local port; what says what is awaited, for the failure message.
+func waitSocket(t *testing.T, c *netns.Container, flags, what string, port int) {
+	t.Helper()
+	netns.Eventually(t, 10*time.Second, fmt.Sprintf("%s %s %d", c.Nick, what, port), func() error {
+		r := c.Run("ss", flags, "sport", "=", ":"+strconv.Itoa(port))
 		if !r.OK() || strings.TrimSpace(r.Stdout) == "" {
-			return fmt.Errorf("not listening (%v)", r.Err)
+			return fmt.Errorf("no such socket (%v)", r.Err)
 		}
 		return nil
 	})
