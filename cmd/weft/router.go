@@ -156,12 +156,13 @@ func runRouter(g *globals, args []string) error {
 	return daemon.Run(ctx, cfg, realDeps(), nil)
 }
 
-// routerProcs is how many CPUs the router runs Go code on at once: half
-// of them. Its readers spend most of their time in the kernel, copying
-// and moving packets, and fewer schedulers mean fewer thread wakeups per
-// packet: on 2 CPUs one used 5-10% less CPU per gigabit than two, and the
-// other half stays with the workloads whose traffic the router carries.
-// GOMAXPROCS in the environment overrides it.
+// routerProcs is how many CPUs the router uses at once: half of them.
+// Its readers make their non-blocking system calls without giving up
+// their processor, so this bounds how many readers (TAP queues, UDP)
+// run at a time, kernel work included; fewer schedulers also mean fewer
+// thread wakeups per packet: on 2 CPUs one used 5-10% less CPU per
+// gigabit than two. The other half stays with the workloads whose
+// traffic the router carries. GOMAXPROCS in the environment overrides it.
 func routerProcs(cpus int) int { return max(1, cpus/2) }
 
 // runLaunch starts `weft router` in the background with the same options
