@@ -121,6 +121,9 @@ stats() {
 # ping; MED_*, MIN_*, MAX_* their medians and ranges; CPU the CPU s/Gbit
 # of the routers across all the row's iperf3 runs.
 declare -A RAW_1 RAW_4 RAW_RTT MED_1 MED_4 MED_RTT MIN_1 MIN_4 MIN_RTT MAX_1 MAX_4 MAX_RTT CPU
+# FAST_RTT: the median over runs of each ping's fastest round trip, which
+# shows the path itself without the cost of waking idle processes.
+declare -A FAST_RTT
 
 # iperf_run ROW CLIENT_NS SERVER_IP STREAMS RUN: one iperf3 client run;
 # prints "RATE GIGABITS". Returns 1, with the log on stderr, on failure.
@@ -151,7 +154,7 @@ measure() {
 	local row=$1 cns=$2 sns=$3 ip=$4
 	shift 4
 	local pids=("$@") t0 t1 srv run out gbits=0 rtt s
-	local r1=() r4=() rtts=()
+	local r1=() r4=() rtts=() fast=()
 	ns_bg "$TMP/$row-server.log" "$sns" iperf3 -s -p "$PORT"
 	srv=$LIB_LAST_PID
 	wait_until 10 bash -c "ip netns exec '$sns' ss -ltn | grep -q ':$PORT '" ||
@@ -170,8 +173,11 @@ measure() {
 	for ((run = 1; run <= RUNS; run++)); do
 		step "$row: ping, 50 packets at 10 ms, run $run/$RUNS"
 		rtt=$(bounded 30 ip netns exec "$cns" ping -q -c 50 -i 0.01 -W 1 "$ip" |
-			awk -F/ '/^rtt|^round-trip/ { print $5 }') || true
-		[[ -n $rtt ]] && rtts+=("$rtt")
+			awk -F/ '/^rtt|^round-trip/ { sub(/.*= */, "", $4); print $5, $4 }') || true
+		if [[ -n $rtt ]]; then
+			rtts+=("${rtt% *}")
+			fast+=("${rtt#* }")
+		fi
 	done
 	RAW_1[$row]=${r1[*]}
 	RAW_4[$row]=${r4[*]}
@@ -186,6 +192,7 @@ measure() {
 		((${#rtts[@]})) || return 1
 	fi
 	RAW_RTT[$row]=${rtts[*]}
+	read -r FAST_RTT[$row] _ _ <<<"$(stats "${fast[@]}")"
 	read -r MED_RTT[$row] MIN_RTT[$row] MAX_RTT[$row] <<<"$(stats "${rtts[@]}")"
 	((${#rtts[@]} == RUNS))
 }
@@ -346,11 +353,12 @@ for row in "${ROWS[@]}"; do
 	printf '%-35s %8s\n' "$row" "$(ratio "${MED_4[$row]}" "${MED_1[$row]}")"
 done
 echo
-echo "RTT added over the underlay (median minus median)"
+echo "RTT added over the underlay (median minus median; in brackets the same for each ping's fastest round trip)"
 for row in "${ROWS[@]}"; do
 	[[ $row != underlay && -n ${MED_RTT[$row]:-} && -n ${MED_RTT[underlay]:-} ]] || continue
 	awk -v r="$row" -v a="${MED_RTT[$row]}" -v b="${MED_RTT[underlay]}" \
-		'BEGIN { printf "%-35s %8.3f ms\n", r, a - b }'
+		-v fa="${FAST_RTT[$row]:-}" -v fb="${FAST_RTT[underlay]:-}" \
+		'BEGIN { printf "%-35s %8.3f ms", r, a - b; if (fa != "" && fb != "") printf "  (%.3f ms)", fa - fb; print "" }'
 done
 if ((${#ECHO_RTT[@]})) && [[ -n ${MED_RTT[underlay]:-} ]]; then
 	read -r ECHO_MED _ _ <<<"$(stats "${ECHO_RTT[@]}")"
