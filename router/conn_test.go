@@ -67,7 +67,7 @@ func newSteppedPair(t *testing.T) *steppedPair {
 		return r
 	}
 	s.a, s.b = mk(peerA, s.pab), mk(peerB, s.pba)
-	s.udpA, s.udpB = newUDPReader(s.a), newUDPReader(s.b)
+	s.udpA, s.udpB = newUDPReader(s.a, s.a.cfg.Transport), newUDPReader(s.b, s.b.cfg.Transport)
 	s.pab.to, s.pba.to = s.udpB, s.udpA
 	s.ta = &timer{r: s.a, out: newSender(s.a, s.a.timerStats, 0)}
 	s.tb = &timer{r: s.b, out: newSender(s.b, s.b.timerStats, 0)}

@@ -51,6 +51,16 @@ type MultiQueue interface {
 	ReadQueues() []Device
 }
 
+// MultiSocket is implemented by a Transport made of several sockets on
+// one port (Linux SO_REUSEPORT): the kernel hands each remote address to
+// one of them. The router runs a reader on each socket (the Transport's
+// own ReadBatch is not called), sends through the Transport, and closes
+// only the Transport, whose Close must close every socket.
+type MultiSocket interface {
+	// ReadSockets returns the sockets to read, each used by one goroutine.
+	ReadSockets() []Transport
+}
+
 // OffloadReporter is implemented by a Device or Transport that can say
 // which offloads it uses, by name ("tap_tso", "udp_gro", ...), for
 // status reports.

@@ -123,3 +123,42 @@ func recvAny(t *testing.T, devs []*routertest.Device) int {
 		}
 	}
 }
+
+// socketGroup is a fake MultiSocket: it sends through the real transport
+// but its own ReadBatch reads an idle socket, and it hands the router the
+// idle socket first and the real one second, so that datagrams only
+// arrive if every socket of ReadSockets is read.
+type socketGroup struct {
+	*routertest.Transport
+	idle *routertest.Transport
+}
+
+func (g socketGroup) ReadBatch(d []router.Datagram) (int, error) { return g.idle.ReadBatch(d) }
+
+func (g socketGroup) ReadSockets() []router.Transport {
+	return []router.Transport{g.idle, g.Transport}
+}
+
+func (g socketGroup) Close() error {
+	return errors.Join(g.idle.Close(), g.Transport.Close())
+}
+
+func TestEverySocketIsRead(t *testing.T) {
+	nw := routertest.NewNetwork(6)
+	a := routertest.StartNode(t, nw, 1, addr(1), 1406, func(c *router.Config) {
+		fast(c)
+		c.Transport = socketGroup{Transport: c.Transport.(*routertest.Transport), idle: nw.Transport(addr(9), 16)}
+	})
+	b := routertest.StartNode(t, nw, 2, addr(2), 1406, fast)
+	ab, ba, err := routertest.Connect(a, b, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	established(t, ab, ba) // heartbeats reached a through its second socket
+	routertest.InstallRoutes(routertest.Graph{1: {2}, 2: {1}}, a, b)
+	f := frame(bcast, mac(2), 100, 3)
+	b.Device.Inject(f)
+	if got := recv(t, a); !bytes.Equal(got, f) {
+		t.Fatalf("a got %d bytes, want %d", len(got), len(f))
+	}
+}

@@ -124,7 +124,7 @@ func newPathPairWith(t testing.TB, mod func(*pathPair)) *pathPair {
 			map[mesh.PeerName][]mesh.PeerName{x.r.self: {x.peer}, x.peer: nil}))
 	}
 	p.tapA = newTAPReader(p.a, p.devA)
-	p.udpB = newUDPReader(p.b)
+	p.udpB = newUDPReader(p.b, p.trB)
 	p.trA.to = p.udpB
 	return p
 }

@@ -186,7 +186,8 @@ func New(cfg Config) (*Router, error) {
 }
 
 // Run starts the TAP reader (one per queue of a MultiQueue device), the
-// UDP reader and the timer goroutine and blocks until ctx is done or a
+// UDP reader (one per socket of a MultiSocket transport) and the timer
+// goroutine and blocks until ctx is done or a
 // reader fails; it then closes the Device and the Transport, waits for
 // the goroutines and returns. The error
 // is nil after a shutdown through ctx, else the reader's error. Run is
@@ -213,8 +214,16 @@ func (r *Router) Run(ctx context.Context) error {
 		tap := newTAPReader(r, q)
 		wg.Go(func() { fail(tap.run()) })
 	}
-	udp := newUDPReader(r)
-	wg.Go(func() { fail(udp.run()) })
+	sockets := []Transport{r.cfg.Transport}
+	if ms, ok := r.cfg.Transport.(MultiSocket); ok {
+		if ss := ms.ReadSockets(); len(ss) > 0 {
+			sockets = ss
+		}
+	}
+	for _, s := range sockets {
+		udp := newUDPReader(r, s)
+		wg.Go(func() { fail(udp.run()) })
+	}
 	wg.Go(func() { r.runTimer(ctx) })
 	<-ctx.Done()
 	errDev := r.cfg.Device.Close()

@@ -2,9 +2,11 @@ package router
 
 import "github.com/weftnet/weft/mesh"
 
-// udpReader is the goroutine reading datagrams from the transport.
+// udpReader is the goroutine reading datagrams from the transport, or
+// from one socket of a MultiSocket transport.
 type udpReader struct {
 	forwarder
+	tr     Transport
 	dgrams []Datagram
 
 	reasm []reassembly // frames being put back together, by sender
@@ -12,10 +14,11 @@ type udpReader struct {
 	busy  [][]byte     // reassembly buffers queued for the device
 }
 
-func newUDPReader(r *Router) *udpReader {
+func newUDPReader(r *Router, tr Transport) *udpReader {
 	n := r.cfg.BatchSize
 	u := &udpReader{
 		forwarder: newForwarder(r, r.udpStats, n),
+		tr:        tr,
 		dgrams:    make([]Datagram, n),
 	}
 	for i := range u.dgrams {
@@ -30,7 +33,7 @@ func newUDPReader(r *Router) *udpReader {
 func (u *udpReader) run() error {
 	var errs errorRun
 	for {
-		n, err := u.r.cfg.Transport.ReadBatch(u.dgrams)
+		n, err := u.tr.ReadBatch(u.dgrams)
 		if n > 0 {
 			u.handle(n)
 		}

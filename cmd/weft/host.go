@@ -30,7 +30,7 @@ func realDeps() daemon.Deps {
 			// Frames with virtio-net headers and TCP segmentation
 			// offload: a 64 KB TCP segment crosses as one frame.
 			if !noOffload {
-				if qs, err := tap.OpenOffloadQueues(name, mtu, true, tapQueueCount()); err == nil {
+				if qs, err := tap.OpenOffloadQueues(name, mtu, true, queueCount()); err == nil {
 					if len(qs) == 1 {
 						return qs[0], nil
 					}
@@ -43,16 +43,24 @@ func realDeps() daemon.Deps {
 			return tap.Open(name, mtu)
 		},
 		ListenUDP: func(addr netip.AddrPort) (router.Transport, error) {
-			return udp.ListenOptions(addr, udp.Options{NoGSO: noOffload, NoGRO: noOffload})
+			g, err := udp.ListenGroup(addr, udp.Options{NoGSO: noOffload, NoGRO: noOffload}, queueCount())
+			if err != nil {
+				return nil, err
+			}
+			if len(g) == 1 {
+				return g[0], nil
+			}
+			return udpGroup(g), nil
 		},
 	}
 }
 
-// tapQueueCount is how many queues the TAP gets, so that the router reads
-// frames of different flows on different cores: one per CPU up to 4,
-// or WEFT_TAP_QUEUES.
-func tapQueueCount() int {
-	if n, err := strconv.Atoi(os.Getenv("WEFT_TAP_QUEUES")); err == nil && n >= 1 {
+// queueCount is how many queues the TAP gets and how many sockets share
+// the UDP port, each with its reader, so that the router reads different
+// flows (TAP) and different peers (UDP) on different cores: one per CPU
+// up to 4, or WEFT_QUEUES.
+func queueCount() int {
+	if n, err := strconv.Atoi(os.Getenv("WEFT_QUEUES")); err == nil && n >= 1 {
 		return min(n, 16)
 	}
 	return min(runtime.NumCPU(), 4)
@@ -85,6 +93,41 @@ func (q tapQueues) Close() error {
 	var errs []error
 	for _, d := range q {
 		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// udpGroup is a group of sockets on one port as one router.Transport: it
+// sends through socket 0, hands the router every socket to read
+// (router.MultiSocket) and closes them all.
+type udpGroup []*udp.Conn
+
+func (g udpGroup) ReadBatch(d []router.Datagram) (int, error)  { return g[0].ReadBatch(d) }
+func (g udpGroup) WriteBatch(d []router.Datagram) (int, error) { return g[0].WriteBatch(d) }
+func (g udpGroup) LocalPort() uint16                           { return g[0].LocalPort() }
+func (g udpGroup) MaxSegments() int                            { return g[0].MaxSegments() }
+
+// Offloads reports socket 0's offloads and "udp_reuseport".
+func (g udpGroup) Offloads() map[string]bool {
+	m := g[0].Offloads()
+	m["udp_reuseport"] = true
+	return m
+}
+
+// ReadSockets implements router.MultiSocket.
+func (g udpGroup) ReadSockets() []router.Transport {
+	out := make([]router.Transport, len(g))
+	for i, c := range g {
+		out[i] = c
+	}
+	return out
+}
+
+// Close closes every socket.
+func (g udpGroup) Close() error {
+	var errs []error
+	for _, c := range g {
+		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -10,13 +10,13 @@ func TestRouterProcs(t *testing.T) {
 	}
 }
 
-func TestTAPQueueCount(t *testing.T) {
-	t.Setenv("WEFT_TAP_QUEUES", "3")
-	if got := tapQueueCount(); got != 3 {
-		t.Errorf("WEFT_TAP_QUEUES=3: %d queues", got)
+func TestQueueCount(t *testing.T) {
+	t.Setenv("WEFT_QUEUES", "3")
+	if got := queueCount(); got != 3 {
+		t.Errorf("WEFT_QUEUES=3: %d queues", got)
 	}
-	t.Setenv("WEFT_TAP_QUEUES", "0")
-	if got := tapQueueCount(); got < 1 || got > 4 {
-		t.Errorf("WEFT_TAP_QUEUES=0: %d queues, want the default of 1 to 4", got)
+	t.Setenv("WEFT_QUEUES", "0")
+	if got := queueCount(); got < 1 || got > 4 {
+		t.Errorf("WEFT_QUEUES=0: %d queues, want the default of 1 to 4", got)
 	}
 }

@@ -20,6 +20,7 @@
 package udp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -90,6 +91,11 @@ func Listen(addr netip.AddrPort) (*Conn, error) {
 
 // ListenOptions is Listen with a choice of offloads.
 func ListenOptions(addr netip.AddrPort, opts Options) (*Conn, error) {
+	return openSocket(addr, opts, false)
+}
+
+// bindAddr is the network and address to bind for addr (see Listen).
+func bindAddr(addr netip.AddrPort) (string, *net.UDPAddr) {
 	network := "udp4"
 	ip := addr.Addr()
 	if !ip.IsValid() {
@@ -98,11 +104,29 @@ func ListenOptions(addr netip.AddrPort, opts Options) (*Conn, error) {
 	if ip.Is6() && !ip.Is4In6() {
 		network = "udp6"
 	}
-	ip = ip.Unmap()
-	uc, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, addr.Port())))
+	return network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), addr.Port()))
+}
+
+// openSocket opens one socket on addr, with SO_REUSEPORT when reusePort.
+func openSocket(addr netip.AddrPort, opts Options, reusePort bool) (*Conn, error) {
+	network, ua := bindAddr(addr)
+	var lc net.ListenConfig
+	if reusePort {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, ua.String())
 	if err != nil {
 		return nil, fmt.Errorf("udp listen %s: %w", addr, err)
 	}
+	uc := pc.(*net.UDPConn)
 	c, err := newConn(uc, network == "udp6", opts)
 	if err != nil {
 		uc.Close()
