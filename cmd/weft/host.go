@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"runtime"
@@ -80,22 +81,10 @@ func (q tapQueues) VnetHdr() bool                                { return q[0].V
 func (q tapQueues) Offloads() map[string]bool                    { return q[0].Offloads() }
 
 // ReadQueues implements router.MultiQueue.
-func (q tapQueues) ReadQueues() []router.Device {
-	out := make([]router.Device, len(q))
-	for i, d := range q {
-		out[i] = d
-	}
-	return out
-}
+func (q tapQueues) ReadQueues() []router.Device { return asInterfaces[router.Device](q) }
 
 // Close closes every queue; the TAP goes with the last.
-func (q tapQueues) Close() error {
-	var errs []error
-	for _, d := range q {
-		errs = append(errs, d.Close())
-	}
-	return errors.Join(errs...)
-}
+func (q tapQueues) Close() error { return closeAll(q) }
 
 // udpGroup is a group of sockets on one port as one router.Transport: it
 // sends through socket 0, hands the router every socket to read
@@ -115,18 +104,25 @@ func (g udpGroup) Offloads() map[string]bool {
 }
 
 // ReadSockets implements router.MultiSocket.
-func (g udpGroup) ReadSockets() []router.Transport {
-	out := make([]router.Transport, len(g))
-	for i, c := range g {
-		out[i] = c
+func (g udpGroup) ReadSockets() []router.Transport { return asInterfaces[router.Transport](g) }
+
+// Close closes every socket.
+func (g udpGroup) Close() error { return closeAll(g) }
+
+// asInterfaces returns xs as a slice of the interface I that each
+// implements.
+func asInterfaces[I any, T any](xs []T) []I {
+	out := make([]I, len(xs))
+	for i, x := range xs {
+		out[i] = any(x).(I)
 	}
 	return out
 }
 
-// Close closes every socket.
-func (g udpGroup) Close() error {
+// closeAll closes every one of cs and joins their errors.
+func closeAll[C io.Closer](cs []C) error {
 	var errs []error
-	for _, c := range g {
+	for _, c := range cs {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"errors"
+	"io"
+	"testing"
+)
 
 func TestRouterProcs(t *testing.T) {
 	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
@@ -18,5 +22,19 @@ func TestQueueCount(t *testing.T) {
 	t.Setenv("WEFT_QUEUES", "0")
 	if got := queueCount(); got < 1 || got > 4 {
 		t.Errorf("WEFT_QUEUES=0: %d queues, want the default of 1 to 4", got)
+	}
+}
+
+type closer struct{ err error }
+
+func (c closer) Close() error { return c.err }
+
+func TestGroupHelpers(t *testing.T) {
+	cs := []closer{{nil}, {errors.New("second")}, {nil}}
+	if got := asInterfaces[io.Closer](cs); len(got) != 3 || got[1].Close() == nil {
+		t.Fatalf("asInterfaces = %v", got)
+	}
+	if err := closeAll(cs); err == nil || err.Error() != "second" {
+		t.Fatalf("closeAll = %v, want the second one's error", err)
 	}
 }
