@@ -315,6 +315,10 @@ cell() { awk -v m="$1" -v lo="$2" -v hi="$3" -v f="$4" 'BEGIN { printf f " (" f 
 echo
 echo "TCP throughput (iperf3, ${DURATION} s per run) and ping RTT (50 packets 10 ms apart per run),"
 echo "median of $RUNS runs (min-max), two namespaces, veth underlay MTU 1500"
+# The senders' congestion control shapes the result: BBR paces a single
+# flow (one 64 KB super-frame at a time), so a userspace router wakes for
+# each, while a non-pacing one sends bursts it can batch.
+echo "TCP congestion control: $(ip netns exec "$V1" sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown) (this machine's default, used by every row)"
 printf '%-15s %-22s %-22s %-24s %s\n' path "1 stream Gb/s" "4 streams Gb/s" "RTT avg ms" "CPU s/Gbit"
 for row in "${ROWS[@]}"; do
 	rtt=n/a
