@@ -21,6 +21,8 @@ type forwarder struct {
 	local    [][]byte
 	icmpBufs [][]byte // backing of synthesized ICMP errors, reused
 	nICMP    int
+	segBufs  [][]byte // backing of segments cut from super-frames, reused
+	nSeg     int
 
 	newMACs []macPending // MACs first seen in this batch
 
@@ -98,6 +100,7 @@ func (f *forwarder) finish() {
 		f.local = f.local[:0]
 	}
 	f.nICMP = 0
+	f.nSeg = 0
 }
 
 // connTo returns the connection to the neighbour hop, or nil.
@@ -225,10 +228,40 @@ func (f *forwarder) deliverPlain(entry []byte) {
 func (f *forwarder) deliverVnet(entry []byte) {
 	if !f.r.vnet {
 		hdr := entry[RecordHeaderLen-VnetHdrLen : RecordHeaderLen]
+		if hdr[1] != vnetGSONone {
+			f.deliverSegmented(hdr, entry[RecordHeaderLen:])
+			return
+		}
 		if !plainFromVnet(hdr, entry[RecordHeaderLen:]) {
 			f.st.drops[dropOffload].Add(1)
 			return
 		}
 	}
 	f.local = append(f.local, entry)
+}
+
+// deliverSegmented queues the segments of a TCP super-frame for a device
+// without virtio-net headers, or counts a drop when the frame cannot be
+// segmented (not TCP, or segments larger than the device takes).
+func (f *forwarder) deliverSegmented(hdr, frame []byte) {
+	segLen := EthernetHeaderLen + f.r.cfg.Device.MTU()
+	s, ok := parseSuperTCP(hdr, frame, segLen)
+	if !ok {
+		f.st.drops[dropOffload].Add(1)
+		return
+	}
+	for i := range s.segments {
+		if f.nSeg == len(f.segBufs) {
+			f.segBufs = append(f.segBufs, make([]byte, RecordHeaderLen+segLen))
+		}
+		buf := f.segBufs[f.nSeg]
+		if len(buf) < RecordHeaderLen+segLen {
+			buf = make([]byte, RecordHeaderLen+segLen) // the device MTU grew
+			f.segBufs[f.nSeg] = buf
+		}
+		f.nSeg++
+		n := s.segment(buf[RecordHeaderLen:], frame, i)
+		f.local = append(f.local, buf[:RecordHeaderLen+n])
+	}
+	f.st.segmented.Add(uint64(s.segments))
 }

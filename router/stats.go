@@ -13,7 +13,7 @@ const (
 	dropBadFrame             // captured frame too short or with a multicast source MAC
 	dropLinkLocal            // IEEE 802.1D link-local destination (STP BPDU and friends)
 	dropDevice               // Device.Write failed
-	dropOffload              // super-frame for a device without offloads
+	dropOffload              // super-frame a device without offloads cannot take
 	dropHostLocal            // ARP about a host-local address (Config.HostLocal)
 	dropReassembly           // segment out of order, or its frame incomplete
 	dropAuthFailed           // sealed datagram failed authentication (forged, tampered, truncated)
@@ -35,6 +35,7 @@ type counters struct {
 	recordsOut, recordsIn     atomic.Uint64
 	relayed                   atomic.Uint64
 	icmpSent, fragmented      atomic.Uint64
+	segmented                 atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
 }
@@ -58,6 +59,9 @@ type Stats struct {
 	// ICMPSent counts synthesized ICMP "fragmentation needed" errors;
 	// Fragmented counts IPv4 packets the router fragmented itself.
 	ICMPSent, Fragmented uint64
+	// Segmented counts TCP segments the router cut from super-frames for
+	// a device without offloads.
+	Segmented uint64
 	// MACMoves counts MACs that moved between peers (or to/from local).
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
@@ -66,7 +70,7 @@ type Stats struct {
 	DropTooBig, DropNoRoute, DropBadDatagram, DropUnknownSender      uint64
 	DropLoop, DropSendError, DropBadFrame, DropLinkLocal, DropDevice uint64
 	// DropOffload counts super-frames a device without offloads could not
-	// take; DropReassembly counts frames lost because a segment was
+	// take (not TCP, or segments larger than its MTU); DropReassembly counts frames lost because a segment was
 	// missing or out of order.
 	DropOffload, DropReassembly uint64
 	// DropHostLocal counts ARP frames about host-local addresses kept
@@ -99,6 +103,7 @@ func (s *Stats) add(c *counters) {
 	s.Relayed += c.relayed.Load()
 	s.ICMPSent += c.icmpSent.Load()
 	s.Fragmented += c.fragmented.Load()
+	s.Segmented += c.segmented.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()

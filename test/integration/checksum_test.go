@@ -27,15 +27,28 @@ const checksumTransferSize = 50 << 20
 // TestChecksumsWhereFramesLeave sends TCP both ways between containers on
 // two hosts, then between a container and a namespace outside weft that
 // one host routes to (weft expose, IP forwarding), with every receiver
-// verifying checksums.
+// verifying checksums. In the "mixed" world the second host runs without
+// offloads (WEFT_NO_OFFLOAD=1), as on a kernel without virtio-net headers:
+// its router must cut the first host's super-frames into segments and
+// compute their checksums itself.
 func TestChecksumsWhereFramesLeave(t *testing.T) {
 	t.Parallel()
 	netns.SkipUnlessRoot(t)
 	src, sum := randomFile(t, checksumTransferSize)
+	for _, mixed := range []bool{false, true} {
+		name := "offloads"
+		if mixed {
+			name = "mixed"
+		}
+		t.Run(name, func(t *testing.T) { testChecksums(t, mixed, src, sum) })
+	}
+}
+
+func testChecksums(t *testing.T, mixed bool, src string, sum [32]byte) {
 	w := netns.NewWorld(t, 2)
 	h1, h2 := w.Hosts[0], w.Hosts[1]
 	h1.Launch(t)
-	h2.Launch(t, h1.PeerAddr())
+	launchVariant(t, h2, datapathVariant{noOffload: mixed}, h1.PeerAddr())
 	waitConnWord(t, h1, h2, "unencrypted")
 	waitConnWord(t, h2, h1, "unencrypted")
 	c1 := h1.AddContainer(t, "c1", "10.2.7.1/24")
@@ -45,10 +58,27 @@ func TestChecksumsWhereFramesLeave(t *testing.T) {
 		c.MustRun(t, "ethtool", "-K", "ethweft", "rx", "off")
 	}
 	c1.WaitPing(t, c2.IP, pingTimeout)
+	// In the mixed world h2's router segments what h1 sends.
+	segmented := func(transfer func()) {
+		before := rawReportOf(t, h2).Router.Stats["segmented"]
+		superFrames(t, h1, transfer)
+		after := rawReportOf(t, h2).Router.Stats["segmented"]
+		t.Logf("%s cut %d segments from super-frames", h2.Nick, after-before)
+		if mixed && after == before {
+			t.Errorf("%s runs without offloads but segmented nothing", h2.Nick)
+		}
+		if !mixed && after != before {
+			t.Errorf("%s has offloads but segmented %d frames", h2.Nick, after-before)
+		}
+	}
 
 	t.Run("container-to-container", func(t *testing.T) {
-		superFrames(t, h1, func() { bigTransfer(t, c1, c2, src, sum, 7401) })
-		superFrames(t, h2, func() { bigTransfer(t, c2, c1, src, sum, 7402) })
+		segmented(func() { bigTransfer(t, c1, c2, src, sum, 7401) })
+		if mixed {
+			bigTransfer(t, c2, c1, src, sum, 7402)
+		} else {
+			superFrames(t, h2, func() { bigTransfer(t, c2, c1, src, sum, 7402) })
+		}
 	})
 
 	t.Run("out-of-the-host", func(t *testing.T) {
@@ -68,7 +98,7 @@ func TestChecksumsWhereFramesLeave(t *testing.T) {
 		out.IP = "10.77.0.1"
 		c1.MustRun(t, "ip", "route", "add", "10.77.0.0/24", "via", "10.2.7.254")
 		c1.WaitPing(t, out.IP, pingTimeout)
-		superFrames(t, h1, func() { bigTransfer(t, c1, out, src, sum, 7403) })
+		segmented(func() { bigTransfer(t, c1, out, src, sum, 7403) })
 		bigTransfer(t, out, c1, src, sum, 7404)
 	})
 
