@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weftnet/weft/test/netns"
 )
@@ -79,6 +81,15 @@ func testChecksums(t *testing.T, mixed bool, src string, sum [32]byte) {
 		} else {
 			superFrames(t, h2, func() { bigTransfer(t, c2, c1, src, sum, 7402) })
 		}
+	})
+
+	t.Run("container-to-container-ipv6", func(t *testing.T) {
+		// IPv6 TCP (TSO6 super-frames) between the containers' link-local
+		// addresses, which every interface has.
+		c1v6, c2v6 := *c1, *c2
+		c1v6.IP, c2v6.IP = linkLocal(t, c1), linkLocal(t, c2)
+		segmented(func() { bigTransfer(t, &c1v6, &c2v6, src, sum, 7405) })
+		bigTransfer(t, &c2v6, &c1v6, src, sum, 7406)
 	})
 
 	t.Run("out-of-the-host", func(t *testing.T) {
@@ -164,4 +175,24 @@ func superFrames(t *testing.T, h *netns.Host, transfer func()) {
 	} else {
 		t.Logf("%s read %d frames, %d bytes on average", h.Nick, frames, avg)
 	}
+}
+
+var linkLocalRE = regexp.MustCompile(`inet6 (fe80::[0-9a-f:]+)/64 scope link`)
+
+// linkLocal returns c's IPv6 link-local address on ethweft, scoped to it
+// as a peer on the same link reaches it, once duplicate address detection
+// is over.
+func linkLocal(t *testing.T, c *netns.Container) string {
+	t.Helper()
+	var addr string
+	netns.Eventually(t, 10*time.Second, c.Nick+" has a link-local IPv6 address", func() error {
+		out := c.MustRun(t, "ip", "-6", "addr", "show", "dev", "ethweft")
+		m := linkLocalRE.FindStringSubmatch(out)
+		if m == nil || strings.Contains(out, "tentative") {
+			return fmt.Errorf("none yet:\n%s", out)
+		}
+		addr = m[1]
+		return nil
+	})
+	return addr + "%ethweft"
 }

@@ -273,10 +273,14 @@ func bigTransfer(t *testing.T, from, to *netns.Container, src string, sum [sha25
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "received")
-	srv := to.Start(t, "sh", "-c", fmt.Sprintf("exec nc -l -p %d > %s", port, out))
+	family := "-4"
+	if strings.Contains(to.IP, ":") {
+		family = "-6" // e.g. a link-local fe80::...%ethweft
+	}
+	srv := to.Start(t, "sh", "-c", fmt.Sprintf("exec nc %s -l -p %d > %s", family, port, out))
 	waitListening(t, to, port)
 	start := time.Now()
-	r := from.Run("sh", "-c", fmt.Sprintf("exec nc -N -w 10 %s %d < %s", to.IP, port, src))
+	r := from.Run("sh", "-c", fmt.Sprintf("exec nc %s -N -w 10 %s %d < %s", family, to.IP, port, src))
 	if !r.OK() {
 		t.Fatalf("send %d bytes %s -> %s: %v", st.Size(), from.Nick, to.Nick, r)
 	}
