@@ -51,19 +51,30 @@ func parseIPv4(frame []byte) (ipv4Info, error) {
 }
 
 // checksum returns the Internet checksum of b.
-func checksum(b []byte) uint16 {
-	var sum uint32
+func checksum(b []byte) uint16 { return ^onesSum(b) }
+
+// onesSum is the folded 16-bit ones' complement sum of b read as
+// big-endian words (a last odd byte padded with zero). It adds 32-bit
+// words into a 64-bit accumulator, which folds to the same sum: a 32-bit
+// word hi<<16|lo is hi+lo modulo 0xffff.
+func onesSum(b []byte) uint16 {
+	var sum uint64
+	for len(b) >= 8 {
+		v := binary.BigEndian.Uint64(b)
+		sum += v>>32 + v&0xffffffff
+		b = b[8:]
+	}
 	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
+		sum += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
+		sum += uint64(b[0]) << 8
 	}
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16
 	}
-	return ^uint16(sum)
+	return uint16(sum)
 }
 
 // FragNeeded writes into dst an Ethernet frame carrying an ICMPv4

@@ -193,3 +193,40 @@ func TestFragmentErrors(t *testing.T) {
 		t.Error("no error for a truncated packet")
 	}
 }
+
+// onesSumWordByWord is the textbook ones' complement sum, 16 bits at a
+// time with the carry folded back each step, that onesSum must equal.
+func onesSumWordByWord(b []byte) uint16 {
+	var sum uint32
+	for ; len(b) >= 2; b = b[2:] {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		sum = sum&0xffff + sum>>16
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}
+
+func TestOnesSum(t *testing.T) {
+	for _, b := range [][]byte{nil, {0}, {0xff}, {0xff, 0xff}, bytes.Repeat([]byte{0xff}, 65535), make([]byte, 1000),
+		{0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7}} {
+		if got, want := onesSum(b), onesSumWordByWord(b); got != want {
+			t.Errorf("%d bytes: onesSum %#04x, word by word %#04x", len(b), got, want)
+		}
+	}
+	if got := checksum([]byte{0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7}); got != 0xb861 {
+		t.Errorf("checksum of the RFC 1071-style example header = %#04x, want 0xb861", got)
+	}
+}
+
+func FuzzOnesSum(f *testing.F) {
+	f.Add([]byte{1, 2, 3})
+	f.Add(bytes.Repeat([]byte{0xff}, 17))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := onesSum(b), onesSumWordByWord(b); got != want {
+			t.Fatalf("onesSum %#04x, word by word %#04x", got, want)
+		}
+	})
+}

@@ -60,19 +60,7 @@ func completeChecksum(frame []byte, start, off int) bool {
 	if start < EthernetHeaderLen || start+off+2 > len(frame) {
 		return false
 	}
-	var sum uint32
-	b := frame[start:]
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(frame[start+off:], ^uint16(sum))
+	binary.BigEndian.PutUint16(frame[start+off:], ^onesSum(frame[start:]))
 	return true
 }
 
