@@ -92,6 +92,10 @@ func FuzzReceive(f *testing.F) {
 	pr := make([]byte, 2000)
 	f.Add(pr[:putProbe(pr, 1500, peerA, 2, 1, 7)])
 	f.Add(pr[:putProbeAck(pr, peerA, 3, 1, 7, 1500)])
+	// A TCP super-frame for B's device, which has no offloads: B cuts it.
+	super := append(superHdr(vnetGSOTCPv4, 500), tcpFrame(f, false, 1, 1, tcpSegmentFlags{psh: true}, testPayload(1200))...)
+	copy(super[VnetHdrLen:], macB)
+	f.Add(encodeFrames(peerA, Record{Type: RecordVnet, Src: peerA, Dst: peerB, Frame: super}))
 	p := newPathPair(f)
 	p.trB.to = nil
 	f.Fuzz(func(t *testing.T, b []byte) {
