@@ -35,6 +35,16 @@ type superTCP struct {
 	hdrs     int // bytes of Ethernet, IP and TCP headers
 	mss      int // payload bytes per segment
 	segments int
+	trimmed  int // when not 0, the frame's length without bytes after the IP packet
+}
+
+// ipLen is the length of the IP packet in frame as its header gives it.
+func (s *superTCP) ipLen(frame []byte) int {
+	ip := frame[EthernetHeaderLen:]
+	if s.v6 {
+		return 40 + int(binary.BigEndian.Uint16(ip[4:6]))
+	}
+	return int(binary.BigEndian.Uint16(ip[2:4]))
 }
 
 // parseSuperTCP checks that frame, announced by virtio-net header h as a
@@ -73,6 +83,15 @@ func parseSuperTCP(h, frame []byte, maxFrame int) (superTCP, bool) {
 	if len(frame) < s.l4+20 {
 		return s, false
 	}
+	// Bytes after the IP packet (Ethernet padding) are not payload; a
+	// packet longer than the frame was cut short.
+	switch n := EthernetHeaderLen + s.ipLen(frame); {
+	case n > len(frame):
+		return s, false
+	case n < len(frame):
+		s.trimmed = n
+		frame = frame[:n]
+	}
 	thl := int(frame[s.l4+12]>>4) * 4
 	s.hdrs = s.l4 + thl
 	if thl < 20 || len(frame) < s.hdrs || s.mss <= 0 || s.hdrs+s.mss > maxFrame {
@@ -89,6 +108,9 @@ func parseSuperTCP(h, frame []byte, maxFrame int) (superTCP, bool) {
 // flags adjusted, the payload bytes from i*mss on, and a complete TCP
 // checksum.
 func (s *superTCP) segment(dst, frame []byte, i int) int {
+	if s.trimmed > 0 {
+		frame = frame[:s.trimmed]
+	}
 	off := s.hdrs + i*s.mss
 	n := min(s.mss, len(frame)-off)
 	copy(dst, frame[:s.hdrs])

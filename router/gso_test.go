@@ -155,10 +155,37 @@ func TestParseSuperTCPRefuses(t *testing.T) {
 		{"TCP header too short", superHdr(vnetGSOTCPv4, 1400), badOff, 1514},
 		{"truncated", superHdr(vnetGSOTCPv4, 1400), v4[:40], 1514},
 		{"short header", []byte{1, 1}, v4, 1514},
+		{"IPv4 packet longer than the frame", superHdr(vnetGSOTCPv4, 1400), v4[:len(v4)-1], 1514},
+		{"IPv6 packet longer than the frame", superHdr(vnetGSOTCPv6, 1400), v6[:len(v6)-1], 1514},
 	}
 	for _, c := range cases {
 		if _, ok := parseSuperTCP(c.hdr, c.frame, c.max); ok {
 			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}
+
+func TestSegmentIgnoresBytesAfterThePacket(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		payload := testPayload(3000)
+		super := tcpFrame(t, v6, 1, 1, tcpSegmentFlags{psh: true}, payload)
+		padded := append(bytes.Clone(super), 0xee, 0xee, 0xee)
+		gso := uint8(vnetGSOTCPv4)
+		if v6 {
+			gso = vnetGSOTCPv6
+		}
+		s, ok := parseSuperTCP(superHdr(gso, 1000), padded, 1514)
+		if !ok {
+			t.Fatalf("v6 %v: refused a padded super-frame", v6)
+		}
+		dst := make([]byte, 1514)
+		var got []byte
+		for i := range s.segments {
+			n := s.segment(dst, padded, i)
+			got = append(got, dst[s.hdrs:n]...)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("v6 %v: segments carry %d bytes, want the %d of the packet without its padding", v6, len(got), len(payload))
 		}
 	}
 }
@@ -205,8 +232,12 @@ func FuzzSegmentSuperTCP(f *testing.F) {
 			}
 			total += n - s.hdrs
 		}
-		if total != len(frame)-s.hdrs {
-			t.Fatalf("segments carry %d payload bytes of %d", total, len(frame)-s.hdrs)
+		size := len(frame)
+		if s.trimmed > 0 {
+			size = s.trimmed
+		}
+		if total != size-s.hdrs {
+			t.Fatalf("segments carry %d payload bytes of %d", total, size-s.hdrs)
 		}
 	})
 }
