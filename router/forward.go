@@ -23,6 +23,7 @@ type forwarder struct {
 	nICMP    int
 	segBufs  [][]byte // backing of segments cut from super-frames, reused
 	nSeg     int
+	segLen   int // largest segment frame the device takes (Ethernet header + MTU)
 
 	newMACs []macPending // MACs first seen in this batch
 
@@ -52,6 +53,7 @@ func newForwarder(r *Router, st *counters, batch int) forwarder {
 		st:      st,
 		out:     newSender(r, st, 2*batch),
 		scratch: make([]byte, MaxDatagram),
+		segLen:  EthernetHeaderLen + r.cfg.Device.MTU(),
 		local:   make([][]byte, 0, batch),
 	}
 }
@@ -244,21 +246,16 @@ func (f *forwarder) deliverVnet(entry []byte) {
 // without virtio-net headers, or counts a drop when the frame cannot be
 // segmented (not TCP, or segments larger than the device takes).
 func (f *forwarder) deliverSegmented(hdr, frame []byte) {
-	segLen := EthernetHeaderLen + f.r.cfg.Device.MTU()
-	s, ok := parseSuperTCP(hdr, frame, segLen)
+	s, ok := parseSuperTCP(hdr, frame, f.segLen)
 	if !ok {
 		f.st.drops[dropOffload].Add(1)
 		return
 	}
 	for i := range s.segments {
 		if f.nSeg == len(f.segBufs) {
-			f.segBufs = append(f.segBufs, make([]byte, RecordHeaderLen+segLen))
+			f.segBufs = append(f.segBufs, make([]byte, RecordHeaderLen+f.segLen))
 		}
 		buf := f.segBufs[f.nSeg]
-		if len(buf) < RecordHeaderLen+segLen {
-			buf = make([]byte, RecordHeaderLen+segLen) // the device MTU grew
-			f.segBufs[f.nSeg] = buf
-		}
 		f.nSeg++
 		n := s.segment(buf[RecordHeaderLen:], frame, i)
 		f.local = append(f.local, buf[:RecordHeaderLen+n])

@@ -35,7 +35,7 @@ type superTCP struct {
 	hdrs     int // bytes of Ethernet, IP and TCP headers
 	mss      int // payload bytes per segment
 	segments int
-	trimmed  int // when not 0, the frame's length without bytes after the IP packet
+	end      int // length of the frame up to the end of its IP packet (no padding)
 }
 
 // ipLen is the length of the IP packet in frame as its header gives it.
@@ -85,13 +85,11 @@ func parseSuperTCP(h, frame []byte, maxFrame int) (superTCP, bool) {
 	}
 	// Bytes after the IP packet (Ethernet padding) are not payload; a
 	// packet longer than the frame was cut short.
-	switch n := EthernetHeaderLen + s.ipLen(frame); {
-	case n > len(frame):
+	s.end = EthernetHeaderLen + s.ipLen(frame)
+	if s.end > len(frame) {
 		return s, false
-	case n < len(frame):
-		s.trimmed = n
-		frame = frame[:n]
 	}
+	frame = frame[:s.end]
 	thl := int(frame[s.l4+12]>>4) * 4
 	s.hdrs = s.l4 + thl
 	if thl < 20 || len(frame) < s.hdrs || s.mss <= 0 || s.hdrs+s.mss > maxFrame {
@@ -108,9 +106,7 @@ func parseSuperTCP(h, frame []byte, maxFrame int) (superTCP, bool) {
 // flags adjusted, the payload bytes from i*mss on, and a complete TCP
 // checksum.
 func (s *superTCP) segment(dst, frame []byte, i int) int {
-	if s.trimmed > 0 {
-		frame = frame[:s.trimmed]
-	}
+	frame = frame[:s.end]
 	off := s.hdrs + i*s.mss
 	n := min(s.mss, len(frame)-off)
 	copy(dst, frame[:s.hdrs])
@@ -145,16 +141,11 @@ func (s *superTCP) segment(dst, frame []byte, i int) int {
 // header for a segment of tcpLen bytes in IP packet ip, which a partial
 // checksum field holds before completeChecksum finishes it.
 func pseudoHeaderSum(ip []byte, v6 bool, tcpLen int) uint16 {
-	var addrs []byte
+	addrs := ip[12:20]
 	if v6 {
 		addrs = ip[8:40]
-	} else {
-		addrs = ip[12:20]
 	}
-	sum := uint32(protoTCP) + uint32(tcpLen)
-	for i := 0; i+1 < len(addrs); i += 2 {
-		sum += uint32(addrs[i])<<8 | uint32(addrs[i+1])
-	}
+	sum := uint32(onesSum(addrs)) + protoTCP + uint32(tcpLen)
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff
 	}

@@ -21,7 +21,7 @@ func flowQueue(fr []byte, n int) int {
 	var l4 []byte
 	ip := fr[EthernetHeaderLen:]
 	switch binary.BigEndian.Uint16(fr[12:14]) {
-	case 0x0800:
+	case etherTypeIPv4:
 		if len(ip) < 20 || ip[0]>>4 != 4 {
 			return 0
 		}
@@ -34,7 +34,7 @@ func flowQueue(fr []byte, n int) int {
 		if binary.BigEndian.Uint16(ip[6:8])&0x3fff == 0 && ihl >= 20 && len(ip) >= ihl+4 {
 			l4 = ip[ihl:]
 		}
-	case 0x86dd:
+	case etherTypeIPv6:
 		if len(ip) < 40 {
 			return 0
 		}

@@ -64,13 +64,11 @@ func completeChecksum(frame []byte, start, off int) bool {
 	return true
 }
 
-// plainFromVnet turns a frame received with header h into a plain frame
-// for a device without virtio-net headers. Super-frames cannot be
-// delivered that way and report false.
+// plainFromVnet turns a frame that is not a super-frame, received with
+// header h, into a plain frame for a device without virtio-net headers:
+// it completes the partial checksum h announces. It reports false when
+// the checksum offsets do not fit the frame.
 func plainFromVnet(h, frame []byte) bool {
-	if h[1] != vnetGSONone {
-		return false
-	}
 	if h[0]&vnetFlagNeedsCsum != 0 {
 		return completeChecksum(frame, int(binary.LittleEndian.Uint16(h[6:8])), int(binary.LittleEndian.Uint16(h[8:10])))
 	}
