@@ -10,6 +10,10 @@
 #   (e) weft encrypted, when a password file is given,
 # and, for reference, the RTT of a UDP echo between two Go processes over
 # the underlay (test/udpecho): what waking a sleeping process costs here.
+# Every row also measures 1 stream with the other congestion control (CUBIC
+# where the machine uses BBR, and the reverse), and samples what the
+# sender's TCP chose halfway through its first run (ss: pacing rate,
+# delivery rate, min RTT): BBR paces a flow at the bandwidth it measured.
 # Every iperf3 measurement runs --runs times (median, min-max shown); RTT is
 # the median of the averages of --runs pings of 50 packets 10 ms apart. Then
 # the ratios (to VXLAN, encrypted/plain, offloads, 4 streams/1 stream), the
@@ -37,7 +41,7 @@ while (($#)); do
 	--duration) DURATION=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--password-file) PASSWORD_FILE=$2; shift 2 ;;
-	-h | --help) sed -n '2,23s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,27s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) lib_die "unknown argument $1 (see --help)" ;;
 	esac
 done
@@ -121,18 +125,57 @@ stats() {
 # ping; MED_*, MIN_*, MAX_* their medians and ranges; CPU the CPU s/Gbit
 # of the routers across all the row's iperf3 runs.
 declare -A RAW_1 RAW_4 RAW_RTT MED_1 MED_4 MED_RTT MIN_1 MIN_4 MIN_RTT MAX_1 MAX_4 MAX_RTT CPU
+# RAW_C, MED_C, MIN_C, MAX_C: 1 stream with the other congestion control
+# (ALT_CC). SENDER: the sender's TCP state halfway through the first run.
+declare -A RAW_C MED_C MIN_C MAX_C SENDER
+
+# The machine's congestion control and the other one measured beside it:
+# BBR paces a flow at the bandwidth it measured, which on a path with a
+# userspace hop is that hop's, while it barely paces the kernel's own paths
+# (round trips of microseconds make it measure tens of Gb/s); CUBIC, Linux's
+# default, does not pace. Both are shown, so that a ratio is not one
+# congestion control's artifact.
+CC=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)
+ALT_CC=
+for c in cubic bbr; do
+	if [[ $c != "$CC" ]] && grep -qw "$c" /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null; then
+		ALT_CC=$c
+		break
+	fi
+done
+
+# sender_view CLIENT_NS SERVER_IP: for the busiest TCP connection to
+# SERVER_IP, "cc=.. pacing=..Gb/s delivery=..Gb/s min_rtt=..ms" from ss.
+sender_view() {
+	ip netns exec "$1" ss -tin dst "$2" 2>/dev/null | awk '
+		/^[ \t]/ {
+			acked = 0; cc = $1; pr = dr = mr = "?"
+			for (i = 1; i <= NF; i++) {
+				if ($i ~ /^bytes_acked:/) { split($i, a, ":"); acked = a[2] }
+				if ($i == "pacing_rate") pr = $(i+1)
+				if ($i == "delivery_rate") dr = $(i+1)
+				if ($i ~ /^minrtt:/) { split($i, a, ":"); mr = a[2] }
+			}
+			if (acked >= best) { best = acked; line = sprintf("cc=%s pacing=%s delivery=%s min_rtt=%sms", cc, g(pr), g(dr), mr) }
+		}
+		function g(v) { sub(/bps$/, "", v); return v == "?" ? v : sprintf("%.1fGb/s", v / 1e9) }
+		END { print line }'
+}
+
 # FAST_RTT: the median over runs of each ping's fastest round trip, which
 # shows the path itself without the cost of waking idle processes.
 declare -A FAST_RTT
 
-# iperf_run ROW CLIENT_NS SERVER_IP STREAMS RUN: one iperf3 client run;
+# iperf_run ROW CLIENT_NS SERVER_IP STREAMS RUN [CC]: one iperf3 client run,
+# with congestion control CC when given (else the machine's default);
 # prints "RATE GIGABITS". Returns 1, with the log on stderr, on failure.
 iperf_run() {
-	local row=$1 cns=$2 ip=$3 n=$4 run=$5 log out
-	log=$TMP/$row-P$n-run$run.log
-	step "$row: iperf3 TCP, $n stream(s), ${DURATION}s, run $run/$RUNS"
+	local row=$1 cns=$2 ip=$3 n=$4 run=$5 cc=${6:-} log out ccargs=()
+	log=$TMP/$row-P$n${cc:+-$cc}-run$run.log
+	[[ -n $cc ]] && ccargs=(-C "$cc")
+	step "$row: iperf3 TCP, $n stream(s)${cc:+, $cc}, ${DURATION}s, run $run/$RUNS"
 	if ! bounded $((DURATION + 30)) ip netns exec "$cns" iperf3 -c "$ip" -p "$PORT" \
-		-t "$DURATION" -f g -P "$n" >"$log" 2>&1; then
+		-t "$DURATION" -f g -P "$n" "${ccargs[@]}" >"$log" 2>&1; then
 		cat "$log" >&2
 		echo "$row: iperf3 -P $n run $run failed" >&2
 		return 1
@@ -154,14 +197,22 @@ measure() {
 	local row=$1 cns=$2 sns=$3 ip=$4
 	shift 4
 	local pids=("$@") t0 t1 srv run out gbits=0 rtt s
-	local r1=() r4=() rtts=() fast=()
+	local r1=() r4=() rc=() rtts=() fast=()
 	ns_bg "$TMP/$row-server.log" "$sns" iperf3 -s -p "$PORT"
 	srv=$LIB_LAST_PID
 	wait_until 10 bash -c "ip netns exec '$sns' ss -ltn | grep -q ':$PORT '" ||
 		{ echo "$row: iperf3 server did not start" >&2; return 1; }
 	t0=$(cpu_ticks "${pids[@]}")
 	for ((run = 1; run <= RUNS; run++)); do
+		# Halfway through the first run, what the sender's TCP thinks
+		# of the path (the pacing a BBR sender chose, and why).
+		local sampler=
+		if ((run == 1)); then
+			(sleep "$(((DURATION + 1) / 2))"; sender_view "$cns" "$ip" >"$TMP/$row-sender.txt") &
+			sampler=$!
+		fi
 		out=$(iperf_run "$row" "$cns" "$ip" 1 "$run") || { kill_pid "$srv"; return 1; }
+		[[ -n $sampler ]] && { wait "$sampler" || true; SENDER[$row]=$(cat "$TMP/$row-sender.txt"); }
 		r1+=("${out% *}")
 		gbits=$(awk -v a="$gbits" -v b="${out#* }" 'BEGIN { print a + b }')
 		out=$(iperf_run "$row" "$cns" "$ip" 4 "$run") || { kill_pid "$srv"; return 1; }
@@ -169,6 +220,14 @@ measure() {
 		gbits=$(awk -v a="$gbits" -v b="${out#* }" 'BEGIN { print a + b }')
 	done
 	t1=$(cpu_ticks "${pids[@]}")
+	if [[ -n $ALT_CC ]]; then
+		for ((run = 1; run <= RUNS; run++)); do
+			out=$(iperf_run "$row" "$cns" "$ip" 1 "$run" "$ALT_CC") || { kill_pid "$srv"; return 1; }
+			rc+=("${out% *}")
+		done
+		RAW_C[$row]=${rc[*]}
+		read -r MED_C[$row] MIN_C[$row] MAX_C[$row] <<<"$(stats "${rc[@]}")"
+	fi
 	kill_pid "$srv"
 	for ((run = 1; run <= RUNS; run++)); do
 		step "$row: ping, 50 packets at 10 ms, run $run/$RUNS"
@@ -315,10 +374,7 @@ cell() { awk -v m="$1" -v lo="$2" -v hi="$3" -v f="$4" 'BEGIN { printf f " (" f 
 echo
 echo "TCP throughput (iperf3, ${DURATION} s per run) and ping RTT (50 packets 10 ms apart per run),"
 echo "median of $RUNS runs (min-max), two namespaces, veth underlay MTU 1500"
-# The senders' congestion control shapes the result: BBR paces a single
-# flow (one 64 KB super-frame at a time), so a userspace router wakes for
-# each, while a non-pacing one sends bursts it can batch.
-echo "TCP congestion control: $(ip netns exec "$V1" sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown) (this machine's default, used by every row)"
+echo "TCP congestion control: $CC (this machine's default, used by every row of this table)"
 printf '%-15s %-22s %-22s %-24s %s\n' path "1 stream Gb/s" "4 streams Gb/s" "RTT avg ms" "CPU s/Gbit"
 for row in "${ROWS[@]}"; do
 	rtt=n/a
@@ -336,12 +392,27 @@ for row in "${ROWS[@]}"; do
 		"$(fmt %.3f "${RAW_RTT[$row]:-}")"
 done
 
+if [[ -n $ALT_CC ]]; then
+	echo
+	echo "1 stream with $ALT_CC instead of $CC (iperf3 -C $ALT_CC), median of $RUNS runs (min-max) | raw runs"
+	for row in "${ROWS[@]}"; do
+		[[ -n ${MED_C[$row]:-} ]] || continue
+		printf '%-15s %-22s | %s\n' "$row" "$(cell "${MED_C[$row]}" "${MIN_C[$row]}" "${MAX_C[$row]}" %.2f)" \
+			"$(fmt %.2f "${RAW_C[$row]}")"
+	done
+fi
 echo
-echo "ratios of medians                   1 stream  4 streams"
+echo "the sender's TCP halfway through the first 1-stream run ($CC; ss -ti: pacing rate, delivery rate, min RTT)"
+for row in "${ROWS[@]}"; do
+	printf '%-15s %s\n' "$row" "${SENDER[$row]:-n/a}"
+done
+
+echo
+echo "ratios of medians                   1 stream  4 streams  1 stream ${ALT_CC:-(none)}"
 for row in "${ROWS[@]}"; do
 	[[ $row == weft* ]] || continue
-	printf '%-35s %8s %10s\n' "$row / vxlan" "$(ratio "${MED_1[$row]}" "${MED_1[vxlan]}")" \
-		"$(ratio "${MED_4[$row]}" "${MED_4[vxlan]}")"
+	printf '%-35s %8s %10s %10s\n' "$row / vxlan" "$(ratio "${MED_1[$row]}" "${MED_1[vxlan]}")" \
+		"$(ratio "${MED_4[$row]}" "${MED_4[vxlan]}")" "$(ratio "${MED_C[$row]:-}" "${MED_C[vxlan]:-}")"
 done
 if has weft && has weft-encrypted; then
 	printf '%-35s %8s %10s\n' "weft-encrypted / weft" "$(ratio "${MED_1[weft-encrypted]}" "${MED_1[weft]}")" \
@@ -393,8 +464,11 @@ why() { if [[ $1 == weft-encrypted && -z $PASSWORD_FILE ]]; then echo "no --pass
 
 echo
 echo "targets (issue 5; informational, the exit code does not depend on them)"
-target "weft / vxlan, 1 stream" "$(quot "${MED_1[weft]:-}" "${MED_1[vxlan]:-}")" ">=" 0.50 x "$(why weft)"
-target "weft-encrypted / vxlan, 1 stream" "$(quot "${MED_1[weft-encrypted]:-}" "${MED_1[vxlan]:-}")" ">=" 0.30 x "$(why weft-encrypted)"
+target "weft / vxlan, 1 stream, $CC" "$(quot "${MED_1[weft]:-}" "${MED_1[vxlan]:-}")" ">=" 0.50 x "$(why weft)"
+if [[ -n $ALT_CC ]]; then
+	target "weft / vxlan, 1 stream, $ALT_CC" "$(quot "${MED_C[weft]:-}" "${MED_C[vxlan]:-}")" ">=" 0.50 x "$(why weft)"
+fi
+target "weft-encrypted / vxlan, 1 stream, $CC" "$(quot "${MED_1[weft-encrypted]:-}" "${MED_1[vxlan]:-}")" ">=" 0.30 x "$(why weft-encrypted)"
 target "weft RTT added" "$(added weft)" "<=" 0.15 " ms" "$(why weft)"
 target "weft-encrypted RTT added" "$(added weft-encrypted)" "<=" 0.15 " ms" "$(why weft-encrypted)"
 target "weft 4 streams / 1 stream" "$(quot "${MED_4[weft]:-}" "${MED_1[weft]:-}")" ">=" 0.95 x "$(why weft)"
