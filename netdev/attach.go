@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-
-	"github.com/weftnet/weft/router"
 )
 
 // Attachment is one target attached to the weft network.
@@ -168,14 +166,20 @@ func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error
 		}
 	}
 	// The container's TCP builds super-frames up to its interface's GSO
-	// size; one that fits a train of datagrams crosses with one send and
-	// one receive (router.TrainPacketSize). A kernel that refuses keeps
-	// its default, which only costs a second, short train per frame.
-	if gso := router.TrainPacketSize(mtu); gso > 0 && gso < int(peer.Attrs().GSOMaxSize) {
-		_ = th.LinkSetGSOMaxSize(peer, gso)
+	// size, which stays at the kernel's 64 KB (the most a TAP takes): a
+	// paced sender (BBR) hands over one super-frame per pacing interval,
+	// so the larger each is, the faster it goes, even though a 64 KB one
+	// leaves in two trains of datagrams (docs/performance.md). Earlier
+	// weft versions lowered it to fit one train; a re-plug raises it
+	// back. A kernel that refuses keeps what it has.
+	if peer.Attrs().GSOMaxSize < legacyGSOMaxSize {
+		_ = th.LinkSetGSOMaxSize(peer, legacyGSOMaxSize)
 	}
 	return nil
 }
+
+// legacyGSOMaxSize is the kernel's default and a TAP's largest GSO size.
+const legacyGSOMaxSize = 65536
 
 // readAttachment reads back what the target has now.
 func readAttachment(tns *targetNS, t Target, hostLink, peer netlink.Link) (Attachment, error) {

@@ -3,15 +3,12 @@ package netdev
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/weftnet/weft/router"
 )
 
 var pfx = netip.MustParsePrefix
@@ -101,8 +98,8 @@ func TestAttachPingListDetach(t *testing.T) {
 			t.Errorf("ethweft in c1 lacks %q:\n%s", want, inner)
 		}
 	}
-	if d := e.ipIn(c1, "-d", "link", "show", ContainerIf); !strings.Contains(d, fmt.Sprintf("gso_max_size %d ", router.TrainPacketSize(1400))) {
-		t.Errorf("ethweft in c1: want gso_max_size %d (one super-frame, one train):\n%s", router.TrainPacketSize(1400), d)
+	if d := e.ipIn(c1, "-d", "link", "show", ContainerIf); !strings.Contains(d, "gso_max_size 65536 ") {
+		t.Errorf("ethweft in c1: want the kernel's gso_max_size 65536 (64 KB super-frames):\n%s", d)
 	}
 	hostIf := e.ipHost("-d", "link", "show", HostIfName(c1))
 	if !strings.Contains(hostIf, "alias weft:"+c1.String()) || !strings.Contains(hostIf, "master "+testBridge) {
@@ -113,6 +110,8 @@ func TestAttachPingListDetach(t *testing.T) {
 		t.Errorf("base_reachable_time = %q, want 5", got)
 	}
 
+	// An attachment made by an earlier weft had a smaller GSO size.
+	e.ipIn(c1, "link", "set", ContainerIf, "gso_max_size", "61928")
 	e.do(func() {
 		// Idempotent, then a second address, then a conflicting one.
 		if _, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24")}, 1400); err != nil {
@@ -126,7 +125,11 @@ func TestAttachPingListDetach(t *testing.T) {
 		if !errors.Is(err, ErrAddressInUse) {
 			t.Errorf("attach with other prefix length = %v, want ErrAddressInUse", err)
 		}
-
+	})
+	if d := e.ipIn(c1, "-d", "link", "show", ContainerIf); !strings.Contains(d, "gso_max_size 65536 ") {
+		t.Errorf("ethweft in c1 after re-attach: want gso_max_size 65536 back:\n%s", d)
+	}
+	e.do(func() {
 		list, err := List(testBridge)
 		if err != nil {
 			t.Fatal(err)

@@ -36,18 +36,6 @@ const maxBlob = VnetHdrLen + 65535
 // kernel's UDP_SEGMENT limit).
 const trainSegments = 64
 
-// TrainPacketSize is the largest IP packet whose super-frame (virtio-net
-// header and Ethernet frame) fits one train of datagrams on a connection
-// of the given MTU. A container interface with this GSO size (Linux
-// gso_max_size) hands over TCP super-frames that each leave in one train
-// and arrive in one receive, instead of a full train and a short one.
-func TrainPacketSize(mtu int) int {
-	limit := mtu + FrameOverhead
-	segs := min(trainSegments, MaxDatagram/limit)
-	room := limit - HeaderLen - TagLen - RecordHeaderLen - segmentHeaderLen
-	return segs*room - VnetHdrLen - EthernetHeaderLen
-}
-
 // vnetPlain reports whether a virtio-net header announces nothing: no
 // super-frame and no checksum left to do.
 func vnetPlain(h []byte) bool { return h[0] == 0 && h[1] == vnetGSONone }
