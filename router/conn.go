@@ -41,6 +41,7 @@ type conn struct {
 	counter   atomic.Uint64                  // datagram counter (future nonce)
 	mtu       atomic.Int32                   // effective MTU towards the peer
 	lastHeard atomic.Int64                   // unix nanos of the last valid heartbeat
+	noTrains  atomic.Int64                   // unix nanos until which the path gets no trains; 0: trains
 	heard     atomic.Bool                    // a valid heartbeat arrived
 	heardBy   atomic.Bool                    // the peer says it hears us
 	probeAck  atomic.Uint32                  // id of the last acknowledged probe

@@ -71,6 +71,12 @@ type OffloadReporter interface {
 // Segmenter is implemented by a Transport that can send a train of
 // equal-sized datagrams at once (Datagram.Segment), as Linux does with
 // UDP_SEGMENT.
+//
+// A path may refuse trains where the socket takes them (Linux: EIO from a
+// route through a device without checksum offload). WriteBatch then
+// returns an error wrapping ErrTrainRefused for that train, and the router
+// sends it again datagram by datagram and sends that peer no trains for a
+// while (TrainRetry); other peers keep theirs.
 type Segmenter interface {
 	// MaxSegments is the most datagrams one train may hold; 0 when the
 	// socket cannot segment.

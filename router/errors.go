@@ -32,4 +32,7 @@ var (
 	ErrConfig = errors.New("invalid router config")
 	// ErrSelfConnection means the mesh asked for a connection to ourselves.
 	ErrSelfConnection = errors.New("connection to ourselves")
+	// ErrTrainRefused is wrapped by a Segmenter's WriteBatch error when
+	// the path to a train's address cannot take segmentation offload.
+	ErrTrainRefused = errors.New("path refuses UDP segmentation offload")
 )

@@ -72,6 +72,11 @@ type Config struct {
 	// BatchSize is how many frames or datagrams one read returns;
 	// default 32.
 	BatchSize int
+
+	// TrainRetry is how long a peer whose path refused a train of
+	// datagrams (ErrTrainRefused) gets its datagrams one by one before
+	// trains are tried again; default 1min.
+	TrainRetry time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -88,6 +93,7 @@ func (c *Config) setDefaults() {
 	def(&c.ProbeInterval, 10*time.Minute)
 	def(&c.MACMaxAge, 10*time.Minute)
 	def(&c.MACLoopGuard, time.Second)
+	def(&c.TrainRetry, time.Minute)
 	if c.ProbeAttempts <= 0 {
 		c.ProbeAttempts = 3
 	}

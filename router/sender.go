@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"net/netip"
 
 	"github.com/weftnet/weft/mesh"
@@ -17,7 +18,8 @@ type sender struct {
 	dgrams  []Datagram
 	lens    []int // bytes used in each datagram, excluding the tag
 	open    []openDgram
-	failed  []int // indexes of datagrams WriteBatch rejected in the last flush
+	failed  []int      // indexes of datagrams WriteBatch rejected in the last flush
+	singles []Datagram // a refused train's datagrams, sent one by one
 	records uint64
 	stream  uint8  // tells this sender's segments apart from other senders'
 	nextID  uint32 // id of the last frame sent in segments
@@ -84,7 +86,7 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 	if s.r.segmenter != nil {
 		maxSeg = min(s.r.segmenter.MaxSegments(), trainSegments, MaxDatagram/limit)
 	}
-	if maxSeg < 2 {
+	if maxSeg < 2 || !s.trainsTo(c) {
 		return false
 	}
 	total := VnetHdrLen + len(frame)
@@ -108,6 +110,56 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 		s.dgrams[idx].Segment = limit
 	}
 	return true
+}
+
+// trainsTo reports whether c's path takes trains: not while a refusal
+// (refused) holds, and again once its TrainRetry is over.
+func (s *sender) trainsTo(c *conn) bool {
+	until := c.noTrains.Load()
+	if until == 0 {
+		return true
+	}
+	if s.r.cfg.Now().UnixNano() < until {
+		return false
+	}
+	c.noTrains.CompareAndSwap(until, 0)
+	return true
+}
+
+// refused handles train d, which the transport refused (ErrTrainRefused)
+// because its path cannot segment: it sends the train's datagrams one by
+// one instead and keeps trains from the connection for TrainRetry. It
+// returns how many datagrams and bytes went out.
+func (s *sender) refused(c *conn, d Datagram) (sent, bytes uint64) {
+	s.st.trainsRefused.Add(1)
+	if c != nil && c.noTrains.Swap(s.r.cfg.Now().Add(s.r.cfg.TrainRetry).UnixNano()) == 0 {
+		s.r.log.Info("path refuses UDP segmentation offload: sending datagram by datagram",
+			"peer", c.peer, "retry_in", s.r.cfg.TrainRetry)
+	}
+	s.singles = s.singles[:0]
+	for pos := 0; pos < len(d.Buf); pos += d.Segment {
+		s.singles = append(s.singles, Datagram{Buf: d.Buf[pos:min(pos+d.Segment, len(d.Buf))], Addr: d.Addr})
+	}
+	for off := 0; off < len(s.singles); {
+		n, err := s.r.cfg.Transport.WriteBatch(s.singles[off:])
+		for _, x := range s.singles[off : off+n] {
+			bytes += uint64(len(x.Buf))
+		}
+		off += n
+		sent += uint64(n)
+		if err != nil {
+			if off < len(s.singles) {
+				s.st.drops[dropSendError].Add(1)
+				off++
+			}
+			continue
+		}
+		if n == 0 {
+			break
+		}
+	}
+	clear(s.singles)
+	return sent, bytes
 }
 
 // train adds a datagram towards c that is not open for further records
@@ -221,6 +273,13 @@ func (s *sender) flush() {
 		off += n
 		sent += uint64(n)
 		if err != nil {
+			if off < len(d) && d[off].Segment > 0 && errors.Is(err, ErrTrainRefused) {
+				n, b := s.refused(s.seal.conns[s.seal.kept[off]], d[off])
+				sent += n
+				bytes += b
+				off++
+				continue
+			}
 			if off < len(d) {
 				s.failed = append(s.failed, s.seal.kept[off])
 				s.st.drops[dropSendError].Add(1)

@@ -36,6 +36,7 @@ type counters struct {
 	relayed                   atomic.Uint64
 	icmpSent, fragmented      atomic.Uint64
 	segmented                 atomic.Uint64
+	trainsRefused             atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
 }
@@ -62,6 +63,9 @@ type Stats struct {
 	// Segmented counts TCP segments the router cut from super-frames for
 	// a device without offloads.
 	Segmented uint64
+	// TrainsRefused counts trains of datagrams a path refused
+	// (ErrTrainRefused), which went again datagram by datagram.
+	TrainsRefused uint64
 	// MACMoves counts MACs that moved between peers (or to/from local).
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
@@ -104,6 +108,7 @@ func (s *Stats) add(c *counters) {
 	s.ICMPSent += c.icmpSent.Load()
 	s.Fragmented += c.fragmented.Load()
 	s.Segmented += c.segmented.Load()
+	s.TrainsRefused += c.trainsRefused.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()

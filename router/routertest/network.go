@@ -121,6 +121,28 @@ type Transport struct {
 	// Set by EnableTrains before use.
 	maxSegments int
 	coalesce    bool
+
+	refuseMu sync.Mutex
+	refuse   map[netip.AddrPort]bool // set by RefuseTrainsTo
+}
+
+// RefuseTrainsTo makes WriteBatch refuse trains to addr with an error
+// wrapping router.ErrTrainRefused, as Linux refuses UDP_SEGMENT on a path
+// through a device without checksum offload. Single datagrams still go.
+func (t *Transport) RefuseTrainsTo(addr netip.AddrPort) {
+	t.refuseMu.Lock()
+	defer t.refuseMu.Unlock()
+	if t.refuse == nil {
+		t.refuse = make(map[netip.AddrPort]bool)
+	}
+	t.refuse[addr] = true
+}
+
+// refuses reports whether trains to addr are refused.
+func (t *Transport) refuses(addr netip.AddrPort) bool {
+	t.refuseMu.Lock()
+	defer t.refuseMu.Unlock()
+	return t.refuse[addr]
 }
 
 var _ router.Segmenter = (*Transport)(nil)
@@ -166,6 +188,9 @@ func (t *Transport) WriteBatch(dgrams []router.Datagram) (int, error) {
 		}
 		if t.maxSegments == 0 || (len(d.Buf)+seg-1)/seg > t.maxSegments {
 			return i, fmt.Errorf("write train of %d bytes in segments of %d: not supported", len(d.Buf), seg)
+		}
+		if t.refuses(d.Addr) {
+			return i, fmt.Errorf("write train to %s: %w", d.Addr, router.ErrTrainRefused)
 		}
 		t.trains.Add(1)
 		if dst := t.net.peek(d.Addr); dst != nil && dst.coalesce {

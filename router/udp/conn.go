@@ -280,9 +280,12 @@ func (c *Conn) WriteBatch(dgrams []router.Datagram) (int, error) {
 	}
 	if err != nil {
 		if dgrams[n].Segment > 0 && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
-			// The path cannot segment (a device without checksum
-			// offload): send trains datagram by datagram from now on.
-			c.gso.Store(false)
+			// The path to this address cannot segment (a device
+			// without checksum offload, a segment larger than its
+			// MTU): the router sends the train datagram by datagram.
+			// Other addresses may take trains, so the socket keeps
+			// offering them.
+			return n, fmt.Errorf("udp write to %s: %w: %w", dgrams[n].Addr, router.ErrTrainRefused, err)
 		}
 		return n, fmt.Errorf("udp write to %s: %w", dgrams[n].Addr, err)
 	}

@@ -422,3 +422,37 @@ func TestGROSegmentParsing(t *testing.T) {
 		t.Errorf("length past the buffer: groSegment = %d, want 0", got)
 	}
 }
+
+// TestRefusedTrainKeepsSegmentation: a train the kernel refuses for its
+// path (here: the socket sends without UDP checksums, SO_NO_CHECK, with
+// which Linux takes no UDP_SEGMENT train; a route through IPsec, or on
+// kernels before 6.11 a device without checksum offload, refuse it the
+// same way) comes back as router.ErrTrainRefused, so the router can send
+// it datagram by datagram; the socket keeps offering trains for other
+// paths, and single datagrams still go.
+func TestRefusedTrainKeepsSegmentation(t *testing.T) {
+	a := listen(t, loopback4)
+	b := listen(t, loopback4)
+	if a.MaxSegments() == 0 {
+		t.Skip("kernel without UDP segmentation offload")
+	}
+	var serr error
+	if err := a.raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1) }); err != nil || serr != nil {
+		t.Fatalf("SO_NO_CHECK: %v %v", err, serr)
+	}
+	buf := make([]byte, 1000*4+300)
+	k, err := a.WriteBatch([]router.Datagram{{Buf: buf, Addr: dest(b), Segment: 1000}})
+	if k != 0 || !errors.Is(err, router.ErrTrainRefused) {
+		t.Fatalf("train on a socket without UDP checksums: WriteBatch = %d, %v; want 0 and ErrTrainRefused", k, err)
+	}
+	if a.MaxSegments() == 0 || !a.Offloads()["udp_gso"] {
+		t.Error("one refused train turned segmentation off for the whole socket")
+	}
+	if k, err := a.WriteBatch([]router.Datagram{{Buf: buf[:1000], Addr: dest(b)}}); k != 1 || err != nil {
+		t.Fatalf("single datagram after the refusal: WriteBatch = %d, %v", k, err)
+	}
+	got := readAll(t, b, makeBatch(4, 2000), 1)
+	if got[0].N != 1000 {
+		t.Errorf("received %d bytes, want 1000", got[0].N)
+	}
+}
