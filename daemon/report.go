@@ -126,7 +126,7 @@ func statsMap(s router.Stats) map[string]uint64 {
 		"records_in": s.RecordsIn, "records_out": s.RecordsOut, "relayed": s.Relayed,
 		"icmp_frag_needed_sent": s.ICMPSent, "fragmented": s.Fragmented, "segmented": s.Segmented,
 		"trains_refused": s.TrainsRefused,
-		"mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions,
+		"mac_moves":      s.MACMoves, "mac_evictions": s.MACEvictions,
 		"drop_too_big": s.DropTooBig, "drop_no_route": s.DropNoRoute,
 		"drop_bad_datagram": s.DropBadDatagram, "drop_unknown_sender": s.DropUnknownSender,
 		"drop_loop": s.DropLoop, "drop_send_error": s.DropSendError,
