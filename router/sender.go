@@ -1,7 +1,9 @@
 package router
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 
 	"github.com/weftnet/weft/mesh"
@@ -133,7 +135,11 @@ func (s *sender) trainsTo(c *conn) bool {
 func (s *sender) refused(c *conn, d Datagram) (sent, bytes uint64) {
 	s.st.trainsRefused.Add(1)
 	if c != nil && c.noTrains.Swap(s.r.cfg.Now().Add(s.r.cfg.TrainRetry).UnixNano()) == 0 {
-		s.r.log.Info("path refuses UDP segmentation offload: sending datagram by datagram",
+		level := slog.LevelInfo
+		if c.trainsRefused.Swap(true) {
+			level = slog.LevelDebug // said once per connection; retries are routine
+		}
+		s.r.log.Log(context.Background(), level, "path refuses UDP segmentation offload: sending datagram by datagram",
 			"peer", c.peer, "retry_in", s.r.cfg.TrainRetry)
 	}
 	s.singles = s.singles[:0]
