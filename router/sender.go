@@ -130,9 +130,8 @@ func (s *sender) trainsTo(c *conn) bool {
 
 // refused handles train d, which the transport refused (ErrTrainRefused)
 // because its path cannot segment: it sends the train's datagrams one by
-// one instead and keeps trains from the connection for TrainRetry. It
-// returns how many datagrams and bytes went out.
-func (s *sender) refused(c *conn, d Datagram) (sent, bytes uint64) {
+// one instead and keeps trains from the connection for TrainRetry.
+func (s *sender) refused(c *conn, d Datagram) {
 	s.st.trainsRefused.Add(1)
 	if c != nil && c.noTrains.Swap(s.r.cfg.Now().Add(s.r.cfg.TrainRetry).UnixNano()) == 0 {
 		level := slog.LevelInfo
@@ -146,16 +145,25 @@ func (s *sender) refused(c *conn, d Datagram) (sent, bytes uint64) {
 	for pos := 0; pos < len(d.Buf); pos += d.Segment {
 		s.singles = append(s.singles, Datagram{Buf: d.Buf[pos:min(pos+d.Segment, len(d.Buf))], Addr: d.Addr})
 	}
-	for off := 0; off < len(s.singles); {
-		n, err := s.r.cfg.Transport.WriteBatch(s.singles[off:])
-		for _, x := range s.singles[off : off+n] {
+	s.write(s.singles, s.dropRejected)
+	clear(s.singles)
+}
+
+// write sends d with as few WriteBatch calls as the transport allows. A
+// datagram the transport rejects is handed to rejected with the error,
+// then skipped. Datagrams and bytes sent are counted.
+func (s *sender) write(d []Datagram, rejected func(i int, err error)) {
+	var bytes, sent uint64
+	for off := 0; off < len(d); {
+		n, err := s.r.cfg.Transport.WriteBatch(d[off:])
+		for _, x := range d[off : off+n] {
 			bytes += uint64(len(x.Buf))
 		}
 		off += n
 		sent += uint64(n)
 		if err != nil {
-			if off < len(s.singles) {
-				s.st.drops[dropSendError].Add(1)
+			if off < len(d) {
+				rejected(off, err)
 				off++
 			}
 			continue
@@ -164,8 +172,23 @@ func (s *sender) refused(c *conn, d Datagram) (sent, bytes uint64) {
 			break
 		}
 	}
-	clear(s.singles)
-	return sent, bytes
+	s.st.udpOut.Add(sent)
+	s.st.udpBytesOut.Add(bytes)
+}
+
+// dropRejected counts a datagram the transport rejected.
+func (s *sender) dropRejected(int, error) { s.st.drops[dropSendError].Add(1) }
+
+// flushRejected handles datagram i of the batch flush sends, which the
+// transport rejected: a refused train goes again datagram by datagram;
+// anything else is counted and noted in failed.
+func (s *sender) flushRejected(i int, err error) {
+	if d := s.dgrams[i]; d.Segment > 0 && errors.Is(err, ErrTrainRefused) {
+		s.refused(s.seal.conns[s.seal.kept[i]], d)
+		return
+	}
+	s.failed = append(s.failed, s.seal.kept[i])
+	s.st.drops[dropSendError].Add(1)
 }
 
 // train adds a datagram towards c that is not open for further records
@@ -269,36 +292,7 @@ func (s *sender) flush() {
 	if len(s.dgrams) == 0 {
 		return
 	}
-	var bytes, sent uint64
-	d := s.finishDatagrams()
-	for off := 0; off < len(d); {
-		n, err := s.r.cfg.Transport.WriteBatch(d[off:])
-		for _, x := range d[off : off+n] {
-			bytes += uint64(len(x.Buf))
-		}
-		off += n
-		sent += uint64(n)
-		if err != nil {
-			if off < len(d) && d[off].Segment > 0 && errors.Is(err, ErrTrainRefused) {
-				n, b := s.refused(s.seal.conns[s.seal.kept[off]], d[off])
-				sent += n
-				bytes += b
-				off++
-				continue
-			}
-			if off < len(d) {
-				s.failed = append(s.failed, s.seal.kept[off])
-				s.st.drops[dropSendError].Add(1)
-				off++
-			}
-			continue
-		}
-		if n == 0 {
-			break
-		}
-	}
-	s.st.udpOut.Add(sent)
-	s.st.udpBytesOut.Add(bytes)
+	s.write(s.finishDatagrams(), s.flushRejected)
 	s.st.recordsOut.Add(s.records)
 	s.records = 0
 	for i := range s.dgrams {
