@@ -69,7 +69,9 @@ func superFramesInTrains(t *testing.T, coalesce, sealed bool) {
 // datagram, nothing lost, and no trains for TrainRetry, then trains again;
 // another peer of the same socket keeps its trains throughout.
 func TestRefusedTrainsGoOneByOne(t *testing.T) {
-	const retry = 500 * time.Millisecond
+	// Long enough that the phases before the sleep finish well within it
+	// on a loaded machine.
+	const retry = 1500 * time.Millisecond
 	nw := routertest.NewNetwork(12)
 	nodes := make([]*routertest.Node, 3)
 	for i := range nodes {
