@@ -37,18 +37,18 @@ type conn struct {
 	outbound bool
 	keys     *secure.KeyRing // data keys; nil: datagrams travel unsealed
 
-	addr          atomic.Pointer[netip.AddrPort] // where to send; nil until known
-	counter       atomic.Uint64                  // datagram counter (future nonce)
-	mtu           atomic.Int32                   // effective MTU towards the peer
-	lastHeard     atomic.Int64                   // unix nanos of the last valid heartbeat
-	noTrains      atomic.Int64                   // unix nanos until which the path gets no trains; 0: trains
-	trainsRefused atomic.Bool                    // the path refused a train once (logged)
-	heard         atomic.Bool                    // a valid heartbeat arrived
-	heardBy       atomic.Bool                    // the peer says it hears us
-	probeAck      atomic.Uint32                  // id of the last acknowledged probe
-	confirmed     atomic.Bool
-	stopped       atomic.Bool
-	state         atomic.Int32
+	addr         atomic.Pointer[netip.AddrPort] // where to send; nil until known
+	counter      atomic.Uint64                  // datagram counter (future nonce)
+	mtu          atomic.Int32                   // effective MTU towards the peer
+	lastHeard    atomic.Int64                   // unix nanos of the last valid heartbeat
+	noTrains     atomic.Int64                   // unix nanos until which the path gets no trains; 0: trains
+	trainsLogged atomic.Bool                    // a refusal of trains was logged at info
+	heard        atomic.Bool                    // a valid heartbeat arrived
+	heardBy      atomic.Bool                    // the peer says it hears us
+	probeAck     atomic.Uint32                  // id of the last acknowledged probe
+	confirmed    atomic.Bool
+	stopped      atomic.Bool
+	state        atomic.Int32
 
 	estCh    chan struct{}
 	failCh   chan error

@@ -128,14 +128,14 @@ func (s *sender) trainsTo(c *conn) bool {
 	return true
 }
 
-// refused handles train d, which the transport refused (ErrTrainRefused)
-// because its path cannot segment: it sends the train's datagrams one by
-// one instead and keeps trains from the connection for TrainRetry.
+// refused handles train d to connection c, which the transport refused
+// (ErrTrainRefused) because its path cannot segment: it sends the train's
+// datagrams one by one instead and keeps trains from c for TrainRetry.
 func (s *sender) refused(c *conn, d Datagram) {
 	s.st.trainsRefused.Add(1)
-	if c != nil && c.noTrains.Swap(s.r.cfg.Now().Add(s.r.cfg.TrainRetry).UnixNano()) == 0 {
+	if c.noTrains.Swap(s.r.cfg.Now().Add(s.r.cfg.TrainRetry).UnixNano()) == 0 {
 		level := slog.LevelInfo
-		if c.trainsRefused.Swap(true) {
+		if c.trainsLogged.Swap(true) {
 			level = slog.LevelDebug // said once per connection; retries are routine
 		}
 		s.r.log.Log(context.Background(), level, "path refuses UDP segmentation offload: sending datagram by datagram",

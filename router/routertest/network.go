@@ -127,8 +127,8 @@ type Transport struct {
 }
 
 // RefuseTrainsTo makes WriteBatch refuse trains to addr with an error
-// wrapping router.ErrTrainRefused, as Linux refuses UDP_SEGMENT on a path
-// through a device without checksum offload. Single datagrams still go.
+// wrapping router.ErrTrainRefused, as Linux refuses UDP_SEGMENT on some
+// paths (IPsec). Single datagrams still go.
 func (t *Transport) RefuseTrainsTo(addr netip.AddrPort) {
 	t.refuseMu.Lock()
 	defer t.refuseMu.Unlock()

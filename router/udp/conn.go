@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,8 +50,9 @@ type Conn struct {
 	txMu sync.Mutex
 	tx   batch // guarded by txMu
 
-	// gso is set while the kernel takes UDP_SEGMENT trains.
-	gso atomic.Bool
+	// gso is set when the kernel takes UDP_SEGMENT trains (a path may
+	// still refuse one: WriteBatch returns router.ErrTrainRefused).
+	gso bool
 	// gro is set when the kernel may coalesce received datagrams.
 	gro bool
 }
@@ -76,7 +76,7 @@ var _ router.Segmenter = (*Conn)(nil)
 // MaxSegments implements router.Segmenter: 64 while the kernel accepts
 // UDP segmentation offload on this socket, else 0.
 func (c *Conn) MaxSegments() int {
-	if c.gso.Load() {
+	if c.gso {
 		return maxSegments
 	}
 	return 0
@@ -174,7 +174,7 @@ func (c *Conn) setOptions(opts Options) error {
 		setBuffer(s, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF)
 		// Kernels since 4.18 know UDP_SEGMENT; reading it tells.
 		if _, err := unix.GetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT); err == nil && !opts.NoGSO {
-			c.gso.Store(true)
+			c.gso = true
 		}
 		// Kernels since 5.0 coalesce for a socket that asks.
 		if !opts.NoGRO && unix.SetsockoptInt(s, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil {
@@ -200,7 +200,7 @@ func setBuffer(fd, force, normal int) {
 // Offloads reports which offloads the socket uses: "udp_gso" (sending
 // trains with UDP_SEGMENT) and "udp_gro" (receiving coalesced trains).
 func (c *Conn) Offloads() map[string]bool {
-	return map[string]bool{"udp_gso": c.gso.Load(), "udp_gro": c.gro}
+	return map[string]bool{"udp_gso": c.gso, "udp_gro": c.gro}
 }
 
 // LocalPort is the UDP port the socket is bound to.
@@ -280,9 +280,10 @@ func (c *Conn) WriteBatch(dgrams []router.Datagram) (int, error) {
 	}
 	if err != nil {
 		if dgrams[n].Segment > 0 && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
-			// The path to this address cannot segment (a device
-			// without checksum offload, a segment larger than its
-			// MTU): the router sends the train datagram by datagram.
+			// The path to this address cannot segment (IPsec; before
+			// Linux 6.11 a device without checksum offload; a segment
+			// larger than its MTU): the router sends the train
+			// datagram by datagram.
 			// Other addresses may take trains, so the socket keeps
 			// offering them.
 			return n, fmt.Errorf("udp write to %s: %w: %w", dgrams[n].Addr, router.ErrTrainRefused, err)
