@@ -99,9 +99,14 @@ func (s *sender) trains(c *conn, src, dst mesh.PeerName, hdr, frame []byte, limi
 		}
 		b := s.backing[idx]
 		pos := 0
-		for k := 0; k < maxSeg && off < total; k++ {
+		// One atomic add reserves the counters of the whole train
+		// rather than one per datagram.
+		n := min(maxSeg, (total-off+room-1)/room)
+		counter := c.counter.Add(uint64(n)) - uint64(n)
+		for range n {
 			end := min(off+room, total)
-			PutHeader(b[pos:], Header{Type: TypeFrames, Sender: s.r.self, Counter: c.counter.Add(1)})
+			counter++
+			PutHeader(b[pos:], Header{Type: TypeFrames, Sender: s.r.self, Counter: counter})
 			pos += HeaderLen + putSegment(b[pos+HeaderLen:], s.stream, src, dst, s.nextID, hdr, frame, off, end)
 			PutTag(b[pos:])
 			pos += TagLen

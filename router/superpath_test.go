@@ -152,5 +152,22 @@ func TestSuperFrameTrains(t *testing.T) {
 			t.Fatalf("IP packet of %d bytes: %d trains, delivered %d bytes; want %d trains, %d bytes",
 				tc.packet, p.trA.sent, len(p.devB.last), tc.trains, len(want))
 		}
+		// Every datagram of the trains has its own counter, one up
+		// from the one before.
+		var counters []uint64
+		for _, d := range p.udpB.dgrams[:p.trA.n] {
+			for pos := 0; pos < d.N; pos += d.Segment {
+				h, _, err := ParseHeader(d.Buf[pos:min(pos+d.Segment, d.N)])
+				if err != nil {
+					t.Fatal(err)
+				}
+				counters = append(counters, h.Counter)
+			}
+		}
+		for i := 1; i < len(counters); i++ {
+			if counters[i] != counters[i-1]+1 {
+				t.Fatalf("IP packet of %d bytes: datagram counters %v, want each one up from the one before", tc.packet, counters)
+			}
+		}
 	}
 }
