@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/weftnet/weft/secure"
@@ -51,6 +52,26 @@ type Config struct {
 	// overlay; zero fields take secure's defaults.
 	DataRekey secure.RekeyPolicy
 
+	// Features are extra features announced to every peer in the
+	// handshake (the features message's extras, docs/protocol-control.md
+	// §3), such as the daemon's "ipalloc-range". Keys are at most 255
+	// bytes and values at most 65535, at most 63 of them, and the whole
+	// features message must fit secure.MaxPayloadLen (32 KiB), the payload
+	// of the encrypted handshake; "trusts-peer" is set by the mesh itself.
+	// NewNode rejects features beyond these limits. The map is copied.
+	Features map[string]string
+	// CheckPeer, if set, is called on both ends of every connection right
+	// after the handshake, with the remote peer's name, nickname and
+	// extra features (a copy the function owns; a key the peer does not
+	// announce is absent). An error refuses the peer: the connection is
+	// closed after telling the peer why, the refusal is logged, and status
+	// shows the error's own text as the reason (an outbound target is
+	// retried with backoff). Both ends check independently, so the text
+	// should name both values. nil accepts every peer. It runs on the
+	// connection's goroutine, possibly concurrently for several
+	// connections, and must not block.
+	CheckPeer func(remoteName PeerName, remoteNick string, remote map[string]string) error
+
 	// HandshakeTimeout bounds the handshake (default 10 s).
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds a TCP connect (default 10 s).
@@ -89,6 +110,10 @@ func (c *Config) setDefaults() error {
 	if c.NickName == "" {
 		c.NickName = c.Name.String()
 	}
+	if err := checkFeatures(c.Features, c.NickName); err != nil {
+		return fmt.Errorf("mesh config: %w", err)
+	}
+	c.Features = maps.Clone(c.Features)
 	if c.DefaultPort == 0 {
 		c.DefaultPort = DefaultPort
 	}
@@ -114,6 +139,34 @@ func (c *Config) setDefaults() error {
 	def(&c.BackoffReset, time.Minute)
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	return nil
+}
+
+// checkFeatures checks Config.Features against the limits of the features
+// message, so that nothing is cut or refused on the wire.
+func checkFeatures(extra map[string]string, nick string) error {
+	if len(extra) >= maxExtraFeatures {
+		return fmt.Errorf("%d features (max %d)", len(extra), maxExtraFeatures-1)
+	}
+	for k, v := range extra {
+		switch {
+		case k == featTrustsPeer:
+			return fmt.Errorf("feature %q is reserved", k)
+		case len(k) > 0xff:
+			return fmt.Errorf("feature key of %d bytes (max 255)", len(k))
+		case len(v) > 0xffff:
+			return fmt.Errorf("feature %q: value of %d bytes (max 65535)", k, len(v))
+		}
+	}
+	// The largest message: with a password and trusts-peer added.
+	f := features{NickName: nick, Extra: maps.Clone(extra)}
+	if f.Extra == nil {
+		f.Extra = map[string]string{}
+	}
+	f.Extra[featTrustsPeer] = "1"
+	if l := len(f.encode()); l > secure.MaxPayloadLen {
+		return fmt.Errorf("features of %d bytes encoded (max %d)", l, secure.MaxPayloadLen)
 	}
 	return nil
 }

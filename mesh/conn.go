@@ -3,14 +3,13 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/weftnet/weft/secure"
 )
 
 const sendQueueLen = 1024
@@ -127,9 +126,9 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 	case registered:
 		n.log.Info("connection closed", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String(), "err", err)
 	case isRefusal(err):
-		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", secure.Reason(err), "err", err)
+		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", reason(err), "err", err)
 		if !c.outbound {
-			n.noteRefusal(c.remoteAddr, secure.Reason(err))
+			n.noteRefusal(c.remoteAddr, reason(err))
 		}
 	default:
 		n.log.Debug("connection failed", "addr", c.remoteAddr.String(), "err", err)
@@ -148,7 +147,7 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort}
+	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
 	res, err := handshake(c.nc, handshakeConfig{
 		local:     local,
 		header:    header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
@@ -165,6 +164,10 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 	c.ch, c.remote, c.connUID = res.ch, res.remote, nonce^res.remote.ConnNonce
 	if c.remote.Name == n.cfg.Name {
 		return false, ErrConnectToSelf
+	}
+	if err := n.checkPeer(c.remote); err != nil {
+		c.rejectWith(err)
+		return false, err
 	}
 	oc, err := n.cfg.Overlay.PrepareConnection(OverlayConnectionParams{
 		LocalPeer: n.cfg.Name, RemotePeer: c.remote.Name, RemoteNickName: c.remote.NickName,
@@ -194,6 +197,21 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// checkPeer runs Config.CheckPeer on the remote features, without the
+// keys the mesh sets itself. A refusal is an *incompatibleError.
+func (n *Node) checkPeer(f features) error {
+	if n.cfg.CheckPeer == nil {
+		return nil
+	}
+	remote := make(map[string]string, len(f.Extra))
+	maps.Copy(remote, f.Extra)
+	delete(remote, featTrustsPeer)
+	if err := n.cfg.CheckPeer(f.Name, f.NickName, remote); err != nil {
+		return &incompatibleError{err}
+	}
+	return nil
 }
 
 // register adds c to the registered connections unless it is a duplicate

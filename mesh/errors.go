@@ -23,6 +23,10 @@ var (
 	ErrConnectToSelf = errors.New("cannot connect to ourself")
 	// ErrDuplicate means another connection to the same peer is kept instead.
 	ErrDuplicate = errors.New("duplicate connection to the same peer")
+	// ErrIncompatible means Config.CheckPeer refused the peer's features
+	// (for example a different IP allocation range); status shows the
+	// checker's own text as the reason.
+	ErrIncompatible = errors.New("incompatible peer")
 	// ErrConnLimit means the connection limit was reached.
 	ErrConnLimit = errors.New("too many connections")
 	// ErrMessageTooLarge means a message exceeds the maximum message size.

@@ -20,8 +20,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -163,6 +165,29 @@ func (n *Node) Stop() {
 // Routes returns the current data-plane routes snapshot (nil before the
 // first computation).
 func (n *Node) Routes() *Routes { return n.routes.Load() }
+
+// Reachable reports whether p is ourselves or a peer the control routes
+// reach: a path of connections that both ends report, whether or not
+// their data paths are established, as gossip unicasts use. Safe for
+// concurrent use; it reads the latest route snapshot.
+func (n *Node) Reachable(p PeerName) bool {
+	if p == n.cfg.Name {
+		return true
+	}
+	_, ok := n.ctrlRoutes.Load().Unicast(p)
+	return ok
+}
+
+// ReachablePeers returns ourselves and every peer Reachable reports, in
+// ascending order of name.
+func (n *Node) ReachablePeers() []PeerName {
+	out := []PeerName{n.cfg.Name}
+	if r := n.ctrlRoutes.Load(); r != nil {
+		out = slices.AppendSeq(out, maps.Keys(r.unicast))
+	}
+	slices.Sort(out)
+	return out
+}
 
 // PeerNickName returns the nickname of a known peer, "" if unknown.
 func (n *Node) PeerNickName(p PeerName) string {

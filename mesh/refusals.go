@@ -13,9 +13,9 @@ import (
 const maxRefusals = 32
 
 // refusal is an inbound connection refused during its handshake (wrong
-// or missing password, protocol version), remembered by remote IP so that
-// status shows why a peer cannot join. The dialling side retries with
-// backoff, which refreshes the entry.
+// or missing password, protocol version, incompatible features),
+// remembered by remote IP so that status shows why a peer cannot join.
+// The dialling side retries with backoff, which refreshes the entry.
 type refusal struct {
 	addr   netip.AddrPort
 	reason string
@@ -28,12 +28,30 @@ func isRefusal(err error) bool {
 	for _, s := range []error{
 		secure.ErrAuthentication, secure.ErrPeerRequiresPassword, secure.ErrPeerHasNoPassword,
 		secure.ErrUnsupportedVersion, secure.ErrMalformedHandshake, ErrVersionMismatch,
+		ErrIncompatible,
 	} {
 		if errors.Is(err, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// incompatibleError is a refusal by Config.CheckPeer: it is
+// ErrIncompatible, and wraps the checker's error.
+type incompatibleError struct{ err error }
+
+func (e *incompatibleError) Error() string        { return ErrIncompatible.Error() + ": " + e.err.Error() }
+func (e *incompatibleError) Is(target error) bool { return target == ErrIncompatible }
+func (e *incompatibleError) Unwrap() error        { return e.err }
+
+// reason is the short reason status shows for err: the checker's own text
+// for a CheckPeer refusal, else secure.Reason.
+func reason(err error) string {
+	if ie, ok := errors.AsType[*incompatibleError](err); ok {
+		return ie.err.Error()
+	}
+	return secure.Reason(err)
 }
 
 // refusalTTL is how long a refusal is shown without a new attempt: longer

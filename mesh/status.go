@@ -3,8 +3,6 @@ package mesh
 import (
 	"slices"
 	"time"
-
-	"github.com/weftnet/weft/secure"
 )
 
 // Status is a snapshot of the node for `weft status` and `weft report`.
@@ -18,8 +16,8 @@ type Status struct {
 	// Connections lists our connections and the targets we are trying to
 	// connect to, one entry each, then inbound connections recently
 	// refused in the handshake (State StateFailed, Outbound false, Reason
-	// such as "authentication failed: password mismatch"), one per
-	// remote IP.
+	// such as "authentication failed: password mismatch", or the text of
+	// Config.CheckPeer's error), one per remote IP.
 	Connections []ConnectionStatus
 	// Targets are the direct targets in the order given.
 	Targets []string
@@ -102,7 +100,7 @@ func (n *Node) Status() Status {
 			cs.State = StateConnecting
 		}
 		if t.err != nil && cs.State != StateConnecting {
-			cs.Reason = secure.Reason(t.err)
+			cs.Reason = reason(t.err)
 		}
 		if cs.State != StateRetrying {
 			cs.NextTry = time.Time{}
