@@ -1,0 +1,379 @@
+package ipam
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// OnGossipUnicast implements mesh.Gossiper: requests and answers between
+// two routers, and ring updates sent straight to a borrower.
+func (a *Allocator) OnGossipUnicast(src mesh.PeerName, msg []byte) error {
+	u, r, err := decodeMessage(msg)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if u != nil {
+		a.mergeLocked(src, u)
+	} else {
+		a.handleLocked(src, r)
+	}
+	a.mu.Unlock()
+	a.send()
+	return nil
+}
+
+// OnGossipBroadcast implements mesh.Gossiper.
+func (a *Allocator) OnGossipBroadcast(src mesh.PeerName, msg []byte) (mesh.GossipData, error) {
+	return a.onGossip(src, msg)
+}
+
+// OnGossip implements mesh.Gossiper.
+func (a *Allocator) OnGossip(msg []byte) (mesh.GossipData, error) {
+	return a.onGossip(mesh.UnknownPeerName, msg)
+}
+
+func (a *Allocator) onGossip(src mesh.PeerName, msg []byte) (mesh.GossipData, error) {
+	u, _, err := decodeMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, nil // a request sent as gossip: ignored
+	}
+	a.mu.Lock()
+	delta := a.mergeLocked(src, u)
+	a.mu.Unlock()
+	a.send()
+	if delta == nil {
+		return nil, nil // never a typed nil inside the interface
+	}
+	return delta, nil
+}
+
+// Gossip implements mesh.Gossiper: the whole ring of every seeded pool.
+func (a *Allocator) Gossip() mesh.GossipData {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u := &update{}
+	for _, p := range a.pools {
+		if p.ring.seeded() {
+			u.pools = append(u.pools, poolUpdate{pool: p.prefix, seed: p.ring.seed, ents: slices.Clone(p.ring.ents)})
+		}
+	}
+	if len(u.pools) == 0 {
+		return nil
+	}
+	return u
+}
+
+// mergeLocked folds an update into our rings and returns what was new.
+func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
+	delta := &update{}
+	for _, pu := range u.pools {
+		p := a.pools[pu.pool]
+		if p == nil {
+			if err := a.canAddPool(pu.pool); err != nil {
+				a.log.Debug("ignoring IPAM pool", "pool", pu.pool, "from", src, "err", err)
+				continue
+			}
+			p = a.newPool(pu.pool)
+		}
+		whole := len(pu.ents) > 0 && pu.ents[0].start == p.span.lo
+		switch {
+		case !p.ring.seeded() || pu.seed != p.ring.seed && pu.seed.olderThan(p.ring.seed):
+			if !whole {
+				a.requestRingLocked(src, p, pu)
+				continue
+			}
+			if p.ring.seeded() {
+				a.log.Warn("this pool was seeded apart from the rest of the mesh; the older ring wins and this router re-claims its addresses from their new owners",
+					"pool", p.prefix, "ours_seeded_by", p.ring.seed.By, "ours_seeded_at", time.Unix(0, p.ring.seed.At).UTC(),
+					"winner_seeded_by", pu.seed.By, "winner_seeded_at", time.Unix(0, pu.seed.At).UTC(), "held_here", len(p.idents))
+			}
+			p.ring = ring{pool: p.span, seed: pu.seed}
+			p.ring.merge(pu.ents)
+			clear(p.delta)
+			delta.pools = append(delta.pools, pu)
+			a.ownershipChangedLocked(p, true)
+		case pu.seed == p.ring.seed:
+			d := p.ring.merge(pu.ents)
+			if len(d) == 0 {
+				continue
+			}
+			delta.pools = append(delta.pools, poolUpdate{pool: pu.pool, seed: pu.seed, ents: d})
+			mine := slices.ContainsFunc(d, func(e entry) bool { return e.owner == a.cfg.Self })
+			a.ownershipChangedLocked(p, mine)
+		default: // a younger ring of the same pool: it moves to ours
+			if a.quarantineLocked(p, pu, whole) {
+				delta.pools = append(delta.pools, pu)
+				if src != mesh.UnknownPeerName {
+					a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+				}
+			}
+		}
+	}
+	if len(delta.pools) == 0 {
+		return nil
+	}
+	return delta
+}
+
+// requestRingLocked asks for a whole ring when only a part arrived.
+func (a *Allocator) requestRingLocked(src mesh.PeerName, p *pool, pu poolUpdate) {
+	dst := src
+	if dst == mesh.UnknownPeerName {
+		dst = pu.seed.By
+	}
+	k := askKey{dst, netip.Prefix{}}
+	now := a.cfg.Now()
+	if t, ok := a.asked[k]; ok && now.Sub(t) < a.cfg.RetryInterval {
+		return
+	}
+	a.asked[k] = now
+	a.unicastLocked(dst, request{kind: kindRingRequest, pool: p.prefix}.encode())
+}
+
+// ownershipChangedLocked follows a merge: our own entries' free counts
+// are made right again (a restart may have lost the latest), addresses we
+// hold in ranges we no longer own are claimed from their new owners, and
+// the ring is persisted when it touched us.
+func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
+	p.refresh(a.cfg.Self, p.span)
+	a.reclaimLocked(p)
+	if persist && len(p.delta) == 0 && a.cfg.Persister != nil {
+		if err := a.cfg.Persister.Persist(Change{Pool: p.prefix, Ring: encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}})}); err != nil {
+			a.log.Warn("persist IPAM state", "pool", p.prefix, "err", err)
+		}
+	}
+	a.flushLocked(p, nil, nil)
+}
+
+// reclaimLocked asks the owners of addresses held here, in ranges no
+// longer ours, to give them to us.
+func (a *Allocator) reclaimLocked(p *pool) {
+	if !p.ring.seeded() {
+		return
+	}
+	now := a.cfg.Now()
+	reach := a.reachableSet()
+	for v, ident := range p.idents {
+		owner := p.ring.owner(v)
+		if owner == a.cfg.Self || !reach[owner] {
+			continue
+		}
+		wait := a.cfg.RetryInterval * 5
+		if _, ok := p.conflicts[v]; ok {
+			wait = a.cfg.Quarantine
+		}
+		if t, ok := p.claimed[v]; ok && now.Sub(t) < wait {
+			continue
+		}
+		p.claimed[v] = now
+		a.unicastLocked(owner, request{kind: kindClaim, pool: p.prefix, addr: u2a(v), ident: ident}.encode())
+	}
+}
+
+// quarantineLocked keeps the in-use spans of a younger ring out of
+// allocation for a while, so that nothing its routers hold is handed out
+// here before they claim it. It reports whether a span was new.
+func (a *Allocator) quarantineLocked(p *pool, pu poolUpdate, whole bool) bool {
+	now := a.cfg.Now()
+	until := now.Add(a.cfg.Quarantine)
+	p.quar = slices.DeleteFunc(p.quar, func(q quarantined) bool { return !now.Before(q.until) })
+	fresh := false
+	for i, e := range pu.ents {
+		hi := p.span.hi
+		if i+1 < len(pu.ents) {
+			hi = pu.ents[i+1].start
+		}
+		s := span{e.start, hi}
+		if e.free >= s.size() {
+			continue
+		}
+		j := slices.IndexFunc(p.quar, func(q quarantined) bool { return q.span == s && q.seed == pu.seed })
+		if j >= 0 {
+			continue // known: its holders are claiming
+		}
+		p.quar = append(p.quar, quarantined{span: s, until: until, seed: pu.seed})
+		fresh = true
+	}
+	if fresh {
+		a.log.Warn("met a separately seeded IP allocation ring; ours is older and stays, its routers re-claim their addresses",
+			"pool", p.prefix, "theirs_seeded_by", pu.seed.By, "ours_seeded_by", p.ring.seed.By, "whole", whole)
+		a.wake()
+	}
+	return fresh
+}
+
+// handleLocked answers a request or records an answer.
+func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
+	p := a.pools[r.pool]
+	switch r.kind {
+	case kindSpaceRequest:
+		a.donateLocked(src, p, r)
+	case kindSpaceDenied:
+		a.denied[askKey{src, r.subnet}] = a.cfg.Now().Add(10 * a.cfg.RetryInterval)
+		a.wake()
+	case kindClaim:
+		a.grantLocked(src, p, r)
+	case kindClaimDenied, kindNotOwner:
+		if p == nil {
+			return
+		}
+		v := a2u(r.addr)
+		if ident, held := p.idents[v]; held {
+			if r.kind == kindNotOwner {
+				delete(p.claimed, v) // asked the wrong owner; ask again
+				a.reclaimLocked(p)
+			} else if _, known := p.conflicts[v]; !known {
+				p.conflicts[v] = Conflict{Addr: r.addr, Ident: ident, Holder: r.ident, Peer: src}
+				a.log.Warn("address conflict: an address held here is held on another host too (the meshes were seeded apart); detach one of them",
+					"addr", r.addr, "here", ident, "there", r.ident, "host", a.nick(src))
+			}
+		} else {
+			p.replies[v] = claimReply{denied: r.kind == kindClaimDenied, holder: r.ident, from: src}
+		}
+		a.wake()
+	case kindRingRequest:
+		if p != nil && p.ring.seeded() {
+			a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+		}
+	}
+}
+
+// donateLocked gives src part of our free space in the subnet it asks
+// for: at most half of what we have free there (at least one address),
+// from our largest free run. It seeds the pool if nobody has yet.
+func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
+	deny := func() {
+		a.unicastLocked(src, request{kind: kindSpaceDenied, pool: r.pool, subnet: r.subnet}.encode())
+	}
+	if p == nil {
+		if err := a.canAddPool(r.pool); err != nil {
+			deny()
+			return
+		}
+		p = a.newPool(r.pool)
+	}
+	if !p.ring.seeded() {
+		p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
+		p.refresh(a.cfg.Self, p.span)
+		a.log.Info("seeded the IP allocation ring for a peer's request", "pool", p.prefix, "peer", src)
+	}
+	now := a.cfg.Now()
+	us := usable(spanOf(r.subnet)).intersect(p.span)
+	var best span
+	var total uint64
+	for i := max(p.ring.at(us.lo), 0); i < len(p.ring.ents) && p.ring.ents[i].start < us.hi; i++ {
+		if p.ring.ents[i].owner != a.cfg.Self {
+			continue
+		}
+		p.freeRuns(p.ring.span(i).intersect(us), now, func(run span) {
+			total += run.size()
+			if run.size() > best.size() {
+				best = run
+			}
+		})
+	}
+	if total == 0 {
+		a.flushLocked(p, nil, nil)
+		deny()
+		return
+	}
+	give := min(max(total/2, 1), best.size())
+	// Prefer a block aligned to its own size, from the top of the run.
+	g := uint64(1)
+	for g*2 <= give {
+		g *= 2
+	}
+	chunk := span{best.hi - give, best.hi}
+	if lo := (best.hi - g) &^ (g - 1); lo >= best.lo {
+		chunk = span{lo, lo + g}
+	}
+	p.note(p.ring.assign(chunk, src, func(s span) uint64 { return s.size() }))
+	p.refresh(a.cfg.Self, p.span)
+	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+	a.log.Debug("gave address space to a peer", "pool", p.prefix, "peer", src, "span", chunk.String())
+	a.flushLocked(p, nil, nil)
+}
+
+// freeRuns calls fn for each maximal run of s not held and not
+// quarantined.
+func (p *pool) freeRuns(s span, now time.Time, fn func(span)) {
+	for !s.empty() {
+		lo := s.lo
+		if p.held != nil {
+			f, ok := p.held.firstClear(s)
+			if !ok {
+				return
+			}
+			lo = f
+		}
+		if end := p.quarantinedAt(lo, now); end != 0 {
+			s.lo = end
+			continue
+		}
+		hi := s.hi
+		if p.held != nil {
+			if f, ok := p.held.firstSet(span{lo, s.hi}); ok {
+				hi = f
+			}
+		}
+		for _, q := range p.quar {
+			if now.Before(q.until) && q.span.lo > lo && q.span.lo < hi {
+				hi = q.span.lo
+			}
+		}
+		fn(span{lo, hi})
+		s.lo = hi
+	}
+}
+
+// grantLocked gives src the one address it claims, if it is ours and free.
+func (a *Allocator) grantLocked(src mesh.PeerName, p *pool, r request) {
+	v := a2u(r.addr)
+	if p == nil || !p.ring.seeded() || p.ring.owner(v) != a.cfg.Self {
+		a.unicastLocked(src, request{kind: kindNotOwner, pool: r.pool, addr: r.addr}.encode())
+		return
+	}
+	if holder, ok := p.idents[v]; ok {
+		a.unicastLocked(src, request{kind: kindClaimDenied, pool: r.pool, addr: r.addr, ident: holder}.encode())
+		return
+	}
+	p.note(p.ring.assign(span{v, v + 1}, src, func(s span) uint64 { return s.size() }))
+	p.refresh(a.cfg.Self, p.span)
+	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+	a.flushLocked(p, nil, nil)
+}
+
+// Tick does the periodic work: claims not answered are sent again and
+// expired quarantines and refusals are dropped. The owner calls it every
+// few seconds.
+func (a *Allocator) Tick() {
+	a.mu.Lock()
+	now := a.cfg.Now()
+	for _, p := range a.pools {
+		n := len(p.quar)
+		p.quar = slices.DeleteFunc(p.quar, func(q quarantined) bool { return !now.Before(q.until) })
+		if n != len(p.quar) {
+			a.wake()
+		}
+		a.reclaimLocked(p)
+	}
+	for k, t := range a.denied {
+		if !now.Before(t) {
+			delete(a.denied, k)
+		}
+	}
+	for k, t := range a.asked {
+		if now.Sub(t) > time.Minute {
+			delete(a.asked, k)
+		}
+	}
+	a.mu.Unlock()
+	a.send()
+}
