@@ -126,6 +126,7 @@ type quarantined struct {
 	span  span
 	until time.Time
 	seed  Seed
+	owner mesh.PeerName // who owned the span in that ring; its ClaimsDone lifts it
 }
 
 // pool is one shared address pool.
@@ -146,6 +147,9 @@ type pool struct {
 	// not-owner).
 	replies map[uint64]claimReply
 	delta   map[uint64]entry // our changes not yet broadcast
+	// mustSayDone: this router adopted an older ring and has not yet told
+	// the others that its claims are sent (kindClaimsDone).
+	mustSayDone bool
 }
 
 type claimReply struct {

@@ -23,6 +23,7 @@ const (
 	kindClaimDenied  = 5 // that address is held here, by holder
 	kindNotOwner     = 6 // I do not own that address (any more)
 	kindRingRequest  = 7 // please send me your whole ring of this pool
+	kindClaimsDone   = 8 // I adopted your ring and claimed all I hold: lift my quarantine
 )
 
 // Decoder bounds: a hostile peer cannot make us allocate more than a
@@ -248,7 +249,7 @@ func decodeMessage(b []byte) (u *update, r request, err error) {
 		if d.err == nil && !r.pool.Contains(r.addr) {
 			d.fail("address %s outside pool %s", r.addr, r.pool)
 		}
-	case kindRingRequest:
+	case kindRingRequest, kindClaimsDone:
 	default:
 		d.fail("unknown kind %d", r.kind)
 	}

@@ -94,9 +94,12 @@ func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
 					"pool", p.prefix, "ours_seeded_by", p.ring.seed.By, "ours_seeded_at", time.Unix(0, p.ring.seed.At).UTC(),
 					"winner_seeded_by", pu.seed.By, "winner_seeded_at", time.Unix(0, pu.seed.At).UTC(), "held_here", len(p.idents))
 			}
+			lost := p.ring.seeded()
 			p.ring = ring{pool: p.span, seed: pu.seed}
 			p.ring.merge(pu.ents)
 			clear(p.delta)
+			clear(p.claimed)
+			p.mustSayDone = p.mustSayDone || lost
 			delta.pools = append(delta.pools, pu)
 			a.ownershipChangedLocked(p, true)
 		case pu.seed == p.ring.seed:
@@ -160,9 +163,14 @@ func (a *Allocator) reclaimLocked(p *pool) {
 	}
 	now := a.cfg.Now()
 	reach := a.reachableSet()
+	unsent := false
 	for v, ident := range p.idents {
 		owner := p.ring.owner(v)
-		if owner == a.cfg.Self || !reach[owner] {
+		if owner == a.cfg.Self {
+			continue
+		}
+		if !reach[owner] {
+			unsent = true
 			continue
 		}
 		wait := a.cfg.RetryInterval * 5
@@ -174,6 +182,21 @@ func (a *Allocator) reclaimLocked(p *pool) {
 		}
 		p.claimed[v] = now
 		a.unicastLocked(owner, request{kind: kindClaim, pool: p.prefix, addr: u2a(v), ident: ident}.encode())
+	}
+	if p.mustSayDone && !unsent {
+		p.mustSayDone = false
+		a.claimsDoneLocked(p)
+	}
+}
+
+// claimsDoneLocked tells every reachable router of the ring we adopted
+// that our claims are sent (they travel the same paths before this), so
+// that each lifts the quarantine of what we owned in our old ring.
+func (a *Allocator) claimsDoneLocked(p *pool) {
+	for _, q := range a.cfg.Peers.ReachablePeers() {
+		if q != a.cfg.Self {
+			a.unicastLocked(q, request{kind: kindClaimsDone, pool: p.prefix}.encode())
+		}
 	}
 }
 
@@ -198,7 +221,7 @@ func (a *Allocator) quarantineLocked(p *pool, pu poolUpdate, whole bool) bool {
 		if j >= 0 {
 			continue // known: its holders are claiming
 		}
-		p.quar = append(p.quar, quarantined{span: s, until: until, seed: pu.seed})
+		p.quar = append(p.quar, quarantined{span: s, until: until, seed: pu.seed, owner: e.owner})
 		fresh = true
 	}
 	if fresh {
@@ -238,6 +261,16 @@ func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
 			p.replies[v] = claimReply{denied: r.kind == kindClaimDenied, holder: r.ident, from: src}
 		}
 		a.wake()
+	case kindClaimsDone:
+		if p == nil {
+			return
+		}
+		n := len(p.quar)
+		p.quar = slices.DeleteFunc(p.quar, func(q quarantined) bool { return q.owner == src })
+		if n != len(p.quar) {
+			a.log.Info("a router of a separately seeded ring has claimed its addresses; its spans are free to allocate again", "pool", p.prefix, "peer", src)
+			a.wake()
+		}
 	case kindRingRequest:
 		if p != nil && p.ring.seeded() {
 			a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
