@@ -57,6 +57,14 @@ func (c *Client) Forget(peers []string) error {
 	return c.do("POST", "/forget", PeersRequest{Peers: peers}, nil)
 }
 
+// RmPeer takes over the address ranges of a peer gone for good and
+// returns what the router says it did.
+func (c *Client) RmPeer(peer string) (string, error) {
+	var r MessageReply
+	err := c.do("POST", "/rmpeer", RmPeerRequest{Peer: peer}, &r)
+	return r.Message, err
+}
+
 // Attach attaches a target and returns its new addresses.
 func (c *Client) Attach(req AttachRequest) ([]string, error) {
 	var r AddrsReply

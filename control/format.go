@@ -40,6 +40,9 @@ func FormatStatus(r *Report) string {
 	if len(r.Exposed) > 0 {
 		row("Exposed", "%s", strings.Join(r.Exposed, " "))
 	}
+	if r.IPAM != nil {
+		row("IPAM", "%s, range %s, default subnet %s", r.IPAM.State, r.IPAM.Range, r.IPAM.DefaultSubnet)
+	}
 	if r.DNS != nil {
 		row("DNS", "%s on %s, %d entries", r.DNS.Domain, r.DNS.Address, len(r.DNS.Entries))
 	} else {
@@ -147,7 +150,10 @@ func FormatView(r *Report, view string) (string, error) {
 			fmt.Fprintf(&b, "%-30s %-15s %s\n", e.Name, e.Address, peer)
 		}
 	case "ipam":
-		return "", fmt.Errorf("automatic IP address management is not available in this weft version; give addresses explicitly, e.g. 'weft attach 10.32.0.5/12 netns:c1'")
+		if r.IPAM == nil {
+			return "", fmt.Errorf("IP address management is not running on this router")
+		}
+		formatIPAM(&b, r.IPAM)
 	default:
 		return "", fmt.Errorf("unknown status view %q: choose one of %s", view, strings.Join(Views, ", "))
 	}
@@ -168,4 +174,44 @@ func FormatPS(atts []Attachment) string {
 		fmt.Fprintf(&b, "%s %s %s\n", a.Target, a.MAC, strings.Join(a.Addrs, " "))
 	}
 	return b.String()
+}
+
+// formatIPAM renders `weft status ipam`: the state, then per pool one line
+// per peer that owns part of it (name(nickname), owned addresses and share,
+// addresses in use, unreachable), then conflicts.
+func formatIPAM(b *strings.Builder, r *IPAMReport) {
+	fmt.Fprintf(b, "state: %s\n", r.State)
+	fmt.Fprintf(b, "range: %s (default subnet %s)\n", r.Range, r.DefaultSubnet)
+	for _, p := range r.Pools {
+		fmt.Fprintf(b, "pool %s: %d addresses", p.Pool, p.Size)
+		if p.SeededBy == "" {
+			b.WriteString(", no ring yet\n")
+			continue
+		}
+		fmt.Fprintf(b, ", %d held here, %d ranges, seeded by %s at %s\n", p.Held, p.Tokens, p.SeededBy, p.SeededAt)
+		for _, s := range p.Peers {
+			name := s.Name
+			if s.NickName != "" {
+				name += "(" + s.NickName + ")"
+			}
+			note := ""
+			switch {
+			case s.Self:
+				note = "  this router"
+			case !s.Reachable:
+				note = "  unreachable"
+			}
+			fmt.Fprintf(b, "  %-36s %9d addresses (%5.1f%%), %d in use%s\n", name, s.Owned, 100*s.Share, s.Owned-s.Free, note)
+		}
+		if p.Quarantined > 0 {
+			fmt.Fprintf(b, "  %d addresses kept back while a separately seeded mesh's routers claim theirs\n", p.Quarantined)
+		}
+		for _, c := range p.Conflicts {
+			peer := c.Peer
+			if c.NickName != "" {
+				peer += "(" + c.NickName + ")"
+			}
+			fmt.Fprintf(b, "  conflict: %s is held here by %s and on %s by %s; detach one of them\n", c.Addr, c.Here, peer, c.There)
+		}
+	}
 }

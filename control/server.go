@@ -28,6 +28,9 @@ type Backend interface {
 	// return those changed.
 	DNSAdd(req DNSRequest) ([]DNSRecord, error)
 	DNSRemove(req DNSRequest) ([]DNSRecord, error)
+	// RmPeer takes over the address ranges of a peer gone for good and
+	// says what it did.
+	RmPeer(peer string) (string, error)
 	// Stop asks the router to shut down, keeping what the user set up.
 	Stop()
 	// Reset asks the router to shut down and remove everything it made.
@@ -86,6 +89,10 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /dns/remove", withBody(log, func(req DNSRequest) (any, error) {
 		recs, err := b.DNSRemove(req)
 		return DNSReply{Records: recs}, err
+	}))
+	mux.HandleFunc("POST /rmpeer", withBody(log, func(req RmPeerRequest) (any, error) {
+		msg, err := b.RmPeer(req.Peer)
+		return MessageReply{Message: msg}, err
 	}))
 	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct{}{})

@@ -16,6 +16,70 @@ type Report struct {
 	Attachments []Attachment `json:"attachments"`
 	Exposed     []string     `json:"exposed"`
 	DNS         *DNSReport   `json:"dns,omitempty"`
+	IPAM        *IPAMReport  `json:"ipam,omitempty"`
+}
+
+// IPAMReport describes automatic address allocation.
+type IPAMReport struct {
+	// State is "ready", "idle (...)", "waiting for peers" or "no space: ...".
+	State         string `json:"state"`
+	Range         string `json:"range"`
+	DefaultSubnet string `json:"default_subnet"`
+	// Pools lists the range first, then the other pools (Docker subnets).
+	Pools []IPAMPool `json:"pools"`
+}
+
+// IPAMPool is one address pool and who owns what of it.
+type IPAMPool struct {
+	Pool string `json:"pool"`
+	Size uint64 `json:"size"`
+	// Used: this router allocates in it (not only heard of it).
+	Used bool `json:"used"`
+	// Held is how many addresses targets hold on this router.
+	Held uint64 `json:"held"`
+	// SeededBy and SeededAt say where the pool's ring started (empty: no
+	// ring yet).
+	SeededBy string `json:"seeded_by,omitempty"`
+	SeededAt string `json:"seeded_at,omitempty"`
+	// Tokens is the number of ranges the pool is cut into.
+	Tokens int `json:"tokens"`
+	// Quarantined counts addresses kept back while a separately seeded
+	// mesh's routers claim theirs.
+	Quarantined uint64         `json:"quarantined,omitempty"`
+	Peers       []IPAMPeer     `json:"peers"`
+	Conflicts   []IPAMConflict `json:"conflicts,omitempty"`
+}
+
+// IPAMPeer is what one peer owns of a pool.
+type IPAMPeer struct {
+	Name     string `json:"name"`
+	NickName string `json:"nickname,omitempty"`
+	// Owned addresses, of which Free are free; Share is Owned / pool size.
+	Owned     uint64  `json:"owned"`
+	Free      uint64  `json:"free"`
+	Share     float64 `json:"share"`
+	Reachable bool    `json:"reachable"`
+	Self      bool    `json:"self,omitempty"`
+}
+
+// IPAMConflict is an address held both here (by Here) and on another host
+// (by There on Peer).
+type IPAMConflict struct {
+	Addr     string `json:"addr"`
+	Here     string `json:"here"`
+	There    string `json:"there"`
+	Peer     string `json:"peer"`
+	NickName string `json:"nickname,omitempty"`
+}
+
+// RmPeerRequest is the body of /rmpeer.
+type RmPeerRequest struct {
+	Peer string `json:"peer"`
+}
+
+// MessageReply is a human-readable answer.
+type MessageReply struct {
+	Message string `json:"message"`
 }
 
 // RouterReport describes the router: identity, mesh and data path.

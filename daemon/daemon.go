@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/ipam"
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/router"
 	"github.com/weftnet/weft/secure"
@@ -66,6 +67,12 @@ type Config struct {
 	// IPAllocRange is the weft range (--ipalloc-range); its clients may
 	// use the DNS server to resolve names outside the domain.
 	IPAllocRange netip.Prefix
+	// IPAllocDefaultSubnet is where attaches with no address allocate
+	// (--ipalloc-default-subnet); zero means the whole range.
+	IPAllocDefaultSubnet netip.Prefix
+	// IPAMGrace is how long the addresses of a target that has gone are
+	// kept for it (a restarted container keeps its address); 0 means 30 s.
+	IPAMGrace time.Duration
 	// Password, when set, encrypts and authenticates everything between
 	// peers; TrustedSubnets lists underlay subnets whose peers exchange
 	// data unencrypted (control stays authenticated).
@@ -89,6 +96,7 @@ type Daemon struct {
 	node *mesh.Node
 	rt   *router.Router
 	dns  *dnsService // nil when DNS is off
+	ipam *ipam.Allocator
 
 	// mu serialises operations that change the host or the state.
 	mu sync.Mutex
@@ -110,6 +118,12 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}
 	if d.cfg.TAPName == "" {
 		d.cfg.TAPName = "weft-tap"
+	}
+	if !d.cfg.IPAllocRange.IsValid() {
+		d.cfg.IPAllocRange = netip.MustParsePrefix("10.32.0.0/12")
+	}
+	if d.cfg.IPAMGrace <= 0 {
+		d.cfg.IPAMGrace = 30 * time.Second
 	}
 	if d.store, err = state.Open(cfg.StateDir); err != nil {
 		if errors.Is(err, state.ErrLocked) {
@@ -181,8 +195,13 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		Discovery:      cfg.Discovery,
 		Overlay:        d.rt,
 		Logger:         d.log.With("part", "mesh"),
+		Features:       map[string]string{featureIPAllocRange: d.cfg.IPAllocRange.String()},
+		CheckPeer:      d.checkRange,
 	})
 	if err != nil {
+		return err
+	}
+	if err := d.startIPAM(); err != nil {
 		return err
 	}
 
@@ -215,6 +234,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		}
 	}
 	d.restoreAttachments()
+	d.runIPAMTicker(ctx, &wg)
 
 	srv, err := control.Listen(cfg.StateDir, control.NewHandler(d, d.log))
 	if err != nil {
@@ -247,6 +267,9 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		}
 	}
 	d.log.Info("router stopping", "reset", d.reset)
+	if d.reset {
+		d.handOverRanges()
+	}
 	d.node.Stop()
 	cancel()
 	dev.Close()
@@ -355,6 +378,16 @@ func (d *Daemon) restoreAttachments() {
 			}
 		}
 	}
+}
+
+// handOverRanges gives this router's address ranges to a live peer before
+// a reset, and gives the gossip a moment to leave.
+func (d *Daemon) handOverRanges() {
+	if err := d.ipam.HandOver(); err != nil {
+		d.log.Warn("could not hand the address ranges over; run 'weft rmpeer "+d.self.String()+"' on another host", "err", err)
+		return
+	}
+	time.Sleep(300 * time.Millisecond)
 }
 
 // resetAll removes everything weft made on this host.

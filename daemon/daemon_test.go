@@ -79,6 +79,11 @@ func (h *fakeHost) Detach(_ string, target string, addrs []netip.Prefix) ([]neti
 	}
 	return removed, nil
 }
+func (h *fakeHost) TargetExists(target string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return target != "netns:missing" && !h.gone[target]
+}
 func (h *fakeHost) List(string) ([]Attachment, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

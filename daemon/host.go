@@ -32,6 +32,9 @@ type Host interface {
 	// RouteRepliesFrom makes packets with source src (the DNS server's
 	// answers) leave through the bridge, whatever their destination.
 	RouteRepliesFrom(bridge string, src netip.Addr) error
+	// TargetExists reports whether the target's namespace (or process)
+	// still exists.
+	TargetExists(target string) bool
 	// List returns the attached targets.
 	List(bridge string) ([]Attachment, error)
 	// Expose and Hide add and remove addresses of the bridge itself.

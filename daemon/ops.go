@@ -36,10 +36,11 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	if err != nil {
 		return nil, &control.UserError{Err: err}
 	}
-	if len(req.CIDRs) == 0 {
-		return nil, control.Userf("attach %s: give at least one address in CIDR notation (automatic allocation is not available yet)", target)
+	specs, err := parseAddrSpecs(req.CIDRs)
+	if err != nil {
+		return nil, err
 	}
-	addrs, err := parsePrefixes(req.CIDRs)
+	addrs, err := d.resolveAddrs(target, specs)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +52,7 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	}
 	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
 	if err != nil {
+		d.freeUnattached(target)
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
 	}
 	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS}
@@ -63,6 +65,29 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		}
 	}
 	return prefixStrings(addrs), nil
+}
+
+// freeUnattached gives back the addresses IPAM holds for target beyond
+// those its persisted attachment records: what a failed attach took.
+// Called with d.mu held.
+func (d *Daemon) freeUnattached(target string) {
+	atts, _ := d.store.Attachments()
+	keep := map[netip.Addr]bool{}
+	for _, a := range atts {
+		if a.Target != target {
+			continue
+		}
+		for _, s := range a.Addrs {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				keep[p.Addr()] = true
+			}
+		}
+	}
+	for _, a := range d.ipam.Addresses(target) {
+		if !keep[a] {
+			d.ipam.Free(target, a)
+		}
+	}
 }
 
 // Detach implements control.Backend.
@@ -87,6 +112,12 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 	gone, err := d.updateRecord(target, addrs, removed)
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range removed {
+		d.ipam.Free(target, p.Addr())
+	}
+	if gone {
+		d.ipam.Release(target)
 	}
 	if err := d.unregisterDetached(target, removed, gone); err != nil {
 		return nil, fmt.Errorf("detach %s: remove DNS records: %w", target, err)
@@ -115,6 +146,7 @@ func (d *Daemon) forgetGone(target string, cause error) ([]string, error) {
 		return nil, &control.UserError{Err: fmt.Errorf("detach %s: %w", target, cause)}
 	}
 	var addrs []string
+	d.ipam.Release(target)
 	if i >= 0 {
 		addrs = atts[i].Addrs
 		if err := d.store.DeleteAttachment(target); err != nil {

@@ -83,6 +83,7 @@ func (d *Daemon) Report() control.Report {
 		})
 	}
 	r.DNS = d.dnsReport()
+	r.IPAM = d.ipamReport()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	names := map[string]string{}
@@ -148,7 +149,7 @@ func (d *Daemon) statusHandler() http.Handler {
 	mux.Handle("GET /report", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns}, /report, /metrics\n")
+		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics\n")
 	})
 	return mux
 }
@@ -165,11 +166,15 @@ var (
 	descPeerMTU     = prometheus.NewDesc("weft_connection_mtu", "Verified MTU of the data path to a peer.", []string{"peer"}, nil)
 	descDNS         = prometheus.NewDesc("weft_dns_total", "DNS server counters by name.", []string{"counter"}, nil)
 	descDNSRecords  = prometheus.NewDesc("weft_dns_records", "Live DNS records held, every peer's.", nil, nil)
+	descIPAMOwned   = prometheus.NewDesc("weft_ipam_owned_addresses", "Addresses of a pool in the ranges a peer owns.", []string{"pool", "peer", "nickname"}, nil)
+	descIPAMUsed    = prometheus.NewDesc("weft_ipam_used_addresses", "Addresses of a pool a peer reports in use.", []string{"pool", "peer", "nickname"}, nil)
+	descIPAMHeld    = prometheus.NewDesc("weft_ipam_held_addresses", "Addresses of a pool held by targets on this router.", []string{"pool"}, nil)
+	descIPAMConfl   = prometheus.NewDesc("weft_ipam_conflicts", "Addresses held here and on another host (separately seeded meshes).", []string{"pool"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descPeers, descMACs, descCounter, descPeerMTU, descDNS, descDNSRecords} {
+	for _, d := range []*prometheus.Desc{descConnections, descPeers, descMACs, descCounter, descPeerMTU, descDNS, descDNSRecords, descIPAMOwned, descIPAMUsed, descIPAMHeld, descIPAMConfl} {
 		ch <- d
 	}
 }
@@ -196,6 +201,15 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(len(m.d.rt.MACs())))
 	for name, v := range statsMap(m.d.rt.Stats()) {
 		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
+	}
+	for _, p := range m.d.ipam.Status().Pools {
+		pool := p.Prefix.String()
+		for _, s := range p.Peers {
+			ch <- prometheus.MustNewConstMetric(descIPAMOwned, prometheus.GaugeValue, float64(s.Owned), pool, s.Name.String(), s.NickName)
+			ch <- prometheus.MustNewConstMetric(descIPAMUsed, prometheus.GaugeValue, float64(s.Owned-s.Free), pool, s.Name.String(), s.NickName)
+		}
+		ch <- prometheus.MustNewConstMetric(descIPAMHeld, prometheus.GaugeValue, float64(p.Held), pool)
+		ch <- prometheus.MustNewConstMetric(descIPAMConfl, prometheus.GaugeValue, float64(len(p.Conflicts)), pool)
 	}
 	if r := m.d.dnsReport(); r != nil {
 		for name, v := range r.Stats {

@@ -168,14 +168,19 @@ func (n *Node) Routes() *Routes { return n.routes.Load() }
 
 // Reachable reports whether p is ourselves or a peer the control routes
 // reach: a path of connections that both ends report, whether or not
-// their data paths are established, as gossip unicasts use. Safe for
-// concurrent use; it reads the latest route snapshot.
+// their data paths are established, as gossip unicasts use, or a peer we
+// hold a registered connection to (before the routes include it, gossip
+// unicasts go straight to it). Safe for concurrent use.
 func (n *Node) Reachable(p PeerName) bool {
 	if p == n.cfg.Name {
 		return true
 	}
-	_, ok := n.ctrlRoutes.Load().Unicast(p)
-	return ok
+	if _, ok := n.ctrlRoutes.Load().Unicast(p); ok {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.conns[p] != nil
 }
 
 // ReachablePeers returns ourselves and every peer Reachable reports, in
@@ -185,6 +190,13 @@ func (n *Node) ReachablePeers() []PeerName {
 	if r := n.ctrlRoutes.Load(); r != nil {
 		out = slices.AppendSeq(out, maps.Keys(r.unicast))
 	}
+	n.mu.Lock()
+	for p := range n.conns {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	n.mu.Unlock()
 	slices.Sort(out)
 	return out
 }

@@ -122,3 +122,15 @@ func (t Target) open() (netns.NsHandle, error) {
 	}
 	return netns.None(), explain(ErrBadTarget, "invalid target")
 }
+
+// TargetExists reports whether t's network namespace (or process) still
+// exists. Only "not found" counts as gone: any other error (permissions,
+// too many open files) says it may still be there.
+func TargetExists(t Target) bool {
+	h, err := t.open()
+	if err == nil {
+		h.Close()
+		return true
+	}
+	return !errors.Is(err, ErrNamespaceNotFound) && !errors.Is(err, ErrNoSuchProcess)
+}

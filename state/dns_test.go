@@ -31,3 +31,32 @@ func TestDNSRecordsSurviveReopen(t *testing.T) {
 		t.Fatalf("after clearing: %v, %v", got, err)
 	}
 }
+
+func TestIPAMSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.ResetIPAM("10.32.0.0/12"))
+	a1, a2 := [4]byte{10, 32, 0, 1}, [4]byte{10, 32, 0, 2}
+	must(t, s.PersistIPAM("10.32.0.0/12", []byte("ring1"), map[[4]byte]string{a1: "netns:c1", a2: "netns:c2"}, nil))
+	must(t, s.PersistIPAM("10.32.0.0/12", nil, nil, [][4]byte{a1}))
+	must(t, s.Close())
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng, pools, err := s.IPAM()
+	if err != nil || rng != "10.32.0.0/12" || len(pools) != 1 {
+		t.Fatalf("IPAM() = %q, %v, %v", rng, pools, err)
+	}
+	p := pools[0]
+	if p.Pool != "10.32.0.0/12" || string(p.Ring) != "ring1" || !reflect.DeepEqual(p.Held, map[[4]byte]string{a2: "netns:c2"}) {
+		t.Fatalf("pool = %+v", p)
+	}
+	must(t, s.ResetIPAM("10.40.0.0/16"))
+	if rng, pools, _ := s.IPAM(); rng != "10.40.0.0/16" || len(pools) != 0 {
+		t.Fatalf("after reset: %q %v", rng, pools)
+	}
+}

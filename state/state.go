@@ -1,7 +1,7 @@
 // Package state persists what a weft router must remember across restarts:
 // its peer name, the peers it was told to connect to, the targets attached
 // to the weft network, the addresses exposed on the host and its own DNS
-// records. It is a thin
+// records, and the address ranges and allocations of IPAM. It is a thin
 // layer over one bbolt file in the router's state directory. A Store is
 // safe for concurrent use.
 package state
@@ -67,7 +67,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketAttachments, bucketDNS} {
+		for _, b := range [][]byte{bucketMeta, bucketAttachments, bucketDNS, bucketIPAM} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

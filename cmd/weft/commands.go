@@ -76,9 +76,11 @@ func runReport(g *globals, args []string) error {
 	return enc.Encode(rep)
 }
 
-// splitTarget separates CIDR arguments from the final TARGET and checks
-// the CIDRs locally, so that a typo never reaches the router.
-func splitTarget(cmd string, pos []string, needCIDR bool) ([]string, string, error) {
+// splitTarget separates address arguments from the final TARGET and checks
+// them locally, so that a typo never reaches the router. With alloc (attach)
+// they may also be net:CIDR, net:default and ip:CIDR; detach takes CIDR and
+// ip:CIDR.
+func splitTarget(cmd string, pos []string, alloc bool) ([]string, string, error) {
 	if len(pos) == 0 {
 		return nil, "", fmt.Errorf("%s: name a TARGET (netns:NAME or pid:PID)", cmd)
 	}
@@ -86,15 +88,30 @@ func splitTarget(cmd string, pos []string, needCIDR bool) ([]string, string, err
 	if _, err := netip.ParsePrefix(target); err == nil {
 		return nil, "", fmt.Errorf("%s: the last argument must be the TARGET (netns:NAME or pid:PID), not the address %s", cmd, target)
 	}
+	out := make([]string, 0, len(cidrs))
 	for _, c := range cidrs {
-		if _, err := parseCIDR(c); err != nil {
+		if alloc && c == "net:default" {
+			out = append(out, c)
+			continue
+		}
+		if sub, ok := strings.CutPrefix(c, "net:"); ok && alloc {
+			p, err := netip.ParsePrefix(sub)
+			if err != nil || !p.Addr().Is4() {
+				return nil, "", fmt.Errorf("%s: invalid subnet %q: want net:CIDR like net:10.32.4.0/24, or net:default", cmd, c)
+			}
+			out = append(out, c)
+			continue
+		}
+		if _, err := parseCIDR(strings.TrimPrefix(c, "ip:")); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", cmd, err)
 		}
+		if alloc {
+			out = append(out, c)
+		} else {
+			out = append(out, strings.TrimPrefix(c, "ip:"))
+		}
 	}
-	if needCIDR && len(cidrs) == 0 {
-		return nil, "", fmt.Errorf("%s: give at least one address in CIDR notation, e.g. 'weft %s 10.32.0.5/12 %s' (automatic allocation is not available yet)", cmd, cmd, target)
-	}
-	return cidrs, target, nil
+	return out, target, nil
 }
 
 // parseCIDR parses an interface address like 10.32.0.5/12.
@@ -110,7 +127,7 @@ func parseCIDR(s string) (netip.Prefix, error) {
 }
 
 func runAttach(g *globals, args []string) error {
-	fs := newFlagSet(g, "attach", "[--without-dns] [--name NAME] CIDR... TARGET")
+	fs := newFlagSet(g, "attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET")
 	withoutDNS := fs.Bool("without-dns", false, "register no DNS name for the target")
 	name := fs.String("name", "", "DNS name to register (default: the target's name)")
 	pos, err := parseInterspersed(fs, args)
@@ -290,4 +307,21 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func runRmPeer(g *globals, args []string) error {
+	fs := newFlagSet(g, "rmpeer", "PEER")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("rmpeer: name one peer that is gone for good, by peer name or nickname ('weft status ipam' lists them)")
+	}
+	msg, err := client(g).RmPeer(pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, msg)
+	return nil
 }

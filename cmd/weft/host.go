@@ -175,6 +175,10 @@ func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
 func (netdevHost) RouteRepliesFrom(bridge string, src netip.Addr) error {
 	return netdev.RouteRepliesFrom(bridge, src)
 }
+func (netdevHost) TargetExists(target string) bool {
+	t, err := netdev.ParseTarget(target)
+	return err == nil && netdev.TargetExists(t)
+}
 func (netdevHost) List(bridge string) ([]daemon.Attachment, error) {
 	list, err := netdev.List(bridge)
 	out := make([]daemon.Attachment, 0, len(list))

@@ -44,7 +44,7 @@ func commands() []command {
 		{"forget", "PEER...", "remove peers: close their connections, never retry", runForget},
 		{"status", "[peers|connections|targets|dns|ipam]", "show what the router is doing", runStatus},
 		{"report", "", "print the router's whole state as JSON", runReport},
-		{"attach", "[--without-dns] [--name NAME] CIDR... TARGET", "give TARGET (netns:NAME or pid:PID) an interface on the weft network", runAttach},
+		{"attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET", "give TARGET (netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
 		{"detach", "[CIDR...] TARGET", "remove addresses (all when none given) from TARGET", runDetach},
 		{"ps", "[TARGET...]", "list attached targets: target, MAC, addresses", runPS},
 		{"expose", "CIDR...", "give this host addresses on the weft network", runExpose},
@@ -52,6 +52,7 @@ func commands() []command {
 		{"dns-add", "[IP...] TARGET [-h FQDN] | IP... -h FQDN", "add DNS records", runDNSAdd},
 		{"dns-remove", "[IP...] TARGET [-h FQDN] | IP... -h FQDN | --fqdn FQDN", "remove DNS records", runDNSRemove},
 		{"dns-lookup", "NAME", "resolve NAME through this host's DNS server", runDNSLookup},
+		{"rmpeer", "PEER", "take over the address ranges of a peer that is gone for good", runRmPeer},
 		{"version", "", "print the version and protocol version", runVersion},
 	}
 }

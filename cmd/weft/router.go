@@ -20,6 +20,7 @@ import (
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/daemon"
+	"github.com/weftnet/weft/ipam"
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/nameserver"
 	"github.com/weftnet/weft/secure"
@@ -39,6 +40,7 @@ type routerFlags struct {
 	port         int
 	host         string
 	ipallocRange string
+	ipallocSub   string
 	dnsDomain    string
 	noDNS        bool
 	resolvConf   string
@@ -57,7 +59,8 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	fs.StringVar(&f.passwordFile, "password-file", "", "encrypt and authenticate everything between peers with the password in FILE (env WEFT_PASSWORD)")
 	fs.IntVar(&f.port, "port", mesh.DefaultPort, "TCP (control) and UDP (data) port of the mesh")
 	fs.StringVar(&f.host, "host", "", "address to listen on (default: all)")
-	fs.StringVar(&f.ipallocRange, "ipalloc-range", "10.32.0.0/12", "range for automatic addresses")
+	fs.StringVar(&f.ipallocRange, "ipalloc-range", "10.32.0.0/12", "range for automatic addresses; every router of the mesh must use the same")
+	fs.StringVar(&f.ipallocSub, "ipalloc-default-subnet", "", "subnet of the range for attaches with no address (default: the whole range)")
 	fs.StringVar(&f.dnsDomain, "dns-domain", "weft.local.", "domain of container names")
 	fs.BoolVar(&f.noDNS, "no-dns", false, "run no DNS server")
 	fs.StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "file naming the upstream resolvers for names outside the DNS domain")
@@ -79,8 +82,8 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 			return nil, nil, fmt.Errorf("%s: --host %q: want an IP address of this host", name, f.host)
 		}
 	}
-	if _, err := netip.ParsePrefix(f.ipallocRange); err != nil {
-		return nil, nil, fmt.Errorf("%s: --ipalloc-range %q: want a CIDR like 10.32.0.0/12", name, f.ipallocRange)
+	if err := checkIPAlloc(f.ipallocRange, f.ipallocSub); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if _, err := nameserver.NormalizeDomain(f.dnsDomain); err != nil {
 		return nil, nil, fmt.Errorf("%s: --dns-domain %q: want a domain name like weft.local", name, f.dnsDomain)
@@ -150,6 +153,9 @@ func runRouter(g *globals, args []string) error {
 		ResolvConf:     f.resolvConf,
 	}
 	cfg.IPAllocRange, _ = netip.ParsePrefix(f.ipallocRange)
+	if f.ipallocSub != "" {
+		cfg.IPAllocDefaultSubnet, _ = netip.ParsePrefix(f.ipallocSub)
+	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(routerProcs(runtime.NumCPU()))
 	}
@@ -255,4 +261,32 @@ func readPassword(file string) ([]byte, error) {
 		return nil, fmt.Errorf("--password-file %s is empty: put the network's password in it", file)
 	}
 	return data, nil
+}
+
+// checkIPAlloc checks --ipalloc-range and --ipalloc-default-subnet.
+func checkIPAlloc(rng, sub string) error {
+	r, err := netip.ParsePrefix(rng)
+	switch {
+	case err != nil || !r.Addr().Is4():
+		return fmt.Errorf("--ipalloc-range %q: want an IPv4 CIDR like 10.32.0.0/12", rng)
+	case r != r.Masked():
+		return fmt.Errorf("--ipalloc-range %s: host bits are set; did you mean %s?", rng, r.Masked())
+	case r.Bits() < ipam.MinPoolBits || r.Bits() > ipam.MaxPoolBits:
+		return fmt.Errorf("--ipalloc-range %s: want a prefix length from /%d to /%d", rng, ipam.MinPoolBits, ipam.MaxPoolBits)
+	}
+	if sub == "" {
+		return nil
+	}
+	s, err := netip.ParsePrefix(sub)
+	switch {
+	case err != nil || !s.Addr().Is4():
+		return fmt.Errorf("--ipalloc-default-subnet %q: want an IPv4 CIDR like 10.32.4.0/24", sub)
+	case s != s.Masked():
+		return fmt.Errorf("--ipalloc-default-subnet %s: host bits are set; did you mean %s?", sub, s.Masked())
+	case s.Bits() > ipam.MaxPoolBits:
+		return fmt.Errorf("--ipalloc-default-subnet %s: too small; it needs at least 4 addresses (/%d or shorter)", sub, ipam.MaxPoolBits)
+	case !r.Contains(s.Addr()) || s.Bits() < r.Bits():
+		return fmt.Errorf("--ipalloc-default-subnet %s is not inside --ipalloc-range %s", sub, rng)
+	}
+	return nil
 }
