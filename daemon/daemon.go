@@ -73,6 +73,9 @@ type Config struct {
 	// IPAMGrace is how long the addresses of a target that has gone are
 	// kept for it (a restarted container keeps its address); 0 means 30 s.
 	IPAMGrace time.Duration
+	// ipamTick is how often the IPAM ticker runs (default 2 s); tests
+	// shorten it.
+	ipamTick time.Duration
 	// Password, when set, encrypts and authenticates everything between
 	// peers; TrustedSubnets lists underlay subnets whose peers exchange
 	// data unencrypted (control stays authenticated).
@@ -124,6 +127,9 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}
 	if d.cfg.IPAMGrace <= 0 {
 		d.cfg.IPAMGrace = 30 * time.Second
+	}
+	if d.cfg.ipamTick <= 0 {
+		d.cfg.ipamTick = 2 * time.Second
 	}
 	if d.store, err = state.Open(cfg.StateDir); err != nil {
 		if errors.Is(err, state.ErrLocked) {

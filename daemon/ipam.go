@@ -121,7 +121,7 @@ func (d *Daemon) runIPAMTicker(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(2 * time.Second)
+		t := time.NewTicker(d.cfg.ipamTick)
 		defer t.Stop()
 		gone := map[string]time.Time{}
 		for {

@@ -215,9 +215,26 @@ func TestIPAM(t *testing.T) {
 			t.Fatalf("after rmpeer %s got %s, which %s holds", c.Nick, ip, who)
 		}
 		c.WaitPing(t, per[h2][0].IP, pingTimeout)
-		if v := ipamView(t, h2); strings.Contains(v, name3) {
+		if v := ipamView(t, h2); strings.Contains(v, "\n  "+name3) {
 			t.Errorf("h2 still lists h3 as an owner after rmpeer:\n%s", v)
 		}
+	})
+
+	t.Run("reset hands the ranges over", func(t *testing.T) {
+		name2, err := h2.PeerName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h2.MustWeft(t, "reset")
+		netns.Eventually(t, 15*time.Second, "h1 owns h2's ranges", func() error {
+			if v := ipamView(t, h1); strings.Contains(v, "\n  "+name2) {
+				return fmt.Errorf("h2 still owns ranges after its reset:\n%s", v)
+			}
+			return nil
+		})
+		// h2's containers went with the reset: their addresses are free.
+		c := h1.NewContainer(t, "afterreset")
+		attachAuto(t, c)
 	})
 }
 
