@@ -147,6 +147,12 @@ type pool struct {
 	// not-owner).
 	replies map[uint64]claimReply
 	delta   map[uint64]entry // our changes not yet broadcast
+	// pending: address -> ident of a Claim waiting for the owner's grant;
+	// the grant is taken for it as soon as it is merged.
+	pending map[uint64]string
+	// wanted: address held here -> the peer whose claim of it we denied
+	// (it holds the address too); it gets the address when freed here.
+	wanted map[uint64]mesh.PeerName
 	// mustSayDone: this router adopted an older ring and has not yet told
 	// the others that its claims are sent (kindClaimsDone).
 	mustSayDone bool
@@ -217,7 +223,7 @@ func (a *Allocator) newPool(prefix netip.Prefix) *pool {
 		prefix: prefix, span: s, ring: ring{pool: s},
 		idents: map[uint64]string{}, byIdent: map[string][]uint64{}, conflicts: map[uint64]Conflict{},
 		claimed: map[uint64]time.Time{}, replies: map[uint64]claimReply{},
-		delta: map[uint64]entry{},
+		delta: map[uint64]entry{}, pending: map[uint64]string{}, wanted: map[uint64]mesh.PeerName{},
 	}
 	a.pools[prefix] = p
 	return p
@@ -298,12 +304,31 @@ func (p *pool) unhold(v uint64) {
 	delete(p.claimed, v)
 }
 
-// freeIn counts the addresses of s not held here.
+// freeIn counts the addresses of s that could be handed out here: not
+// held, and not the pool's own network or broadcast address.
 func (p *pool) freeIn(s span) uint64 {
-	if p.held == nil {
-		return s.size()
+	n := p.usableIn(s)
+	if p.held != nil {
+		n -= p.held.count(s)
+		for _, r := range [2]uint64{p.span.lo, p.span.hi - 1} {
+			if s.contains(r) && p.held.get(r) {
+				n++ // counted as held, not as reserved
+			}
+		}
 	}
-	return s.size() - p.held.count(s)
+	return n
+}
+
+// usableIn counts the addresses of s other than the pool's network and
+// broadcast addresses, which are never handed out.
+func (p *pool) usableIn(s span) uint64 {
+	n := s.size()
+	for _, r := range [2]uint64{p.span.lo, p.span.hi - 1} {
+		if s.contains(r) {
+			n--
+		}
+	}
+	return n
 }
 
 // refresh recomputes the free count of our entries that overlap s and

@@ -103,12 +103,15 @@ func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
 			delta.pools = append(delta.pools, pu)
 			a.ownershipChangedLocked(p, true)
 		case pu.seed == p.ring.seed:
+			// Persist when our ranges change, whether we gain or lose them.
+			mine := slices.ContainsFunc(pu.ents, func(e entry) bool {
+				return e.owner == a.cfg.Self || p.ring.owner(e.start) == a.cfg.Self
+			})
 			d := p.ring.merge(pu.ents)
 			if len(d) == 0 {
 				continue
 			}
 			delta.pools = append(delta.pools, poolUpdate{pool: pu.pool, seed: pu.seed, ents: d})
-			mine := slices.ContainsFunc(d, func(e entry) bool { return e.owner == a.cfg.Self })
 			a.ownershipChangedLocked(p, mine)
 		default: // a younger ring of the same pool: it moves to ours
 			if a.quarantineLocked(p, pu, whole) {
@@ -145,6 +148,19 @@ func (a *Allocator) requestRingLocked(src mesh.PeerName, p *pool, pu poolUpdate)
 // hold in ranges we no longer own are claimed from their new owners, and
 // the ring is persisted when it touched us.
 func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
+	// Claims granted: the address goes to the target that waits for it.
+	var got map[netip.Addr]string
+	now := a.cfg.Now()
+	for v, ident := range p.pending {
+		if _, held := p.idents[v]; !held && p.ring.owner(v) == a.cfg.Self && p.quarantinedAt(v, now) == 0 {
+			p.hold(v, ident)
+			delete(p.pending, v)
+			if got == nil {
+				got = map[netip.Addr]string{}
+			}
+			got[u2a(v)] = ident
+		}
+	}
 	p.refresh(a.cfg.Self, p.span)
 	a.reclaimLocked(p)
 	if persist && len(p.delta) == 0 && a.cfg.Persister != nil {
@@ -152,7 +168,7 @@ func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
 			a.log.Warn("persist IPAM state", "pool", p.prefix, "err", err)
 		}
 	}
-	a.flushLocked(p, nil, nil)
+	a.flushLocked(p, got, nil)
 }
 
 // reclaimLocked asks the owners of addresses held here, in ranges no
@@ -167,6 +183,8 @@ func (a *Allocator) reclaimLocked(p *pool) {
 	for v, ident := range p.idents {
 		owner := p.ring.owner(v)
 		if owner == a.cfg.Self {
+			delete(p.conflicts, v) // granted, or given when the other holder let go
+			delete(p.claimed, v)
 			continue
 		}
 		if !reach[owner] {
@@ -327,7 +345,7 @@ func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
 	if lo := (best.hi - g) &^ (g - 1); lo >= best.lo {
 		chunk = span{lo, lo + g}
 	}
-	p.note(p.ring.assign(chunk, src, func(s span) uint64 { return s.size() }))
+	p.note(p.ring.assign(chunk, src, p.usableIn))
 	p.refresh(a.cfg.Self, p.span)
 	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
 	a.log.Debug("gave address space to a peer", "pool", p.prefix, "peer", src, "span", chunk.String())
@@ -374,10 +392,11 @@ func (a *Allocator) grantLocked(src mesh.PeerName, p *pool, r request) {
 		return
 	}
 	if holder, ok := p.idents[v]; ok {
+		p.wanted[v] = src
 		a.unicastLocked(src, request{kind: kindClaimDenied, pool: r.pool, addr: r.addr, ident: holder}.encode())
 		return
 	}
-	p.note(p.ring.assign(span{v, v + 1}, src, func(s span) uint64 { return s.size() }))
+	p.note(p.ring.assign(span{v, v + 1}, src, p.usableIn))
 	p.refresh(a.cfg.Self, p.span)
 	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
 	a.flushLocked(p, nil, nil)

@@ -259,12 +259,35 @@ func (a *Allocator) Claim(ctx context.Context, ident string, addr netip.Addr) (m
 		if !a.reachableSet()[owner] {
 			return fmt.Errorf("%s: %w: it belongs to the range of %s; if that host is gone for good, run 'weft rmpeer %s'", addr, ErrUnreachableSpace, a.nick(owner), owner)
 		}
+		if id, ok := p.pending[v]; ok && id != ident {
+			return errWait // another target's claim of it is on its way
+		}
+		p.pending[v] = ident
 		if t, ok := p.claimed[v]; !ok || now.Sub(t) >= a.cfg.RetryInterval {
 			p.claimed[v] = now
 			a.unicastLocked(owner, request{kind: kindClaim, pool: p.prefix, addr: addr, ident: ident}.encode())
 		}
 		return errWait
 	})
+	if managed {
+		// The grant may have been taken for ident just as the wait ended;
+		// a claim abandoned leaves nothing behind.
+		a.mu.Lock()
+		if p := a.poolContaining(addr); p != nil {
+			v := a2u(addr)
+			if p.idents[v] == ident {
+				err = nil
+			}
+			if p.pending[v] == ident {
+				delete(p.pending, v)
+				delete(p.replies, v)
+				if _, held := p.idents[v]; !held {
+					delete(p.claimed, v)
+				}
+			}
+		}
+		a.mu.Unlock()
+	}
 	return managed, err
 }
 
@@ -300,10 +323,27 @@ func (a *Allocator) freeLocked(p *pool, vs []uint64) []netip.Addr {
 		return nil
 	}
 	out := make([]netip.Addr, 0, len(vs))
+	gave := map[mesh.PeerName]bool{}
 	for _, v := range vs {
 		p.unhold(v)
 		p.refresh(a.cfg.Self, span{v, v + 1})
 		out = append(out, u2a(v))
+		// A peer whose claim we denied holds it too (a conflict after a
+		// merge of separately seeded rings): it is now only theirs.
+		if w, ok := p.wanted[v]; ok {
+			delete(p.wanted, v)
+			if p.ring.owner(v) == a.cfg.Self {
+				p.note(p.ring.assign(span{v, v + 1}, w, p.usableIn))
+				gave[w] = true
+			}
+		}
+	}
+	if len(gave) > 0 {
+		p.refresh(a.cfg.Self, p.span)
+		whole := encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}})
+		for w := range gave {
+			a.unicastLocked(w, whole)
+		}
 	}
 	a.flushLocked(p, nil, out)
 	return out
