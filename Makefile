@@ -44,9 +44,9 @@ fuzz: go
 
 # Throughput and latency of weft (plain and encrypted) against the kernel's
 # veth and VXLAN, measured in the same run; DNS queries per second against
-# dnsmasq; and Go micro-benchmarks of the frame path, crypto and DNS.
+# dnsmasq; and Go micro-benchmarks of the frame path, crypto, DNS and IPAM.
 bench: go deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... ./nameserver/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
+	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... ./nameserver/... ./ipam/... ./state/... ./daemon/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
 	@pw=$$(mktemp); head -c 24 /dev/urandom | base64 > $$pw; \
 	  WEFT_BIN=$(CURDIR)/bin/weft bash test/bench.sh --password-file $$pw; rc=$$?; rm -f $$pw; exit $$rc
 	WEFT_BIN=$(CURDIR)/bin/weft bash test/bench-dns.sh
