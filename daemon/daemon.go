@@ -241,6 +241,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}
 	d.restoreAttachments()
 	d.runIPAMTicker(ctx, &wg)
+	d.claimPersisted(ctx, &wg)
 
 	srv, err := control.Listen(cfg.StateDir, control.NewHandler(d, d.log))
 	if err != nil {

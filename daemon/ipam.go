@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,9 @@ func (d *Daemon) checkRange(_ mesh.PeerName, nick string, remote map[string]stri
 	ours := d.cfg.IPAllocRange.String()
 	theirs, ok := remote[featureIPAllocRange]
 	if !ok {
-		return fmt.Errorf("peer %s runs no IP allocation; every router must use the same --ipalloc-range (ours is %s)", nick, ours)
+		// A router from before IPAM: it allocates nothing and relays the
+		// gossip it cannot read, so it does not disagree.
+		return nil
 	}
 	if theirs != ours {
 		return fmt.Errorf("IP allocation range %s differs from the peer's %s (%s); every router must use the same --ipalloc-range", ours, theirs, nick)
@@ -170,6 +173,53 @@ func (d *Daemon) reapGone(gone map[string]time.Time, now time.Time) {
 			delete(gone, t)
 		}
 	}
+}
+
+// claimPersisted registers with IPAM the addresses of persisted
+// attachments and exposed addresses that lie in a pool but IPAM does not
+// hold for them (made before IPAM existed, or its state was lost), so that
+// they are not handed out again. It runs in the background after launch:
+// a claim may wait for the mesh.
+func (d *Daemon) claimPersisted(ctx context.Context, wg *sync.WaitGroup) {
+	type claim struct {
+		ident string
+		addr  netip.Addr
+	}
+	var todo []claim
+	atts, _ := d.store.Attachments()
+	for _, a := range atts {
+		for _, s := range a.Addrs {
+			if p, err := netip.ParsePrefix(s); err == nil {
+				todo = append(todo, claim{a.Target, p.Addr()})
+			}
+		}
+	}
+	exposed, _ := d.store.Exposed()
+	for _, s := range exposed {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			todo = append(todo, claim{exposeIdent, p.Addr()})
+		}
+	}
+	todo = slices.DeleteFunc(todo, func(c claim) bool {
+		return !d.ipam.InPools(c.addr) || slices.Contains(d.ipam.Addresses(c.ident), c.addr)
+	})
+	if len(todo) == 0 {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, c := range todo {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err := d.ipam.Claim(cctx, c.ident, c.addr)
+			cancel()
+			if err != nil {
+				d.log.Warn("an attached address could not be registered with IPAM; it may be handed out again", "target", c.ident, "addr", c.addr, "err", err)
+			} else {
+				d.log.Info("registered an attached address with IPAM", "target", c.ident, "addr", c.addr)
+			}
+		}
+	}()
 }
 
 // addrSpec is one address argument of attach: a subnet to allocate in, or

@@ -133,3 +133,28 @@ func TestIPAMBadRequests(t *testing.T) {
 		t.Errorf("rmpeer of ourselves: %v", err)
 	}
 }
+
+// TestIPAMExpose: expose with no address allocates one for the host, which
+// no target then gets; hide gives it back.
+func TestIPAMExpose(t *testing.T) {
+	nw := routertest.NewNetwork(13)
+	r := startRouterWith(t, nw, t.TempDir(), newFakeHost(), 7003, func(c *Config) {
+		c.IPAllocRange = netip.MustParsePrefix("10.40.0.0/24")
+	})
+	got, err := r.client.Expose(nil)
+	if err != nil || len(got) != 1 || got[0] != "10.40.0.1/24" {
+		t.Fatalf("expose with no address = %v, %v; want [10.40.0.1/24]", got, err)
+	}
+	if a := attachAddrs(t, r, "netns:c1"); a[0] != "10.40.0.2/24" {
+		t.Fatalf("attach after expose got %v, want 10.40.0.2/24", a)
+	}
+	if _, err := r.client.Attach(control.AttachRequest{Target: "netns:c2", CIDRs: []string{"ip:10.40.0.1/24"}}); err == nil || !strings.Contains(err.Error(), "weft:expose") {
+		t.Fatalf("claiming the exposed address: %v", err)
+	}
+	if _, err := r.client.Hide(nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := attachAddrs(t, r, "netns:c3"); a[0] != "10.40.0.1/24" {
+		t.Fatalf("after hide the host's address went to %v, want 10.40.0.1/24 free again", a)
+	}
+}

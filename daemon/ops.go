@@ -187,16 +187,18 @@ func (d *Daemon) updateRecord(target string, asked, removed []netip.Prefix) (boo
 
 // Expose implements control.Backend.
 func (d *Daemon) Expose(cidrs []string) ([]string, error) {
-	addrs, err := parsePrefixes(cidrs)
+	specs, err := parseAddrSpecs(cidrs)
 	if err != nil {
 		return nil, err
 	}
-	if len(addrs) == 0 {
-		return nil, control.Userf("expose: give at least one address in CIDR notation")
+	addrs, err := d.resolveAddrs(exposeIdent, specs)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.deps.Host.Expose(d.cfg.Bridge, addrs); err != nil {
+		d.freeUnexposed()
 		return nil, &control.UserError{Err: fmt.Errorf("expose: %w", err)}
 	}
 	defer d.refreshForwardFrom()
@@ -215,8 +217,26 @@ func (d *Daemon) Hide(cidrs []string) ([]string, error) {
 	if err != nil {
 		return nil, &control.UserError{Err: fmt.Errorf("hide: %w", err)}
 	}
+	for _, p := range removed {
+		d.ipam.Free(exposeIdent, p.Addr())
+	}
 	defer d.refreshForwardFrom()
 	return prefixStrings(removed), d.saveExposed()
+}
+
+// exposeIdent is what holds the host's own addresses in IPAM.
+const exposeIdent = "weft:expose"
+
+// freeUnexposed gives back what IPAM holds for the host beyond the
+// addresses the bridge has: what a failed expose took. Called with d.mu
+// held.
+func (d *Daemon) freeUnexposed() {
+	have, _ := d.deps.Host.Exposed(d.cfg.Bridge)
+	for _, a := range d.ipam.Addresses(exposeIdent) {
+		if !slices.ContainsFunc(have, func(p netip.Prefix) bool { return p.Addr() == a }) {
+			d.ipam.Free(exposeIdent, a)
+		}
+	}
 }
 
 func (d *Daemon) saveExposed() error {

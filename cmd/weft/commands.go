@@ -206,18 +206,15 @@ func runPS(g *globals, args []string) error {
 }
 
 func runExpose(g *globals, args []string) error {
-	fs := newFlagSet(g, "expose", "CIDR...")
-	cidrs, err := parseInterspersed(fs, args)
+	fs := newFlagSet(g, "expose", "[ADDRESS...]")
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(cidrs) == 0 {
-		return fmt.Errorf("expose: give at least one address in CIDR notation, e.g. 'weft expose 10.32.0.254/12' (automatic allocation is not available yet)")
-	}
-	for _, c := range cidrs {
-		if _, err := parseCIDR(c); err != nil {
-			return fmt.Errorf("expose: %w", err)
-		}
+	// The same address forms as attach; checked with a placeholder target.
+	cidrs, _, err := splitTarget("expose", append(pos, "host"), true)
+	if err != nil {
+		return err
 	}
 	addrs, err := client(g).Expose(cidrs)
 	if err != nil {

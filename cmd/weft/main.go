@@ -47,7 +47,7 @@ func commands() []command {
 		{"attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET", "give TARGET (netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
 		{"detach", "[CIDR...] TARGET", "remove addresses (all when none given) from TARGET", runDetach},
 		{"ps", "[TARGET...]", "list attached targets: target, MAC, addresses", runPS},
-		{"expose", "CIDR...", "give this host addresses on the weft network", runExpose},
+		{"expose", "[ADDRESS...]", "give this host addresses on the weft network (allocated automatically when none is given; forms as for attach)", runExpose},
 		{"hide", "[CIDR...]", "take this host's addresses off the weft network", runHide},
 		{"dns-add", "[IP...] TARGET [-h FQDN] | IP... -h FQDN", "add DNS records", runDNSAdd},
 		{"dns-remove", "[IP...] TARGET [-h FQDN] | IP... -h FQDN | --fqdn FQDN", "remove DNS records", runDNSRemove},
