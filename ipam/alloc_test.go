@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,4 +386,76 @@ func TestUnreachableSpace(t *testing.T) {
 		t.Errorf("owners after TakeOver: %v", o)
 	}
 	_ = r1
+}
+
+// captureTransport records what an Allocator sends.
+type captureTransport struct {
+	mu        sync.Mutex
+	unicasts  []request
+	ringsTo   []mesh.PeerName
+	broadcast int
+}
+
+func (c *captureTransport) Broadcast(mesh.GossipData) {
+	c.mu.Lock()
+	c.broadcast++
+	c.mu.Unlock()
+}
+
+func (c *captureTransport) Unicast(dst mesh.PeerName, msg []byte) error {
+	u, r, err := decodeMessage(msg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u != nil {
+		c.ringsTo = append(c.ringsTo, dst)
+	} else {
+		c.unicasts = append(c.unicasts, r)
+	}
+	return nil
+}
+
+type staticPeers []mesh.PeerName
+
+func (s staticPeers) ReachablePeers() []mesh.PeerName   { return s }
+func (s staticPeers) PeerNickName(mesh.PeerName) string { return "" }
+
+// TestPartialRing: a router with no ring (or a younger one) that hears
+// only some entries of a ring, its first token among them, asks for the
+// whole ring instead of taking the part for the whole, whose last range
+// would seem to run over ranges it does not know of.
+func TestPartialRing(t *testing.T) {
+	tr := &captureTransport{}
+	a, err := New(Config{Self: 5, Range: netip.MustParsePrefix("10.9.0.0/24"), Transport: tr, Peers: staticPeers{1, 2, 5}, RetryInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := netip.MustParsePrefix("10.9.0.0/24")
+	lo := a2u(pool.Addr())
+	seed := Seed{At: 1, By: 1}
+	ents := []entry{{start: lo, owner: 1, version: 3, free: 10}, {start: lo + 128, owner: 2, version: 2, free: 128}, {start: lo + 192, owner: 5, version: 2, free: 64}}
+	delta := encodeUpdate([]poolUpdate{{pool: pool, seed: seed, ents: []entry{ents[0], ents[2]}}})
+	if _, err := a.OnGossipBroadcast(1, delta); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Status(); !st.Pools[0].Seed.IsZero() {
+		t.Fatalf("a part of a ring was taken for the whole: %+v", st.Pools[0])
+	}
+	if len(tr.unicasts) != 1 || tr.unicasts[0].kind != kindRingRequest {
+		t.Fatalf("no ring request: %+v", tr.unicasts)
+	}
+	whole, _ := (&update{pools: []poolUpdate{{pool: pool, seed: seed, ents: ents, whole: true}}}).Encode(), 0
+	if _, err := a.OnGossip(whole[0]); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Status()
+	if st.Pools[0].Seed != seed || st.Pools[0].Tokens != 3 {
+		t.Fatalf("whole ring not adopted: %+v", st.Pools[0])
+	}
+	p, err := a.Allocate(context.Background(), "c", netip.Prefix{})
+	if err != nil || p.Addr() != netip.MustParseAddr("10.9.0.192") {
+		t.Fatalf("allocate in the range given to us: %s %v", p, err)
+	}
 }

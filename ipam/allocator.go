@@ -109,7 +109,8 @@ type Allocator struct {
 
 type askKey struct {
 	peer   mesh.PeerName
-	subnet netip.Prefix
+	subnet netip.Prefix // or the pool, for a ring request
+	kind   byte         // kindSpaceRequest or kindRingRequest
 }
 
 // outMsg is a message to send once the lock is released: a broadcast
@@ -153,6 +154,9 @@ type pool struct {
 	// wanted: address held here -> the peer whose claim of it we denied
 	// (it holds the address too); it gets the address when freed here.
 	wanted map[uint64]mesh.PeerName
+	// reclaim: an address held here may lie outside our ranges (a merge
+	// or a restart moved it); reclaimLocked looks until none does.
+	reclaim bool
 	// mustSayDone: this router adopted an older ring and has not yet told
 	// the others that its claims are sent (kindClaimsDone).
 	mustSayDone bool
@@ -252,6 +256,7 @@ func (a *Allocator) restore(sp SavedPool) {
 	for addr, ident := range sp.Held {
 		if v := a2u(addr); p.span.contains(v) {
 			p.hold(v, ident)
+			p.reclaim = true
 		}
 	}
 }
@@ -348,6 +353,12 @@ func (p *pool) refresh(self mesh.PeerName, s span) {
 	}
 }
 
+// wholeRing returns the whole ring as an update of one pool. The entries
+// are shared with the ring: encode them before the lock is released.
+func (p *pool) wholeRing() []poolUpdate {
+	return []poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents, whole: true}}
+}
+
 // note records entries for broadcast.
 func (p *pool) note(ents []entry) {
 	for _, e := range ents {
@@ -431,10 +442,17 @@ func (a *Allocator) wake() {
 func (a *Allocator) flushLocked(p *pool, held map[netip.Addr]string, freed []netip.Addr) {
 	var ringBytes []byte
 	if len(p.delta) > 0 {
-		pu := poolUpdate{pool: p.prefix, seed: p.ring.seed, ents: slices.Collect(maps.Values(p.delta))}
+		pu := poolUpdate{pool: p.prefix, seed: p.ring.seed}
+		if len(p.delta) == len(p.ring.ents) {
+			// Every token changed (a seeding): send the whole ring, which
+			// routers with no ring may adopt without asking for it.
+			pu.ents, pu.whole = slices.Clone(p.ring.ents), true
+		} else {
+			pu.ents = slices.SortedFunc(maps.Values(p.delta), byStart)
+		}
 		clear(p.delta)
 		a.outbox = append(a.outbox, outMsg{data: &update{pools: []poolUpdate{pu}}})
-		ringBytes = encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}})
+		ringBytes = encodeUpdate(p.wholeRing())
 	}
 	if a.cfg.Persister != nil && (ringBytes != nil || len(held) > 0 || len(freed) > 0) {
 		if err := a.cfg.Persister.Persist(Change{Pool: p.prefix, Ring: ringBytes, Held: held, Freed: freed}); err != nil {

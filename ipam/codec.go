@@ -24,6 +24,7 @@ const (
 	kindNotOwner     = 6 // I do not own that address (any more)
 	kindRingRequest  = 7 // please send me your whole ring of this pool
 	kindClaimsDone   = 8 // I adopted your ring and claimed all I hold: lift my quarantine
+	kindRing         = 9 // whole rings: an update that carries every token its sender knows
 )
 
 // Decoder bounds: a hostile peer cannot make us allocate more than a
@@ -35,11 +36,15 @@ const (
 	entryLen       = 4 + mesh.PeerNameLen + 4 + 4
 )
 
-// poolUpdate is the ring entries of one pool under one seed.
+// poolUpdate is the ring entries of one pool under one seed: the whole
+// ring as its sender knew it, or only some entries (a delta). Only a
+// whole ring may replace a ring: a delta lacks the tokens that end its
+// ranges.
 type poolUpdate struct {
-	pool netip.Prefix
-	seed Seed
-	ents []entry
+	pool  netip.Prefix
+	seed  Seed
+	ents  []entry
+	whole bool
 }
 
 // update is gossip data: ring entries of one or more pools. It implements
@@ -56,7 +61,8 @@ func (u *update) Encode() [][]byte {
 }
 
 // Merge implements mesh.GossipData: entries of the same pool and seed are
-// merged token by token.
+// merged token by token; the result is whole if either was (it holds
+// every token of a whole ring).
 func (u *update) Merge(o mesh.GossipData) mesh.GossipData {
 	other, ok := o.(*update)
 	if !ok || other == nil {
@@ -66,12 +72,13 @@ func (u *update) Merge(o mesh.GossipData) mesh.GossipData {
 	for _, p := range other.pools {
 		i := slices.IndexFunc(out.pools, func(q poolUpdate) bool { return q.pool == p.pool && q.seed == p.seed })
 		if i < 0 {
-			out.pools = append(out.pools, poolUpdate{pool: p.pool, seed: p.seed, ents: slices.Clone(p.ents)})
+			out.pools = append(out.pools, poolUpdate{pool: p.pool, seed: p.seed, ents: slices.Clone(p.ents), whole: p.whole})
 			continue
 		}
 		r := ring{pool: spanOf(p.pool), ents: slices.Clone(out.pools[i].ents)}
 		r.merge(p.ents)
 		out.pools[i].ents = r.ents
+		out.pools[i].whole = out.pools[i].whole || p.whole
 	}
 	return out
 }
@@ -81,14 +88,21 @@ func appendPrefix(b []byte, p netip.Prefix) []byte {
 	return append(append(b, a[:]...), byte(p.Bits()))
 }
 
-// encodeUpdate encodes pool updates as one message.
+func byStart(x, y entry) int { return int(int64(x.start) - int64(y.start)) }
+
+// encodeUpdate encodes pool updates as one message: a whole-ring message
+// (kindRing) when every pool in it is whole, else an update.
 func encodeUpdate(pools []poolUpdate) []byte {
 	size := 4
+	kind := byte(kindRing)
 	for _, p := range pools {
 		size += 5 + 14 + 4 + len(p.ents)*entryLen
+		if !p.whole {
+			kind = kindUpdate
+		}
 	}
 	b := make([]byte, 0, size)
-	b = append(b, wireVersion, kindUpdate)
+	b = append(b, wireVersion, kind)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(pools)))
 	var name [mesh.PeerNameLen]byte
 	for _, p := range pools {
@@ -96,7 +110,10 @@ func encodeUpdate(pools []poolUpdate) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(p.seed.At))
 		p.seed.By.Put(name[:])
 		b = append(b, name[:]...)
-		ents := slices.SortedFunc(slices.Values(p.ents), func(x, y entry) int { return int(int64(x.start) - int64(y.start)) })
+		ents := p.ents
+		if !slices.IsSortedFunc(ents, byStart) {
+			ents = slices.SortedFunc(slices.Values(ents), byStart)
+		}
 		b = binary.BigEndian.AppendUint32(b, uint32(len(ents)))
 		for _, e := range ents {
 			b = binary.BigEndian.AppendUint32(b, uint32(e.start))
@@ -229,8 +246,8 @@ func decodeMessage(b []byte) (u *update, r request, err error) {
 	if d.err != nil {
 		return nil, r, d.err
 	}
-	if r.kind == kindUpdate {
-		u = d.update()
+	if r.kind == kindUpdate || r.kind == kindRing {
+		u = d.update(r.kind == kindRing)
 		if d.err == nil && len(d.b) > 0 {
 			d.fail("%d trailing bytes", len(d.b))
 		}
@@ -259,14 +276,14 @@ func decodeMessage(b []byte) (u *update, r request, err error) {
 	return nil, r, d.err
 }
 
-func (d *decoder) update() *update {
+func (d *decoder) update(whole bool) *update {
 	n := int(d.u16())
 	if n > maxPoolsPerMsg {
 		d.fail("%d pools in one message (max %d)", n, maxPoolsPerMsg)
 	}
 	u := &update{}
 	for i := 0; i < n && d.err == nil; i++ {
-		var p poolUpdate
+		p := poolUpdate{whole: whole}
 		p.pool = d.prefix()
 		p.seed.At = int64(d.u64())
 		p.seed.By = d.name()

@@ -203,3 +203,29 @@ func TestCheckPrefix(t *testing.T) {
 	}
 	_ = mesh.UnknownPeerName
 }
+
+// TestWholeRing: a whole ring travels as its own kind, and a merge with a
+// whole ring is whole.
+func TestWholeRing(t *testing.T) {
+	pu := testUpdate.pools[0]
+	pu.whole = true
+	b := encodeUpdate([]poolUpdate{pu})
+	if b[1] != kindRing {
+		t.Fatalf("kind %d", b[1])
+	}
+	u, _, err := decodeMessage(b)
+	if err != nil || !u.pools[0].whole || !reflect.DeepEqual(u.pools[0], pu) {
+		t.Fatalf("%+v %v", u, err)
+	}
+	// A message with a delta in it is not whole.
+	if b := encodeUpdate([]poolUpdate{pu, testUpdate.pools[1]}); b[1] != kindUpdate {
+		t.Fatalf("mixed message of kind %d", b[1])
+	}
+	delta := &update{pools: []poolUpdate{testUpdate.pools[0]}}
+	if m := delta.Merge(&update{pools: []poolUpdate{pu}}).(*update); !m.pools[0].whole {
+		t.Error("delta + whole is not whole")
+	}
+	if m := delta.Merge(delta).(*update); m.pools[0].whole {
+		t.Error("delta + delta is whole")
+	}
+}

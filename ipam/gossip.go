@@ -61,7 +61,7 @@ func (a *Allocator) Gossip() mesh.GossipData {
 	u := &update{}
 	for _, p := range a.pools {
 		if p.ring.seeded() {
-			u.pools = append(u.pools, poolUpdate{pool: p.prefix, seed: p.ring.seed, ents: slices.Clone(p.ring.ents)})
+			u.pools = append(u.pools, poolUpdate{pool: p.prefix, seed: p.ring.seed, ents: slices.Clone(p.ring.ents), whole: true})
 		}
 	}
 	if len(u.pools) == 0 {
@@ -82,11 +82,10 @@ func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
 			}
 			p = a.newPool(pu.pool)
 		}
-		whole := len(pu.ents) > 0 && pu.ents[0].start == p.span.lo
 		switch {
 		case !p.ring.seeded() || pu.seed != p.ring.seed && pu.seed.olderThan(p.ring.seed):
-			if !whole {
-				a.requestRingLocked(src, p, pu)
+			if !pu.whole {
+				a.requestRingLocked(src, p, pu.seed.By)
 				continue
 			}
 			if p.ring.seeded() {
@@ -100,24 +99,30 @@ func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
 			clear(p.delta)
 			clear(p.claimed)
 			p.mustSayDone = p.mustSayDone || lost
+			p.reclaim = len(p.idents) > 0
 			delta.pools = append(delta.pools, pu)
-			a.ownershipChangedLocked(p, true)
+			a.ownershipChangedLocked(p, true, nil)
 		case pu.seed == p.ring.seed:
-			// Persist when our ranges change, whether we gain or lose them.
-			mine := slices.ContainsFunc(pu.ents, func(e entry) bool {
-				return e.owner == a.cfg.Self || p.ring.owner(e.start) == a.cfg.Self
-			})
+			// Persist when our ranges change, whether we gain or lose them;
+			// re-claim what we hold when we may have lost some.
+			mine, lost := false, false
+			for _, e := range pu.ents {
+				old := p.ring.owner(e.start)
+				mine = mine || e.owner == a.cfg.Self || old == a.cfg.Self
+				lost = lost || old == a.cfg.Self && e.owner != a.cfg.Self
+			}
 			d := p.ring.merge(pu.ents)
 			if len(d) == 0 {
 				continue
 			}
 			delta.pools = append(delta.pools, poolUpdate{pool: pu.pool, seed: pu.seed, ents: d})
-			a.ownershipChangedLocked(p, mine)
+			p.reclaim = p.reclaim || lost && len(p.idents) > 0
+			a.ownershipChangedLocked(p, mine, d)
 		default: // a younger ring of the same pool: it moves to ours
-			if a.quarantineLocked(p, pu, whole) {
+			if a.quarantineLocked(p, pu, pu.whole) {
 				delta.pools = append(delta.pools, pu)
 				if src != mesh.UnknownPeerName {
-					a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+					a.unicastLocked(src, encodeUpdate(p.wholeRing()))
 				}
 			}
 		}
@@ -128,13 +133,18 @@ func (a *Allocator) mergeLocked(src mesh.PeerName, u *update) *update {
 	return delta
 }
 
-// requestRingLocked asks for a whole ring when only a part arrived.
-func (a *Allocator) requestRingLocked(src mesh.PeerName, p *pool, pu poolUpdate) {
-	dst := src
+// requestRingLocked asks a peer for its whole ring of p (when only a part
+// arrived, or when it said it does not own what our ring says it does),
+// at most once per retry interval. With no peer named, the ring's seeder
+// is asked.
+func (a *Allocator) requestRingLocked(dst mesh.PeerName, p *pool, seeder mesh.PeerName) {
 	if dst == mesh.UnknownPeerName {
-		dst = pu.seed.By
+		dst = seeder
 	}
-	k := askKey{dst, netip.Prefix{}}
+	if dst == mesh.UnknownPeerName || dst == a.cfg.Self {
+		return
+	}
+	k := askKey{peer: dst, subnet: p.prefix, kind: kindRingRequest}
 	now := a.cfg.Now()
 	if t, ok := a.asked[k]; ok && now.Sub(t) < a.cfg.RetryInterval {
 		return
@@ -143,12 +153,13 @@ func (a *Allocator) requestRingLocked(src mesh.PeerName, p *pool, pu poolUpdate)
 	a.unicastLocked(dst, request{kind: kindRingRequest, pool: p.prefix}.encode())
 }
 
-// ownershipChangedLocked follows a merge: our own entries' free counts
-// are made right again (a restart may have lost the latest), addresses we
-// hold in ranges we no longer own are claimed from their new owners, and
-// the ring is persisted when it touched us.
-func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
-	// Claims granted: the address goes to the target that waits for it.
+// ownershipChangedLocked follows a merge that changed d (nil: the whole
+// ring): claims granted go to the targets waiting for them, our own
+// entries' free counts are made right again (a peer may have sent an
+// older count of ours), addresses we hold in ranges we no longer own are
+// claimed from their new owners, and the ring is persisted when it
+// touched us.
+func (a *Allocator) ownershipChangedLocked(p *pool, persist bool, d []entry) {
 	var got map[netip.Addr]string
 	now := a.cfg.Now()
 	for v, ident := range p.pending {
@@ -161,10 +172,22 @@ func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
 			got[u2a(v)] = ident
 		}
 	}
-	p.refresh(a.cfg.Self, p.span)
+	if d == nil {
+		p.refresh(a.cfg.Self, p.span)
+	} else {
+		for _, e := range d {
+			if e.owner == a.cfg.Self {
+				i, _ := p.ring.find(e.start)
+				p.refresh(a.cfg.Self, p.ring.span(i))
+			}
+		}
+		for v := range got {
+			p.refresh(a.cfg.Self, span{a2u(v), a2u(v) + 1})
+		}
+	}
 	a.reclaimLocked(p)
 	if persist && len(p.delta) == 0 && a.cfg.Persister != nil {
-		if err := a.cfg.Persister.Persist(Change{Pool: p.prefix, Ring: encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}})}); err != nil {
+		if err := a.cfg.Persister.Persist(Change{Pool: p.prefix, Ring: encodeUpdate(p.wholeRing())}); err != nil {
 			a.log.Warn("persist IPAM state", "pool", p.prefix, "err", err)
 		}
 	}
@@ -172,14 +195,17 @@ func (a *Allocator) ownershipChangedLocked(p *pool, persist bool) {
 }
 
 // reclaimLocked asks the owners of addresses held here, in ranges no
-// longer ours, to give them to us.
+// longer ours, to give them to us; it runs only when a merge (or a
+// restart) may have moved such an address out of our ranges, until none
+// is left. Once every such claim is answered after we adopted an older
+// ring, it tells the other routers so (ClaimsDone).
 func (a *Allocator) reclaimLocked(p *pool) {
-	if !p.ring.seeded() {
+	if !p.ring.seeded() || !p.reclaim && !p.mustSayDone {
 		return
 	}
 	now := a.cfg.Now()
 	reach := a.reachableSet()
-	unsent := false
+	answered, foreign := true, false
 	for v, ident := range p.idents {
 		owner := p.ring.owner(v)
 		if owner == a.cfg.Self {
@@ -187,13 +213,15 @@ func (a *Allocator) reclaimLocked(p *pool) {
 			delete(p.claimed, v)
 			continue
 		}
-		if !reach[owner] {
-			unsent = true
-			continue
-		}
+		foreign = true
 		wait := a.cfg.RetryInterval * 5
 		if _, ok := p.conflicts[v]; ok {
 			wait = a.cfg.Quarantine
+		} else {
+			answered = false
+		}
+		if !reach[owner] {
+			continue
 		}
 		if t, ok := p.claimed[v]; ok && now.Sub(t) < wait {
 			continue
@@ -201,15 +229,17 @@ func (a *Allocator) reclaimLocked(p *pool) {
 		p.claimed[v] = now
 		a.unicastLocked(owner, request{kind: kindClaim, pool: p.prefix, addr: u2a(v), ident: ident}.encode())
 	}
-	if p.mustSayDone && !unsent {
+	p.reclaim = foreign
+	if p.mustSayDone && answered {
 		p.mustSayDone = false
 		a.claimsDoneLocked(p)
 	}
 }
 
 // claimsDoneLocked tells every reachable router of the ring we adopted
-// that our claims are sent (they travel the same paths before this), so
-// that each lifts the quarantine of what we owned in our old ring.
+// that each of our claims has been answered (granted, or denied and
+// recorded as a conflict), so that each lifts the quarantine of what we
+// owned in our old ring.
 func (a *Allocator) claimsDoneLocked(p *pool) {
 	for _, q := range a.cfg.Peers.ReachablePeers() {
 		if q != a.cfg.Self {
@@ -257,7 +287,7 @@ func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
 	case kindSpaceRequest:
 		a.donateLocked(src, p, r)
 	case kindSpaceDenied:
-		a.denied[askKey{src, r.subnet}] = a.cfg.Now().Add(10 * a.cfg.RetryInterval)
+		a.denied[askKey{src, r.subnet, kindSpaceRequest}] = a.cfg.Now().Add(10 * a.cfg.RetryInterval)
 		a.wake()
 	case kindClaim:
 		a.grantLocked(src, p, r)
@@ -266,14 +296,20 @@ func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
 			return
 		}
 		v := a2u(r.addr)
+		if r.kind == kindNotOwner {
+			// Our ring is behind the peer's: ask for it rather than ask the
+			// same peer again; the claim is sent again when it arrives.
+			a.requestRingLocked(src, p, p.ring.seed.By)
+		}
 		if ident, held := p.idents[v]; held {
 			if r.kind == kindNotOwner {
-				delete(p.claimed, v) // asked the wrong owner; ask again
-				a.reclaimLocked(p)
+				delete(p.claimed, v)
+				p.reclaim = true
 			} else if _, known := p.conflicts[v]; !known {
 				p.conflicts[v] = Conflict{Addr: r.addr, Ident: ident, Holder: r.ident, Peer: src}
 				a.log.Warn("address conflict: an address held here is held on another host too (the meshes were seeded apart); detach one of them",
 					"addr", r.addr, "here", ident, "there", r.ident, "host", a.nick(src))
+				a.reclaimLocked(p) // all answered: say so
 			}
 		} else {
 			p.replies[v] = claimReply{denied: r.kind == kindClaimDenied, holder: r.ident, from: src}
@@ -291,7 +327,7 @@ func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
 		}
 	case kindRingRequest:
 		if p != nil && p.ring.seeded() {
-			a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+			a.unicastLocked(src, encodeUpdate(p.wholeRing()))
 		}
 	}
 }
@@ -347,7 +383,7 @@ func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
 	}
 	p.note(p.ring.assign(chunk, src, p.usableIn))
 	p.refresh(a.cfg.Self, p.span)
-	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+	a.unicastLocked(src, encodeUpdate(p.wholeRing()))
 	a.log.Debug("gave address space to a peer", "pool", p.prefix, "peer", src, "span", chunk.String())
 	a.flushLocked(p, nil, nil)
 }
@@ -398,7 +434,7 @@ func (a *Allocator) grantLocked(src mesh.PeerName, p *pool, r request) {
 	}
 	p.note(p.ring.assign(span{v, v + 1}, src, p.usableIn))
 	p.refresh(a.cfg.Self, p.span)
-	a.unicastLocked(src, encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}}))
+	a.unicastLocked(src, encodeUpdate(p.wholeRing()))
 	a.flushLocked(p, nil, nil)
 }
 
@@ -415,6 +451,12 @@ func (a *Allocator) Tick() {
 			a.wake()
 		}
 		a.reclaimLocked(p)
+		if p.ring.seeded() {
+			p.refresh(a.cfg.Self, p.span) // a count of ours a merge made wrong
+			if len(p.delta) > 0 {
+				a.flushLocked(p, nil, nil)
+			}
+		}
 	}
 	for k, t := range a.denied {
 		if !now.Before(t) {

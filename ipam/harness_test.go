@@ -366,10 +366,21 @@ func (n *testNet) statsNow() netStats {
 	return n.stats
 }
 
-// gossipLocked queues a's complete state for b, as on a new connection.
-func (n *testNet) gossipLocked(a, b *testNode) {
-	if d := a.a.Gossip(); d != nil {
-		n.enqueueLocked(testMsg{kind: mGossip, src: a.name, dst: b.name, parts: d.Encode()})
+// gossip queues each pair's complete state for the other, as the mesh
+// does on a new connection. Called without n.mu: Gossip takes the
+// Allocator's lock, under which the Allocator calls Peers (n.mu).
+func (n *testNet) gossip(pairs [][2]*testNode) {
+	for _, pr := range pairs {
+		for _, d := range [][2]*testNode{pr, {pr[1], pr[0]}} {
+			g := d[0].a.Gossip()
+			if g == nil {
+				continue
+			}
+			parts := g.Encode()
+			n.mu.Lock()
+			n.enqueueLocked(testMsg{kind: mGossip, src: d[0].name, dst: d[1].name, parts: parts})
+			n.mu.Unlock()
+		}
 	}
 }
 
@@ -398,8 +409,9 @@ func (n *testNet) add(name mesh.PeerName, group int) *testNode {
 	}
 	n.nodes[name] = nd
 	n.group[name] = group
-	n.connectLocked(name)
+	pairs := n.linksLocked(name)
 	n.mu.Unlock()
+	n.gossip(pairs)
 	return nd
 }
 
@@ -412,15 +424,15 @@ func (n *testNet) addN(count int) []*testNode {
 	return out
 }
 
-// connectLocked exchanges gossip between name and its partition.
-func (n *testNet) connectLocked(name mesh.PeerName) {
-	nd := n.nodes[name]
+// linksLocked returns the links between name and its partition.
+func (n *testNet) linksLocked(name mesh.PeerName) [][2]*testNode {
+	var out [][2]*testNode
 	for _, q := range n.reachableLocked(name) {
 		if q != name {
-			n.gossipLocked(nd, n.nodes[q])
-			n.gossipLocked(n.nodes[q], nd)
+			out = append(out, [2]*testNode{n.nodes[name], n.nodes[q]})
 		}
 	}
+	return out
 }
 
 // node returns a live router.
@@ -442,29 +454,31 @@ func (n *testNet) live() []*testNode {
 // partition puts each router in the group groups gives it (absent: 0).
 func (n *testNet) partition(groups map[mesh.PeerName]int) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	old := maps.Clone(n.group)
 	for p := range n.group {
 		n.group[p] = groups[p]
 	}
-	n.gossipNewLinksLocked(old)
+	pairs := n.newLinksLocked(old)
+	n.mu.Unlock()
+	n.gossip(pairs)
 }
 
 // heal joins every partition.
 func (n *testNet) heal() { n.partition(nil) }
 
-// gossipNewLinksLocked exchanges gossip over each link that the change
-// from old to the current groups made.
-func (n *testNet) gossipNewLinksLocked(old map[mesh.PeerName]int) {
+// newLinksLocked returns the links that the change from old to the
+// current groups made.
+func (n *testNet) newLinksLocked(old map[mesh.PeerName]int) [][2]*testNode {
+	var out [][2]*testNode
 	names := slices.Sorted(maps.Keys(n.group))
 	for i, x := range names {
 		for _, y := range names[i+1:] {
 			if n.group[x] == n.group[y] && old[x] != old[y] {
-				n.gossipLocked(n.nodes[x], n.nodes[y])
-				n.gossipLocked(n.nodes[y], n.nodes[x])
+				out = append(out, [2]*testNode{n.nodes[x], n.nodes[y]})
 			}
 		}
 	}
+	return out
 }
 
 // restart replaces the router by a new Allocator built from what it
@@ -481,8 +495,9 @@ func (n *testNet) restart(name mesh.PeerName) *testNode {
 	}
 	n.mu.Lock()
 	nd.gen, nd.a = gen, a
-	n.connectLocked(name)
+	pairs := n.linksLocked(name)
 	n.mu.Unlock()
+	n.gossip(pairs)
 	return nd
 }
 
@@ -572,7 +587,7 @@ func (nd *testNode) ringOf(pool netip.Prefix) ring {
 // that every live router has the same ring of pool, that it tiles the
 // pool from its start, that no range is owned by a router that left, that
 // each owner's free counts are right, and that every address held is in
-// a range its holder owns.
+// a range its holder owns, or reported as a conflict.
 func (n *testNet) checkConverged(tb testing.TB, pool netip.Prefix) {
 	tb.Helper()
 	nodes := n.live()
@@ -612,6 +627,9 @@ func (n *testNet) checkConverged(tb testing.TB, pool netip.Prefix) {
 	for _, nd := range nodes {
 		nd.a.mu.Lock()
 		for v, id := range nd.a.pools[pool].idents {
+			if _, known := nd.a.pools[pool].conflicts[v]; known {
+				continue // held on another router too, and reported
+			}
 			if o := ref.owner(v); o != nd.name {
 				nd.a.mu.Unlock()
 				tb.Fatalf("%s held by %s on %v is in a range of %v", u2a(v), id, nd.name, o)

@@ -146,7 +146,7 @@ func (a *Allocator) seedOrAskLocked(p *pool, subnet netip.Prefix) bool {
 
 // askLocked sends a space request, at most once per retry interval.
 func (a *Allocator) askLocked(peer mesh.PeerName, p *pool, subnet netip.Prefix) {
-	k := askKey{peer, subnet}
+	k := askKey{peer, subnet, kindSpaceRequest}
 	now := a.cfg.Now()
 	if t, ok := a.asked[k]; ok && now.Sub(t) < a.cfg.RetryInterval {
 		return
@@ -172,7 +172,7 @@ func (a *Allocator) borrowLocked(p *pool, subnet netip.Prefix, us span, now time
 			if !slices.Contains(gone, e.owner) {
 				gone = append(gone, e.owner)
 			}
-		case now.Before(a.denied[askKey{e.owner, subnet}]):
+		case now.Before(a.denied[askKey{e.owner, subnet, kindSpaceRequest}]):
 			deniedAll = true
 		default:
 			free[e.owner] += e.free
@@ -254,7 +254,8 @@ func (a *Allocator) Claim(ctx context.Context, ident string, addr netip.Addr) (m
 			if rep.denied {
 				return fmt.Errorf("%s: %w by %s on %s", addr, ErrAddressTaken, rep.holder, a.nick(rep.from))
 			}
-			delete(p.claimed, v) // not the owner any more: ask the new one
+			// Not the owner any more: its ring was asked for, and the
+			// claim goes again, to the new owner, after the retry interval.
 		}
 		if !a.reachableSet()[owner] {
 			return fmt.Errorf("%s: %w: it belongs to the range of %s; if that host is gone for good, run 'weft rmpeer %s'", addr, ErrUnreachableSpace, a.nick(owner), owner)
@@ -340,7 +341,7 @@ func (a *Allocator) freeLocked(p *pool, vs []uint64) []netip.Addr {
 	}
 	if len(gave) > 0 {
 		p.refresh(a.cfg.Self, p.span)
-		whole := encodeUpdate([]poolUpdate{{pool: p.prefix, seed: p.ring.seed, ents: p.ring.ents}})
+		whole := encodeUpdate(p.wholeRing())
 		for w := range gave {
 			a.unicastLocked(w, whole)
 		}
