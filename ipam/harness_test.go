@@ -114,6 +114,8 @@ type testNet struct {
 	errs    []string
 	stats   netStats
 	wg      sync.WaitGroup
+	// heard records, when not nil, who delivered something to whom.
+	heard map[[2]mesh.PeerName]bool
 }
 
 type testNode struct {
@@ -276,6 +278,11 @@ func (n *testNet) run() {
 		n.mu.Unlock()
 		if ok {
 			n.deliver(a, m)
+			n.mu.Lock()
+			if n.heard != nil {
+				n.heard[[2]mesh.PeerName{m.src, m.dst}] = true
+			}
+			n.mu.Unlock()
 		}
 		n.mu.Lock()
 		n.busy = false
@@ -329,6 +336,14 @@ func (n *testNet) deliver(a *Allocator, m testMsg) {
 			n.mu.Unlock()
 		}
 	}
+}
+
+// hasHeard reports whether dst has been delivered something from src
+// since recording began (n.heard set).
+func (n *testNet) hasHeard(dst, src mesh.PeerName) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.heard[[2]mesh.PeerName{src, dst}]
 }
 
 // settle waits until every queued message has been delivered.

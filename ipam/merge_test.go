@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,4 +336,150 @@ func TestHandOver(t *testing.T) {
 	if err := r3.a.HandOver(); !errors.Is(err, ErrNoHeir) {
 		t.Errorf("hand-over with nobody reachable: %v", err)
 	}
+}
+
+// TestSeparateSeedsRandom: halves of random sizes seed apart, allocate,
+// release and borrow, then meet while allocations run on both sides.
+// After the meeting no address is held twice unless it was held on both
+// sides before (each such one reported as a conflict), every router
+// keeps allocating, and the meeting costs a bounded number of messages.
+func TestSeparateSeedsRandom(t *testing.T) {
+	rounds := 20
+	if raceEnabled {
+		rounds = 6
+	}
+	for round := range rounds {
+		seed := uint64(round) + 100
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(seed, 1))
+			n := newTestNet(t, "10.9.0.0/24")
+			ka, kb := 1+rnd.IntN(5), 1+rnd.IntN(5)
+			var sideA, sideB []*testNode
+			for i := range ka + kb {
+				if i < ka {
+					sideA = append(sideA, n.add(mesh.PeerName(i+1), 1))
+				} else {
+					sideB = append(sideB, n.add(mesh.PeerName(i+1), 2))
+				}
+			}
+			// The younger side may have the lower names: age decides.
+			if rnd.IntN(2) == 0 {
+				sideA, sideB = sideB, sideA
+			}
+			ids := 0
+			fill := func(side []*testNode, count int) {
+				for range count {
+					nd := side[rnd.IntN(len(side))]
+					ids++
+					if _, err := nd.alloc(fmt.Sprint("t", ids), ""); err != nil && !errors.Is(err, ErrNoSpace) {
+						t.Fatal(err)
+					}
+					if rnd.IntN(4) == 0 {
+						nd.a.Release(fmt.Sprint("t", ids-rnd.IntN(3)))
+					}
+				}
+			}
+			t.Logf("older side %v, younger side %v", names(sideA), names(sideB))
+			fill(sideA, 5+rnd.IntN(60))
+			n.settleAll()
+			n.clock.advance(time.Second)
+			fill(sideB, 5+rnd.IntN(60))
+			n.settleAll()
+			before := map[netip.Addr]bool{}
+			for a, hs := range n.held() {
+				if len(hs) > 1 {
+					before[a] = true
+				}
+			}
+
+			start := n.statsNow()
+			var wg sync.WaitGroup
+			errs := make(chan error, 20)
+			// Allocations that start before their router heard from the
+			// other side may collide (they do not know of it yet).
+			n.mu.Lock()
+			n.heard = map[[2]mesh.PeerName]bool{}
+			n.mu.Unlock()
+			var mu sync.Mutex
+			unaware := map[string]bool{}
+			knows := func(nd *testNode) bool {
+				other := sideB
+				if slices.Contains(sideB, nd) {
+					other = sideA
+				}
+				for _, o := range other {
+					if n.hasHeard(nd.name, o.name) {
+						return true
+					}
+				}
+				return false
+			}
+			n.heal()
+			for i := range 6 {
+				nd := append(sideA, sideB...)[rnd.IntN(ka+kb)]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id := fmt.Sprint("meet", i)
+					if !knows(nd) {
+						mu.Lock()
+						unaware[fmt.Sprintf("%v/%s", uint64(nd.name), id)] = true
+						mu.Unlock()
+					}
+					if _, err := nd.alloc(id, ""); err != nil && !errors.Is(err, ErrNoSpace) {
+						errs <- fmt.Errorf("router %v during the meeting: %w", nd.name, err)
+					}
+				}()
+			}
+			wg.Wait()
+			n.settleAll()
+			met := n.statsNow()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			held := 0
+			for _, nd := range n.live() {
+				held += int(nd.a.Status().Pools[0].Held)
+			}
+			routers := ka + kb
+			if m := met.msgs - start.msgs; m > 20*routers*routers+20*held {
+				t.Errorf("the meeting of %d and %d routers holding %d addresses cost %d messages", ka, kb, held, m)
+			}
+			n.clock.advance(2 * n.quarantine)
+			n.settleAll()
+			for _, nd := range n.live() {
+				for i := range 3 {
+					if _, err := nd.alloc(fmt.Sprint("after", nd.name, "-", i), ""); err != nil && !errors.Is(err, ErrNoSpace) {
+						t.Fatalf("router %v after the meeting: %v", nd.name, err)
+					}
+				}
+			}
+			n.settleAll()
+			n.checkConverged(t, n.rng)
+			conflicts := map[netip.Addr]int{}
+			for _, nd := range n.live() {
+				for _, c := range nd.a.Status().Pools[0].Conflicts {
+					conflicts[c.Addr]++
+				}
+			}
+			for a, hs := range n.held() {
+				if len(hs) > 1 && !before[a] && !slices.ContainsFunc(hs, func(h string) bool { return unaware[h] }) {
+					t.Errorf("%s handed out again after the meeting: %v", a, hs)
+				}
+				if len(hs) > 1 && conflicts[a] != 1 {
+					t.Errorf("%s held by %v is reported %d times", a, hs, conflicts[a])
+				}
+			}
+			t.Logf("%d+%d routers, %d held, %d on both sides, meeting cost %d messages", ka, kb, held, len(before), met.msgs-start.msgs)
+		})
+	}
+}
+
+func names(nodes []*testNode) []uint64 {
+	var out []uint64
+	for _, nd := range nodes {
+		out = append(out, uint64(nd.name))
+	}
+	return out
 }

@@ -30,6 +30,9 @@ func TestProperty(t *testing.T) {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
 	steps := 300
+	if raceEnabled {
+		steps = 150
+	}
 	if s := os.Getenv("IPAM_STEPS"); s != "" {
 		steps, _ = strconv.Atoi(s)
 	}
@@ -39,7 +42,10 @@ func TestProperty(t *testing.T) {
 		}
 	})
 	for _, rng := range []string{"10.9.0.0/23", "10.9.0.0/25"} {
-		t.Run(rng, func(t *testing.T) { runProperty(t, seed, 100, steps, rng) })
+		t.Run(rng, func(t *testing.T) {
+			t.Parallel()
+			runProperty(t, seed, 100, steps, rng)
+		})
 	}
 }
 
