@@ -353,6 +353,28 @@ func (p *pool) refresh(self mesh.PeerName, s span) {
 	}
 }
 
+// count follows one address of ours taken or freed here: the free count
+// of its entry changes by one (unless it is the pool's network or
+// broadcast address, never counted as free), without recounting the
+// range, which for a large one would cost more than the allocation.
+func (p *pool) count(self mesh.PeerName, v uint64, taken bool) {
+	i := p.ring.at(v)
+	if i < 0 || p.ring.ents[i].owner != self || v == p.span.lo || v == p.span.hi-1 {
+		return
+	}
+	e := &p.ring.ents[i]
+	switch {
+	case taken && e.free > 0:
+		e.free--
+	case !taken && e.free < p.ring.span(i).size():
+		e.free++
+	default:
+		return
+	}
+	e.version++
+	p.delta[e.start] = *e
+}
+
 // wholeRing returns the whole ring as an update of one pool. The entries
 // are shared with the ring: encode them before the lock is released.
 func (p *pool) wholeRing() []poolUpdate {

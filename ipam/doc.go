@@ -12,17 +12,24 @@
 // by token, the higher version winning (equal versions: the lower owner
 // name), so the merge is commutative, associative and idempotent and every
 // router converges to the same ring. Tokens are never removed, so the
-// ranges always tile the whole pool.
+// ranges always tile the whole pool. Changes travel as deltas (the
+// entries that changed); a router with no ring, or a younger one, adopts
+// only a whole ring (Gossip, or the answer to its request), since a delta
+// lacks the tokens that end its ranges.
 //
 // A ring is seeded lazily by the first router that needs an address: a
 // router alone, or the lowest-named of the routers it reaches, takes the
 // whole pool at once; the others borrow from it. Two meshes that seeded
 // the same pool apart carry different seeds; when they meet, the older
 // seed wins everywhere, the routers of the younger one adopt the older
-// ring and claim from its owners, one by one, the addresses they hold. A
-// claim that finds the address held on the other side too is a conflict,
-// reported in Status and the log; nothing is handed out twice after the
-// meeting, and no connection is dropped.
+// ring and claim from its owners, one by one, the addresses they hold,
+// while the older side keeps the younger ring's used ranges out of
+// allocation (a quarantine, lifted when the claims are answered or after
+// Config.Quarantine). A claim that finds the address held on the other
+// side too is a conflict, reported in Status and the log; when one of the
+// two holders lets go the other keeps it. Nothing is handed out twice by
+// a router that has heard of the other side, and no connection is
+// dropped.
 //
 // The package is pure: it reaches other routers through a Transport and
 // learns who is reachable through Peers; it persists through a Persister.

@@ -17,6 +17,13 @@ func (a *Allocator) OnGossipUnicast(src mesh.PeerName, msg []byte) error {
 	}
 	a.mu.Lock()
 	if u != nil {
+		// An answer from src (space lent, a ring asked for): the next
+		// request to it need not wait for the retry interval.
+		for k := range a.asked {
+			if k.peer == src {
+				delete(a.asked, k)
+			}
+		}
 		a.mergeLocked(src, u)
 	} else {
 		a.handleLocked(src, r)

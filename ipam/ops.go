@@ -121,7 +121,7 @@ func (a *Allocator) waitErr(ctx context.Context) error {
 // takeLocked gives v to ident here.
 func (a *Allocator) takeLocked(p *pool, v uint64, ident string) {
 	p.hold(v, ident)
-	p.refresh(a.cfg.Self, span{v, v + 1})
+	p.count(a.cfg.Self, v, true)
 	a.flushLocked(p, map[netip.Addr]string{u2a(v): ident}, nil)
 }
 
@@ -327,7 +327,7 @@ func (a *Allocator) freeLocked(p *pool, vs []uint64) []netip.Addr {
 	gave := map[mesh.PeerName]bool{}
 	for _, v := range vs {
 		p.unhold(v)
-		p.refresh(a.cfg.Self, span{v, v + 1})
+		p.count(a.cfg.Self, v, false)
 		out = append(out, u2a(v))
 		// A peer whose claim we denied holds it too (a conflict after a
 		// merge of separately seeded rings): it is now only theirs.
@@ -411,8 +411,11 @@ func (a *Allocator) ReleasePool(prefix netip.Prefix) error {
 // TakeOver gives this router every range that peer owns, for `weft
 // rmpeer` of a peer that is gone for good, and returns how many
 // addresses that is. Two routers taking over the same peer converge on
-// one owner (the lower name), and whatever the other allocated meanwhile
-// is claimed back from it.
+// one owner per range: the lower name if neither allocated there before
+// they met, else the one whose entry has the higher version (each
+// allocation or release bumps it). What the other allocated there is
+// claimed back from it; an address both handed out is reported as a
+// conflict by the router that lost the range.
 func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 	if peer == a.cfg.Self {
 		return 0, errors.New("rmpeer: that is this router; run it on another host")
