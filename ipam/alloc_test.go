@@ -459,3 +459,38 @@ func TestPartialRing(t *testing.T) {
 		t.Fatalf("allocate in the range given to us: %s %v", p, err)
 	}
 }
+
+// TestWaitingForPeers: a router whose lowest-named peer never answers
+// waits until its context ends, says so in its status, and explains the
+// failure.
+func TestWaitingForPeers(t *testing.T) {
+	tr := &captureTransport{}
+	a, err := New(Config{Self: 5, Range: netip.MustParsePrefix("10.9.0.0/24"), Transport: tr, Peers: staticPeers{1, 5}, RetryInterval: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Allocate(ctx, "c1", netip.Prefix{})
+		done <- err
+	}()
+	time.Sleep(30 * time.Millisecond)
+	if st := a.Status(); st.State != "waiting for peers" {
+		t.Errorf("state while waiting: %q", st.State)
+	}
+	err = <-done
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "status ipam") {
+		t.Errorf("allocation with no answer: %v", err)
+	}
+	tr.mu.Lock()
+	n := len(tr.unicasts)
+	tr.mu.Unlock()
+	if n < 2 || n > 60 {
+		t.Errorf("%d space requests in 100 ms with a retry interval of 2 ms", n)
+	}
+	if st := a.Status(); !strings.HasPrefix(st.State, "idle") {
+		t.Errorf("state after giving up: %q", st.State)
+	}
+}

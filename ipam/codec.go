@@ -28,10 +28,14 @@ const (
 )
 
 // Decoder bounds: a hostile peer cannot make us allocate more than a
-// message's worth (the mesh bounds messages) or hold more pools.
+// message's worth (the mesh bounds messages) or hold more pools. A ring
+// only grows (tokens are never removed; each claim granted adds up to
+// two), so maxEntries is as large as the mesh's default message limit
+// (10 MiB) allows: a ring that outgrew it could no longer be sent or
+// restored.
 const (
 	maxPoolsPerMsg = 64
-	maxEntries     = 1 << 16
+	maxEntries     = 1 << 19
 	maxIdentLen    = 255
 	entryLen       = 4 + mesh.PeerNameLen + 4 + 4
 )
