@@ -151,8 +151,9 @@ type pool struct {
 	// pending: address -> ident of a Claim waiting for the owner's grant;
 	// the grant is taken for it as soon as it is merged.
 	pending map[uint64]string
-	// wanted: address held here -> the peer whose claim of it we denied
-	// (it holds the address too); it gets the address when freed here.
+	// wanted: address held here -> the peer whose re-claim of it we
+	// denied (it holds the address too); it gets the address when freed
+	// here, if it is still reachable.
 	wanted map[uint64]mesh.PeerName
 	// reclaim: an address held here may lie outside our ranges (a merge
 	// or a restart moved it); reclaimLocked looks until none does.

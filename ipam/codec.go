@@ -16,15 +16,16 @@ import (
 const wireVersion = 1
 
 const (
-	kindUpdate       = 1 // ring entries (gossip, broadcast, or unicast to a borrower)
-	kindSpaceRequest = 2 // please give me free space in a subnet
-	kindSpaceDenied  = 3 // I have no free space in that subnet
-	kindClaim        = 4 // please give me this one address
-	kindClaimDenied  = 5 // that address is held here, by holder
-	kindNotOwner     = 6 // I do not own that address (any more)
-	kindRingRequest  = 7 // please send me your whole ring of this pool
-	kindClaimsDone   = 8 // I adopted your ring and claimed all I hold: lift my quarantine
-	kindRing         = 9 // whole rings: an update that carries every token its sender knows
+	kindUpdate       = 1  // ring entries (gossip, broadcast, or unicast to a borrower)
+	kindSpaceRequest = 2  // please give me free space in a subnet
+	kindSpaceDenied  = 3  // I have no free space in that subnet
+	kindClaim        = 4  // please give me this one address
+	kindClaimDenied  = 5  // that address is held here, by holder
+	kindNotOwner     = 6  // I do not own that address (any more)
+	kindRingRequest  = 7  // please send me your whole ring of this pool
+	kindClaimsDone   = 8  // I adopted your ring and claimed all I hold: lift my quarantine
+	kindRing         = 9  // whole rings: an update that carries every token its sender knows
+	kindReclaim      = 10 // please give me this address, which I hold (our rings were seeded apart, or my range moved)
 )
 
 // Decoder bounds: a hostile peer cannot make us allocate more than a
@@ -146,7 +147,7 @@ func (r request) encode() []byte {
 	switch r.kind {
 	case kindSpaceRequest, kindSpaceDenied:
 		b = appendPrefix(b, r.subnet)
-	case kindClaim, kindClaimDenied, kindNotOwner:
+	case kindClaim, kindReclaim, kindClaimDenied, kindNotOwner:
 		a := r.addr.As4()
 		b = append(b, a[:]...)
 		id := r.ident
@@ -264,7 +265,7 @@ func decodeMessage(b []byte) (u *update, r request, err error) {
 		if d.err == nil && (!r.pool.Contains(r.subnet.Addr()) || r.subnet.Bits() < r.pool.Bits()) {
 			d.fail("subnet %s outside pool %s", r.subnet, r.pool)
 		}
-	case kindClaim, kindClaimDenied, kindNotOwner:
+	case kindClaim, kindReclaim, kindClaimDenied, kindNotOwner:
 		r.addr = d.addr()
 		r.ident = string(d.take(int(d.u8())))
 		if d.err == nil && !r.pool.Contains(r.addr) {

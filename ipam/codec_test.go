@@ -34,6 +34,7 @@ func testRequests() []request {
 		{kind: kindClaimDenied, pool: testPool2, addr: netip.MustParseAddr("192.168.0.255"), ident: strings.Repeat("x", maxIdentLen)},
 		{kind: kindNotOwner, pool: testPool, addr: netip.MustParseAddr("10.47.255.255")},
 		{kind: kindRingRequest, pool: testPool2},
+		{kind: kindReclaim, pool: testPool, addr: netip.MustParseAddr("10.32.0.10"), ident: "c2"},
 	}
 }
 

@@ -234,7 +234,7 @@ func (a *Allocator) reclaimLocked(p *pool) {
 			continue
 		}
 		p.claimed[v] = now
-		a.unicastLocked(owner, request{kind: kindClaim, pool: p.prefix, addr: u2a(v), ident: ident}.encode())
+		a.unicastLocked(owner, request{kind: kindReclaim, pool: p.prefix, addr: u2a(v), ident: ident}.encode())
 	}
 	p.reclaim = foreign
 	if p.mustSayDone && answered {
@@ -296,7 +296,7 @@ func (a *Allocator) handleLocked(src mesh.PeerName, r request) {
 	case kindSpaceDenied:
 		a.denied[askKey{src, r.subnet, kindSpaceRequest}] = a.cfg.Now().Add(10 * a.cfg.RetryInterval)
 		a.wake()
-	case kindClaim:
+	case kindClaim, kindReclaim:
 		a.grantLocked(src, p, r)
 	case kindClaimDenied, kindNotOwner:
 		if p == nil {
@@ -435,7 +435,9 @@ func (a *Allocator) grantLocked(src mesh.PeerName, p *pool, r request) {
 		return
 	}
 	if holder, ok := p.idents[v]; ok {
-		p.wanted[v] = src
+		if r.kind == kindReclaim {
+			p.wanted[v] = src // it holds the address too: it gets it when freed here
+		}
 		a.unicastLocked(src, request{kind: kindClaimDenied, pool: r.pool, addr: r.addr, ident: holder}.encode())
 		return
 	}

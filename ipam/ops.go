@@ -333,7 +333,7 @@ func (a *Allocator) freeLocked(p *pool, vs []uint64) []netip.Addr {
 		// merge of separately seeded rings): it is now only theirs.
 		if w, ok := p.wanted[v]; ok {
 			delete(p.wanted, v)
-			if p.ring.owner(v) == a.cfg.Self {
+			if p.ring.owner(v) == a.cfg.Self && a.reachableSet()[w] {
 				p.note(p.ring.assign(span{v, v + 1}, w, p.usableIn))
 				gave[w] = true
 			}

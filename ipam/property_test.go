@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -133,8 +134,31 @@ func runProperty(t *testing.T, seed uint64, count, steps int, rng string) {
 
 	for step := range steps {
 		switch op := rnd.IntN(100); {
-		case op < 40:
+		case op < 34:
 			alloc(pick())
+		case op < 40: // a claim of a random address of the range
+			nd := pick()
+			s := spanOf(n.rng)
+			addr := u2a(s.lo + 1 + uint64(rnd.IntN(int(s.size())-2)))
+			idents++
+			id := fmt.Sprintf("t%d", idents)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ok, err := nd.a.Claim(ctx, id, addr)
+			cancel()
+			switch {
+			case err == nil && ok:
+				model[id] = propHold{nd.name, addr}
+				stats["claimed"]++
+			case errors.Is(err, ErrAddressTaken):
+				if len(n.held()[addr]) == 0 {
+					t.Fatalf("claim of %s on %v: %v, but nobody holds it", addr, nd.name, err)
+				}
+				stats["taken"]++
+			case errors.Is(err, ErrUnreachableSpace) && partitioned:
+				stats["unreachable"]++
+			default:
+				t.Fatalf("claim of %s on %v (partitioned %v): %v %v", addr, nd.name, partitioned, ok, err)
+			}
 		case op < 45: // concurrent allocations on several routers
 			var wg sync.WaitGroup
 			var mu sync.Mutex
