@@ -105,6 +105,10 @@ type Allocator struct {
 	denied  map[askKey]time.Time // who refused space, until when
 	asked   map[askKey]time.Time // last request sent
 	waiting int                  // allocations waiting for space or a ring
+	// removed: peers this router ran rmpeer for (TakeOver), in memory
+	// only; ranges of theirs learnt later are taken over too while they
+	// stay unreachable.
+	removed map[mesh.PeerName]bool
 }
 
 type askKey struct {
@@ -214,6 +218,7 @@ func New(cfg Config) (*Allocator, error) {
 		changed: make(chan struct{}),
 		denied:  map[askKey]time.Time{},
 		asked:   map[askKey]time.Time{},
+		removed: map[mesh.PeerName]bool{},
 	}
 	a.newPool(cfg.Range).created = true
 	for _, sp := range cfg.Saved {

@@ -167,6 +167,7 @@ func (a *Allocator) requestRingLocked(dst mesh.PeerName, p *pool, seeder mesh.Pe
 // claimed from their new owners, and the ring is persisted when it
 // touched us.
 func (a *Allocator) ownershipChangedLocked(p *pool, persist bool, d []entry) {
+	a.takeRemovedLocked(p, d)
 	var got map[netip.Addr]string
 	now := a.cfg.Now()
 	for v, ident := range p.pending {
@@ -199,6 +200,31 @@ func (a *Allocator) ownershipChangedLocked(p *pool, persist bool, d []entry) {
 		}
 	}
 	a.flushLocked(p, got, nil)
+}
+
+// takeRemovedLocked takes over the ranges of peers removed here (rmpeer)
+// that a merge brought in (d; nil: the whole ring): ranges this router
+// had not heard of when it ran rmpeer. A removed peer that is reachable
+// again is not removed any more.
+func (a *Allocator) takeRemovedLocked(p *pool, d []entry) {
+	if len(a.removed) == 0 {
+		return
+	}
+	reach := a.reachableSet()
+	for q := range a.removed {
+		if reach[q] {
+			delete(a.removed, q)
+			a.log.Warn("a peer removed with rmpeer is reachable again; its ranges are no longer taken over", "peer", q)
+		}
+	}
+	for q := range a.removed {
+		if d != nil && !slices.ContainsFunc(d, func(e entry) bool { return e.owner == q }) {
+			continue
+		}
+		if n := p.takeOver(a.cfg.Self, q); n > 0 {
+			a.log.Warn("took over more address ranges of a removed peer", "pool", p.prefix, "peer", q, "addresses", n)
+		}
+	}
 }
 
 // reclaimLocked asks the owners of addresses held here, in ranges no

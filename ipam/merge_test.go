@@ -483,3 +483,44 @@ func names(nodes []*testNode) []uint64 {
 	}
 	return out
 }
+
+// TestTakeOverLearnsLater: rmpeer on a router that had not heard of all
+// of the dead peer's ranges (it was cut off when the peer got them) takes
+// over the rest as it learns of them; a removed peer that comes back is
+// no longer taken from.
+func TestTakeOverLearnsLater(t *testing.T) {
+	n := newTestNet(t, "10.9.0.0/24")
+	r1, r2, r3, r4 := n.add(1, 0), n.add(2, 0), n.add(3, 0), n.add(4, 0)
+	for _, nd := range []*testNode{r2, r3, r4} {
+		nd.mustAlloc(t, "a")
+	}
+	n.settleAll()
+	n.partition(map[mesh.PeerName]int{1: 1})
+	// Router 4 fills its range and borrows more from 2 and 3, unheard by 1.
+	for i := range 40 {
+		r4.mustAlloc(t, fmt.Sprint("b", i))
+	}
+	r2.mustAlloc(t, "c")
+	n.settleAll()
+	r1ring := r1.ringOf(n.rng)
+	known := len(r1ring.owned(4))
+	if got := r2.ringOf(n.rng); len(got.owned(4)) <= known {
+		t.Fatalf("setup: router 4 got no range unknown to router 1: %v", ringString(got))
+	}
+	n.kill(4)
+	if _, err := r1.a.TakeOver(4); err != nil {
+		t.Fatal(err)
+	}
+	n.heal()
+	n.settleAll()
+	n.checkConverged(t, n.rng)
+	if r := r1.ringOf(n.rng); len(r.owned(4)) != 0 {
+		t.Fatalf("ranges of the removed peer remain: %v", ringString(r))
+	}
+	for _, nd := range []*testNode{r1, r2, r3} {
+		nd.mustAlloc(t, "after")
+	}
+	n.settleAll()
+	n.checkConverged(t, n.rng)
+	n.checkNoDuplicates(t)
+}

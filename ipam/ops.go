@@ -415,7 +415,10 @@ func (a *Allocator) ReleasePool(prefix netip.Prefix) error {
 // they met, else the one whose entry has the higher version (each
 // allocation or release bumps it). What the other allocated there is
 // claimed back from it; an address both handed out is reported as a
-// conflict by the router that lost the range.
+// conflict by the router that lost the range. Ranges of the peer that
+// this router learns of later (it was cut off when the peer got them) are
+// taken over as they arrive, until this router restarts or the peer is
+// reachable again.
 func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 	if peer == a.cfg.Self {
 		return 0, errors.New("rmpeer: that is this router; run it on another host")
@@ -423,19 +426,15 @@ func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 	a.mu.Lock()
 	var n uint64
 	for _, p := range a.pools {
-		for i := range p.ring.ents {
-			e := &p.ring.ents[i]
-			if e.owner != peer {
-				continue
-			}
-			s := p.ring.span(i)
-			e.owner, e.version, e.free = a.cfg.Self, e.version+1, p.freeIn(s)
-			p.delta[e.start] = *e
-			n += s.size()
-		}
-		if len(p.delta) > 0 {
+		if m := p.takeOver(a.cfg.Self, peer); m > 0 {
+			n += m
 			a.flushLocked(p, nil, nil)
 		}
+	}
+	if n > 0 {
+		// Ranges of it that we learn of later (from a partition that did
+		// not hear of this) are taken over as they arrive.
+		a.removed[peer] = true
 	}
 	a.mu.Unlock()
 	a.send()
@@ -444,6 +443,23 @@ func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 	}
 	a.log.Warn("took over the address ranges of a removed peer", "peer", peer, "addresses", n)
 	return n, nil
+}
+
+// takeOver gives self every range of p that peer owns and returns how
+// many addresses that is.
+func (p *pool) takeOver(self, peer mesh.PeerName) uint64 {
+	var n uint64
+	for i := range p.ring.ents {
+		e := &p.ring.ents[i]
+		if e.owner != peer {
+			continue
+		}
+		s := p.ring.span(i)
+		e.owner, e.version, e.free = self, e.version+1, p.freeIn(s)
+		p.delta[e.start] = *e
+		n += s.size()
+	}
+	return n
 }
 
 // Owners returns every peer that owns a range in some pool.

@@ -227,7 +227,7 @@ func runProperty(t *testing.T, seed uint64, count, steps int, rng string) {
 			n.add(next, g)
 			next++
 			stats["joins"]++
-		case op < 86:
+		case op < 85:
 			nodes := n.live()
 			if len(nodes) <= count/2 {
 				continue
@@ -245,6 +245,26 @@ func runProperty(t *testing.T, seed uint64, count, steps int, rng string) {
 				}
 			}
 			stats["leaves"]++
+		case op < 88:
+			// A router dies for good; one other runs rmpeer for it.
+			nodes := n.live()
+			if len(nodes) <= count/2 {
+				continue
+			}
+			dead := nodes[rnd.IntN(len(nodes))]
+			n.kill(dead.name)
+			for id, h := range model {
+				if h.node == dead.name {
+					delete(model, id)
+				}
+			}
+			if _, err := pick().a.TakeOver(dead.name); err != nil && !errors.Is(err, ErrUnknownPeer) {
+				t.Fatalf("rmpeer %v: %v", dead.name, err)
+			}
+			n.mu.Lock()
+			n.left[dead.name] = true // nothing may stay its own
+			n.mu.Unlock()
+			stats["rmpeers"]++
 		case op < 90:
 			n.restart(pick().name) // messages on their way to it are lost
 			stats["restarts"]++
