@@ -201,7 +201,7 @@ func formatIPAM(b *strings.Builder, r *IPAMReport) {
 			case !s.Reachable:
 				note = "  unreachable"
 			}
-			fmt.Fprintf(b, "  %-36s %9d addresses (%5.1f%%), %d in use%s\n", name, s.Owned, 100*s.Share, s.Owned-s.Free, note)
+			fmt.Fprintf(b, "  %-36s %9d addresses (%5.1f%%), %d in use%s\n", name, s.Owned, 100*s.Share, s.Used, note)
 		}
 		if p.Quarantined > 0 {
 			fmt.Fprintf(b, "  %d addresses kept back while a separately seeded mesh's routers claim theirs\n", p.Quarantined)

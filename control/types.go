@@ -54,9 +54,12 @@ type IPAMPool struct {
 type IPAMPeer struct {
 	Name     string `json:"name"`
 	NickName string `json:"nickname,omitempty"`
-	// Owned addresses, of which Free are free; Share is Owned / pool size.
+	// Owned addresses, of which Free are free and Used held (the pool's
+	// network and broadcast addresses are neither); Share is Owned / pool
+	// size.
 	Owned     uint64  `json:"owned"`
 	Free      uint64  `json:"free"`
+	Used      uint64  `json:"used"`
 	Share     float64 `json:"share"`
 	Reachable bool    `json:"reachable"`
 	Self      bool    `json:"self,omitempty"`

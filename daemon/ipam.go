@@ -110,6 +110,7 @@ func (d *Daemon) startIPAM() error {
 		Persister:     ipamStore{d.store},
 		Saved:         saved,
 		Logger:        d.log.With("part", "ipam"),
+		Joining:       func() bool { return len(d.node.Targets()) > 0 },
 	})
 	if err != nil {
 		return err
@@ -386,7 +387,7 @@ func (d *Daemon) ipamReport() *control.IPAMReport {
 		}
 		for _, s := range p.Peers {
 			pr.Peers = append(pr.Peers, control.IPAMPeer{
-				Name: s.Name.String(), NickName: s.NickName, Owned: s.Owned, Free: s.Free,
+				Name: s.Name.String(), NickName: s.NickName, Owned: s.Owned, Free: s.Free, Used: s.Used,
 				Share: s.Share(p.Size), Reachable: s.Reachable, Self: s.Name == d.self,
 			})
 		}

@@ -57,6 +57,9 @@ func TestIPAMAttachDetachGraceRestart(t *testing.T) {
 	if n := ipamHeld(t, r); n != 4 {
 		t.Fatalf("held = %d, want 4", n)
 	}
+	if p := r.report(t).IPAM.Pools[0].Peers; len(p) != 1 || p[0].Used != 4 || p[0].Owned != 256 || !p[0].Self {
+		t.Fatalf("status of the one owner: %+v, want 256 owned, 4 used", p)
+	}
 
 	host.vanish("netns:c1")
 	deadline := time.Now().Add(5 * time.Second)

@@ -206,7 +206,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		pool := p.Prefix.String()
 		for _, s := range p.Peers {
 			ch <- prometheus.MustNewConstMetric(descIPAMOwned, prometheus.GaugeValue, float64(s.Owned), pool, s.Name.String(), s.NickName)
-			ch <- prometheus.MustNewConstMetric(descIPAMUsed, prometheus.GaugeValue, float64(s.Owned-s.Free), pool, s.Name.String(), s.NickName)
+			ch <- prometheus.MustNewConstMetric(descIPAMUsed, prometheus.GaugeValue, float64(s.Used), pool, s.Name.String(), s.NickName)
 		}
 		ch <- prometheus.MustNewConstMetric(descIPAMHeld, prometheus.GaugeValue, float64(p.Held), pool)
 		ch <- prometheus.MustNewConstMetric(descIPAMConfl, prometheus.GaugeValue, float64(len(p.Conflicts)), pool)

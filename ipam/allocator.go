@@ -86,6 +86,16 @@ type Config struct {
 	// as in use are kept out of allocation here while their holders claim
 	// them (default 30 s).
 	Quarantine time.Duration
+	// TakeoverSettle is how long ranges taken over with rmpeer are kept
+	// out of allocation here, so that a second host running rmpeer for the
+	// same peer meets this one's takeover before either allocates there
+	// and the two converge on one owner (default 3 s).
+	TakeoverSettle time.Duration
+	// Joining, if set, reports whether this router was told to connect to
+	// peers (weft launch PEER, weft connect). While it reaches none of
+	// them it does not seed a ring of its own: it would clash with the
+	// ring of the mesh it is about to join.
+	Joining func() bool
 }
 
 // maxPools bounds the pools one router keeps, its own and those it hears of.
@@ -165,6 +175,9 @@ type pool struct {
 	// mustSayDone: this router adopted an older ring and has not yet told
 	// the others that its claims are sent (kindClaimsDone).
 	mustSayDone bool
+	// seedAsk is when this router, wanting to seed, asked its peers for a
+	// ring they might already have (zero: not asked).
+	seedAsk time.Time
 }
 
 type claimReply struct {
@@ -211,6 +224,9 @@ func New(cfg Config) (*Allocator, error) {
 	}
 	if cfg.Quarantine <= 0 {
 		cfg.Quarantine = 30 * time.Second
+	}
+	if cfg.TakeoverSettle <= 0 {
+		cfg.TakeoverSettle = 3 * time.Second
 	}
 	a := &Allocator{
 		cfg: cfg, log: cfg.Logger,

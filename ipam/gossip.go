@@ -269,6 +269,9 @@ func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
 		p = a.newPool(r.pool)
 	}
 	if !p.ring.seeded() {
+		if !a.maySeedLocked(p, src) {
+			return // src asks again; by then a ring may have come
+		}
 		p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
 		p.refresh(a.cfg.Self, p.span)
 		a.log.Info("seeded the IP allocation ring for a peer's request", "pool", p.prefix, "peer", src)
@@ -290,7 +293,9 @@ func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
 	}
 	if total == 0 {
 		a.flushLocked(p, nil, nil)
-		deny()
+		if !p.settling(a.cfg.Self, us, now) {
+			deny()
+		} // else: ranges we just took over are settling; src asks again
 		return
 	}
 	give := min(max(total/2, 1), best.size())

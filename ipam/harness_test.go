@@ -404,7 +404,7 @@ func (n *testNet) config(name mesh.PeerName, gen int, store *memStore) Config {
 		Self: name, Range: n.rng,
 		Transport: testTransport{n: n, self: name, gen: gen}, Peers: testPeers{n: n, self: name},
 		Persister: store, Saved: store.saved(), Now: n.clock.Now, Logger: n.log.With("self", uint64(name)),
-		RetryInterval: n.retry, Quarantine: n.quarantine,
+		RetryInterval: n.retry, Quarantine: n.quarantine, TakeoverSettle: 4 * n.retry,
 	}
 }
 

@@ -115,6 +115,14 @@ func (a *Allocator) loop(ctx context.Context, step func() error) error {
 
 // waitErr explains why a wait ended without an answer.
 func (a *Allocator) waitErr(ctx context.Context) error {
+	a.mu.Lock()
+	seeded := a.pools[a.cfg.Range].ring.seeded()
+	alone := len(a.cfg.Peers.ReachablePeers()) <= 1
+	joining := a.cfg.Joining != nil && a.cfg.Joining()
+	a.mu.Unlock()
+	if !seeded && alone && joining {
+		return fmt.Errorf("no address range yet: this router was told to join peers and reaches none of them, and it does not start a range of its own that would clash with theirs (%w); check 'weft status connections', or 'weft forget' them to start a mesh of its own", ctx.Err())
+	}
 	return fmt.Errorf("no answer from the peers that own the address space (%w); check 'weft status ipam' and 'weft status connections'", ctx.Err())
 }
 
@@ -134,6 +142,9 @@ func (a *Allocator) seedOrAskLocked(p *pool, subnet netip.Prefix) bool {
 		lowest = min(lowest, q)
 	}
 	if lowest == a.cfg.Self {
+		if !a.maySeedLocked(p, mesh.UnknownPeerName) {
+			return false
+		}
 		p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
 		p.refresh(a.cfg.Self, p.span)
 		a.log.Info("seeded the IP allocation ring: this router owns the whole pool until peers borrow from it", "pool", p.prefix)
@@ -142,6 +153,33 @@ func (a *Allocator) seedOrAskLocked(p *pool, subnet netip.Prefix) bool {
 	}
 	a.askLocked(lowest, p, subnet)
 	return false
+}
+
+// maySeedLocked reports whether this router may seed p's ring now. A
+// router that reaches nobody seeds at once, unless it was told to join
+// peers it does not reach yet. A router with peers (except: one that asked
+// us for space, and so has no ring) first asks each of them for a ring it
+// might already hold but has not sent yet, and seeds only when none came
+// within the retry interval: a second seed would clash with theirs.
+func (a *Allocator) maySeedLocked(p *pool, except mesh.PeerName) bool {
+	var others []mesh.PeerName
+	for _, q := range a.cfg.Peers.ReachablePeers() {
+		if q != a.cfg.Self && q != except {
+			others = append(others, q)
+		}
+	}
+	if len(others) == 0 {
+		return except != mesh.UnknownPeerName || a.cfg.Joining == nil || !a.cfg.Joining()
+	}
+	now := a.cfg.Now()
+	if p.seedAsk.IsZero() || now.Sub(p.seedAsk) > 10*a.cfg.RetryInterval {
+		p.seedAsk = now
+		for _, q := range others {
+			a.requestRingLocked(q, p, mesh.UnknownPeerName)
+		}
+		return false
+	}
+	return now.Sub(p.seedAsk) >= a.cfg.RetryInterval
 }
 
 // askLocked sends a space request, at most once per retry interval.

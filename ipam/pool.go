@@ -159,3 +159,14 @@ func (p *pool) findFree(self mesh.PeerName, s span, now time.Time) (uint64, bool
 	}
 	return 0, false
 }
+
+// settling reports whether part of s is a range this router took over
+// (rmpeer) that is still kept out of allocation.
+func (p *pool) settling(self mesh.PeerName, s span, now time.Time) bool {
+	for _, q := range p.quar {
+		if q.owner == self && q.span.overlaps(s) && now.Before(q.until) {
+			return true
+		}
+	}
+	return false
+}

@@ -48,8 +48,9 @@ type PeerShare struct {
 	Name     mesh.PeerName
 	NickName string
 	// Owned is the number of addresses in its ranges, Free how many of
-	// them it reports free; Owned-Free are in use.
-	Owned, Free uint64
+	// them it reports free, Used how many are held (Owned less Free and
+	// less the pool's network and broadcast addresses, never handed out).
+	Owned, Free, Used uint64
 	Reachable   bool
 }
 
@@ -72,8 +73,18 @@ func (a *Allocator) Status() Status {
 				s = &PeerShare{Name: e.owner, NickName: a.cfg.Peers.PeerNickName(e.owner), Reachable: reach[e.owner]}
 				shares[e.owner] = s
 			}
-			s.Owned += p.ring.span(i).size()
+			sp := p.ring.span(i)
+			s.Owned += sp.size()
 			s.Free += e.free
+			reserved := uint64(0)
+			for _, v := range []uint64{p.span.lo, p.span.hi - 1} {
+				if sp.contains(v) {
+					reserved++
+				}
+			}
+			if used := sp.size() - reserved; e.free < used {
+				s.Used += used - e.free
+			}
 		}
 		for _, s := range shares {
 			ps.Peers = append(ps.Peers, *s)

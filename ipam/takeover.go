@@ -6,16 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/weftnet/weft/mesh"
 )
 
 // TakeOver gives this router every range that peer owns, for `weft
 // rmpeer` of a peer that is gone for good, and returns how many
-// addresses that is. Two routers taking over the same peer converge on
-// one owner per range: the lower name if neither allocated there before
-// they met, else the one whose entry has the higher version (each
-// allocation or release bumps it). What the other allocated there is
+// addresses that is. The ranges are not allocated from for
+// Config.TakeoverSettle, so two routers taking over the same peer (both
+// reachable) meet before either allocates there and converge on the lower
+// name. Routers cut off from each other converge on the one whose entry
+// has the higher version (each allocation or release bumps it). What the other allocated there is
 // claimed back from it; an address both handed out is reported as a
 // conflict by the router that lost the range. Ranges of the peer that
 // this router learns of later (it was cut off when the peer got them) are
@@ -28,7 +30,7 @@ func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 	a.mu.Lock()
 	var n uint64
 	for _, p := range a.pools {
-		if m := p.takeOver(a.cfg.Self, peer); m > 0 {
+		if m := p.takeOver(a.cfg.Self, peer, a.cfg.Now().Add(a.cfg.TakeoverSettle)); m > 0 {
 			n += m
 			a.flushLocked(p, nil, nil)
 		}
@@ -48,8 +50,10 @@ func (a *Allocator) TakeOver(peer mesh.PeerName) (uint64, error) {
 }
 
 // takeOver gives self every range of p that peer owns and returns how
-// many addresses that is.
-func (p *pool) takeOver(self, peer mesh.PeerName) uint64 {
+// many addresses that is. The ranges are kept out of allocation here until
+// settled, so that a takeover of the same peer by another router meets
+// ours before either allocates there.
+func (p *pool) takeOver(self, peer mesh.PeerName, settled time.Time) uint64 {
 	var n uint64
 	for i := range p.ring.ents {
 		e := &p.ring.ents[i]
@@ -59,6 +63,7 @@ func (p *pool) takeOver(self, peer mesh.PeerName) uint64 {
 		s := p.ring.span(i)
 		e.owner, e.version, e.free = self, e.version+1, p.freeIn(s)
 		p.delta[e.start] = *e
+		p.quar = append(p.quar, quarantined{span: s, until: settled, owner: self})
 		n += s.size()
 	}
 	return n
@@ -136,7 +141,7 @@ func (a *Allocator) takeRemovedLocked(p *pool, d []entry) {
 		if d != nil && !slices.ContainsFunc(d, func(e entry) bool { return e.owner == q }) {
 			continue
 		}
-		if n := p.takeOver(a.cfg.Self, q); n > 0 {
+		if n := p.takeOver(a.cfg.Self, q, a.cfg.Now().Add(a.cfg.TakeoverSettle)); n > 0 {
 			a.log.Warn("took over more address ranges of a removed peer", "pool", p.prefix, "peer", q, "addresses", n)
 		}
 	}

@@ -55,16 +55,40 @@ func TestIPAM(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 3)
 	h1, h2, h3 := w.Hosts[0], w.Hosts[1], w.Hosts[2]
+	rng := netip.MustParsePrefix(ipamRange)
+	per := map[*netns.Host][]*netns.Container{}
+	held := map[string]string{} // address -> container
+
+	// h1 allocates alone at once; h2 attaches right after its launch,
+	// before it is connected: it must not start a range of its own (that
+	// would clash with h1's) but wait for h1's.
 	h1.Launch(t, "--ipalloc-range", ipamRange)
+	first := attachAuto(t, h1.NewContainer(t, "first"))
+	held[first] = "h1/first"
+	w.Block(t, h1, h2)
 	h2.Launch(t, "--ipalloc-range", ipamRange, h1.PeerAddr())
+	ec := h2.NewContainer(t, "early")
+	res := make(chan netns.Result, 1)
+	go func() { res <- h2.Weft("attach", ec.Target()) }()
+	time.Sleep(time.Second)
+	if v := ipamView(t, h2); !strings.Contains(v, "waiting for peers") {
+		t.Errorf("h2, told to join h1 and cut off from it, while an attach waits:\n%s", v)
+	}
+	w.Unblock(t, h1, h2)
+	r := <-res
+	early := strings.TrimSpace(r.Stdout)
+	if !r.OK() {
+		t.Fatalf("h2: attach while joining: %v", r)
+	}
+	if early == first {
+		t.Fatalf("h2 attached before it was connected got %s, which h1 holds: it seeded a range of its own", early)
+	}
+	held[early] = "h2/early"
 	h3.Launch(t, "--ipalloc-range", ipamRange, h1.PeerAddr())
 	for _, pair := range [][2]*netns.Host{{h1, h2}, {h1, h3}, {h2, h3}} {
 		netns.Eventually(t, connectTimeout, pair[0].Nick+" connected to "+pair[1].Nick,
 			func() error { return pair[0].EstablishedWith(pair[1]) })
 	}
-	rng := netip.MustParsePrefix(ipamRange)
-	per := map[*netns.Host][]*netns.Container{}
-	held := map[string]string{} // address -> container
 
 	t.Run("concurrent attaches", func(t *testing.T) {
 		var mu sync.Mutex
@@ -103,8 +127,8 @@ func TestIPAM(t *testing.T) {
 				held[c.IP] = h.Nick + "/" + c.Nick
 			}
 		}
-		if len(held) != 24 {
-			t.Fatalf("%d distinct addresses, want 24", len(held))
+		if len(held) != 26 {
+			t.Fatalf("%d distinct addresses, want 24 and the 2 attached first", len(held))
 		}
 		// Each container reaches one container on each other host, and the
 		// first of each host reaches every container.
