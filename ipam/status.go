@@ -51,7 +51,7 @@ type PeerShare struct {
 	// them it reports free, Used how many are held (Owned less Free and
 	// less the pool's network and broadcast addresses, never handed out).
 	Owned, Free, Used uint64
-	Reachable   bool
+	Reachable         bool
 }
 
 // Share is the fraction of the pool the peer owns.
