@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/weftnet/weft/internal/wire"
 	"github.com/weftnet/weft/mesh"
 )
 
@@ -160,62 +161,19 @@ func (r request) encode() []byte {
 	return b
 }
 
-// decoder reads big-endian fields, remembering the first error.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder reads the fields of an IPAM message (wire.Decoder); every
+// failure wraps ErrMalformed.
+type decoder struct{ wire.Decoder }
 
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(d.b) {
-		d.err = fmt.Errorf("%w: truncated", ErrMalformed)
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
+// errTruncated is what a read past the end of a message records.
+var errTruncated = fmt.Errorf("%w: truncated", ErrMalformed)
 
-func (d *decoder) u8() byte {
-	if v := d.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
+func newDecoder(b []byte) decoder { return decoder{wire.NewDecoder(b, errTruncated)} }
 
-func (d *decoder) u16() uint16 {
-	if v := d.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (d *decoder) u32() uint32 {
-	if v := d.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (d *decoder) u64() uint64 {
-	if v := d.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-func (d *decoder) name() mesh.PeerName {
-	if v := d.take(mesh.PeerNameLen); v != nil {
-		return mesh.PeerNameFrom(v)
-	}
-	return mesh.UnknownPeerName
-}
+func (d *decoder) name() mesh.PeerName { return mesh.PeerName(d.U48()) }
 
 func (d *decoder) addr() netip.Addr {
-	if v := d.take(4); v != nil {
+	if v := d.Take(4); v != nil {
 		return netip.AddrFrom4([4]byte(v))
 	}
 	return netip.Addr{}
@@ -224,92 +182,92 @@ func (d *decoder) addr() netip.Addr {
 // prefix reads a pool or subnet prefix and checks it.
 func (d *decoder) prefix() netip.Prefix {
 	a := d.addr()
-	bits := int(d.u8())
-	if d.err != nil {
+	bits := int(d.U8())
+	if d.Err() != nil {
 		return netip.Prefix{}
 	}
 	p := netip.PrefixFrom(a, bits)
 	if err := checkPrefix("prefix", p); err != nil {
-		d.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+		d.Fail(fmt.Errorf("%w: %v", ErrMalformed, err))
 	}
 	return p
 }
 
 func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	if d.Err() == nil {
+		d.Fail(fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...))
 	}
 }
 
 // decodeMessage parses any IPAM message: an update (u set) or a request.
 func decodeMessage(b []byte) (u *update, r request, err error) {
-	d := decoder{b: b}
-	if v := d.u8(); d.err == nil && v != wireVersion {
+	d := newDecoder(b)
+	if v := d.U8(); d.Err() == nil && v != wireVersion {
 		return nil, r, fmt.Errorf("%w: format version %d, this router speaks %d", ErrMalformed, v, wireVersion)
 	}
-	r.kind = d.u8()
-	if d.err != nil {
-		return nil, r, d.err
+	r.kind = d.U8()
+	if d.Err() != nil {
+		return nil, r, d.Err()
 	}
 	if r.kind == kindUpdate || r.kind == kindRing {
 		u = d.update(r.kind == kindRing)
-		if d.err == nil && len(d.b) > 0 {
-			d.fail("%d trailing bytes", len(d.b))
+		if d.Err() == nil && d.Len() > 0 {
+			d.fail("%d trailing bytes", d.Len())
 		}
-		return u, r, d.err
+		return u, r, d.Err()
 	}
 	r.pool = d.prefix()
 	switch r.kind {
 	case kindSpaceRequest, kindSpaceDenied:
 		r.subnet = d.prefix()
-		if d.err == nil && (!r.pool.Contains(r.subnet.Addr()) || r.subnet.Bits() < r.pool.Bits()) {
+		if d.Err() == nil && (!r.pool.Contains(r.subnet.Addr()) || r.subnet.Bits() < r.pool.Bits()) {
 			d.fail("subnet %s outside pool %s", r.subnet, r.pool)
 		}
 	case kindClaim, kindReclaim, kindClaimDenied, kindNotOwner:
 		r.addr = d.addr()
-		r.ident = string(d.take(int(d.u8())))
-		if d.err == nil && !r.pool.Contains(r.addr) {
+		r.ident = string(d.Take(int(d.U8())))
+		if d.Err() == nil && !r.pool.Contains(r.addr) {
 			d.fail("address %s outside pool %s", r.addr, r.pool)
 		}
 	case kindRingRequest, kindClaimsDone:
 	default:
 		d.fail("unknown kind %d", r.kind)
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail("%d trailing bytes", len(d.b))
+	if d.Err() == nil && d.Len() > 0 {
+		d.fail("%d trailing bytes", d.Len())
 	}
-	return nil, r, d.err
+	return nil, r, d.Err()
 }
 
 func (d *decoder) update(whole bool) *update {
-	n := int(d.u16())
+	n := int(d.U16())
 	if n > maxPoolsPerMsg {
 		d.fail("%d pools in one message (max %d)", n, maxPoolsPerMsg)
 	}
 	u := &update{}
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		p := poolUpdate{whole: whole}
 		p.pool = d.prefix()
-		p.seed.At = int64(d.u64())
+		p.seed.At = int64(d.U64())
 		p.seed.By = d.name()
-		cnt := int(d.u32())
-		if d.err != nil {
+		cnt := int(d.U32())
+		if d.Err() != nil {
 			break
 		}
 		if p.seed.IsZero() {
 			d.fail("pool %s: seed without a peer", p.pool)
 			break
 		}
-		if cnt > maxEntries || cnt*entryLen > len(d.b) {
+		if cnt > maxEntries || cnt*entryLen > d.Len() {
 			d.fail("pool %s: %d entries", p.pool, cnt)
 			break
 		}
 		ps := spanOf(p.pool)
 		p.ents = make([]entry, 0, cnt)
-		for j := 0; j < cnt && d.err == nil; j++ {
-			e := entry{start: uint64(d.u32()), owner: d.name(), version: d.u32(), free: uint64(d.u32())}
+		for j := 0; j < cnt && d.Err() == nil; j++ {
+			e := entry{start: uint64(d.U32()), owner: d.name(), version: d.U32(), free: uint64(d.U32())}
 			switch {
-			case d.err != nil:
+			case d.Err() != nil:
 			case !ps.contains(e.start):
 				d.fail("pool %s: token %s outside it", p.pool, u2a(e.start))
 			case j > 0 && e.start <= p.ents[j-1].start:

@@ -122,24 +122,24 @@ type gossipMsg struct {
 
 // decodeGossip parses a gossip, unicast or broadcast message.
 func decodeGossip(b []byte) (gossipMsg, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	var m gossipMsg
-	m.tag = d.u8()
-	m.channel = d.str8()
+	m.tag = d.U8()
+	m.channel = d.Str8()
 	m.src = d.name()
 	if m.tag == tagGossipUnicast {
 		m.dst = d.name()
-		m.payload = d.rest()
+		m.payload = d.Rest()
 	} else {
-		n := int(d.u16())
-		if d.err == nil && n*4 > len(d.b) {
+		n := int(d.U16())
+		if d.Err() == nil && n*4 > d.Len() {
 			return m, fmt.Errorf("decode gossip: %d parts: %w", n, ErrTruncated)
 		}
-		for i := 0; i < n && d.err == nil; i++ {
-			m.parts = append(m.parts, d.take(int(d.u32())))
+		for i := 0; i < n && d.Err() == nil; i++ {
+			m.parts = append(m.parts, d.Take(int(d.U32())))
 		}
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return m, fmt.Errorf("decode gossip: %w", err)
 	}
 	return m, nil

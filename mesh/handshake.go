@@ -101,29 +101,29 @@ func (f *features) encode() []byte {
 
 // decodeFeatures parses a features message, tag byte included.
 func decodeFeatures(b []byte) (features, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	var f features
-	if tag := d.u8(); d.err == nil && tag != tagFeatures {
+	if tag := d.U8(); d.Err() == nil && tag != tagFeatures {
 		return f, fmt.Errorf("decode features: unexpected message tag %d", tag)
 	}
 	f.Name = d.name()
-	f.UID = d.u64()
-	f.ConnNonce = d.u64()
-	f.DataPort = d.u16()
-	f.NickName = d.str8()
-	n := int(d.u16())
+	f.UID = d.U64()
+	f.ConnNonce = d.U64()
+	f.DataPort = d.U16()
+	f.NickName = d.Str8()
+	n := int(d.U16())
 	if n > maxExtraFeatures {
 		return f, fmt.Errorf("decode features: %d extra features (max %d)", n, maxExtraFeatures)
 	}
 	if n > 0 {
 		f.Extra = make(map[string]string, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
-		k := d.str8()
-		v := string(d.take(int(d.u16())))
+	for i := 0; i < n && d.Err() == nil; i++ {
+		k := d.Str8()
+		v := string(d.Take(int(d.U16())))
 		f.Extra[k] = v
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return f, fmt.Errorf("decode features: %w", err)
 	}
 	if f.Name == UnknownPeerName {

@@ -159,43 +159,43 @@ func encodeTopology(entries []peerEntry) []byte {
 
 // decodeTopology parses a topology message, tag byte included.
 func decodeTopology(b []byte) ([]peerEntry, error) {
-	d := decoder{b: b}
-	if tag := d.u8(); d.err == nil && tag != tagTopology {
+	d := newDecoder(b)
+	if tag := d.U8(); d.Err() == nil && tag != tagTopology {
 		return nil, fmt.Errorf("decode topology: unexpected message tag %d", tag)
 	}
-	n := int(d.u16())
-	if d.err == nil && n*minEntrySize > len(d.b) {
+	n := int(d.U16())
+	if d.Err() == nil && n*minEntrySize > d.Len() {
 		return nil, fmt.Errorf("decode topology: %d entries: %w", n, ErrTruncated)
 	}
 	out := make([]peerEntry, 0, n)
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err() == nil; i++ {
 		var p peerEntry
 		p.Name = d.name()
-		p.UID = d.u64()
-		p.Version = d.u64()
-		p.NickName = d.str8()
-		nc := int(d.u16())
-		if d.err == nil && nc*minConnSize > len(d.b) {
+		p.UID = d.U64()
+		p.Version = d.U64()
+		p.NickName = d.Str8()
+		nc := int(d.U16())
+		if d.Err() == nil && nc*minConnSize > d.Len() {
 			return nil, fmt.Errorf("decode topology: %d connections: %w", nc, ErrTruncated)
 		}
 		if nc > 0 {
 			p.Conns = make([]connEntry, 0, nc)
 		}
-		for j := 0; j < nc && d.err == nil; j++ {
+		for j := 0; j < nc && d.Err() == nil; j++ {
 			var c connEntry
 			c.Peer = d.name()
-			f := d.u8()
+			f := d.U8()
 			c.Outbound = f&connFlagOutbound != 0
 			c.Established = f&connFlagEstablished != 0
 			c.Addr = d.addr()
 			p.Conns = append(p.Conns, c)
 		}
-		if d.err == nil && (p.Name == UnknownPeerName || p.UID == 0) {
+		if d.Err() == nil && (p.Name == UnknownPeerName || p.UID == 0) {
 			return nil, fmt.Errorf("decode topology: entry %d has a zero name or UID", i)
 		}
 		out = append(out, p)
 	}
-	if err := d.done(); err != nil {
+	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("decode topology: %w", err)
 	}
 	return out, nil

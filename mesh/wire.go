@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/weftnet/weft/internal/wire"
 )
 
 // Message tags: the first byte of every message after the handshake
@@ -60,105 +62,32 @@ func (e *encoder) addr(a netip.AddrPort) {
 	e.u16(a.Port())
 }
 
-// decoder reads big-endian fields; after the first failure every read
-// returns zero values and err stays set.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder reads the fields of a control message (wire.Decoder), with the
+// mesh's own types; a read past the end is ErrTruncated.
+type decoder struct{ wire.Decoder }
 
-func (d *decoder) take(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n < 0 || len(d.b) < n {
-		d.err = ErrTruncated
-		d.b = nil
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
+func newDecoder(b []byte) decoder { return decoder{wire.NewDecoder(b, ErrTruncated)} }
 
-func (d *decoder) u8() byte {
-	if v := d.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (d *decoder) u16() uint16 {
-	if v := d.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (d *decoder) u32() uint32 {
-	if v := d.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (d *decoder) u64() uint64 {
-	if v := d.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-func (d *decoder) name() PeerName {
-	if v := d.take(PeerNameLen); v != nil {
-		return PeerNameFrom(v)
-	}
-	return UnknownPeerName
-}
-
-func (d *decoder) str8() string { return string(d.take(int(d.u8()))) }
+func (d *decoder) name() PeerName { return PeerName(d.U48()) }
 
 func (d *decoder) addr() netip.AddrPort {
 	var ip netip.Addr
-	switch n := d.u8(); n {
+	switch n := d.U8(); n {
 	case 0:
 	case 4:
-		if v := d.take(4); v != nil {
+		if v := d.Take(4); v != nil {
 			ip = netip.AddrFrom4([4]byte(v))
 		}
 	case 16:
-		if v := d.take(16); v != nil {
+		if v := d.Take(16); v != nil {
 			ip = netip.AddrFrom16([16]byte(v))
 		}
 	default:
-		if d.err == nil {
-			d.err = fmt.Errorf("bad address length %d", n)
-		}
+		d.Fail(fmt.Errorf("bad address length %d", n))
 	}
-	port := d.u16()
+	port := d.U16()
 	if !ip.IsValid() {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(ip, port)
-}
-
-// rest returns the remaining bytes.
-func (d *decoder) rest() []byte {
-	if d.err != nil {
-		return nil
-	}
-	v := d.b
-	d.b = nil
-	return v
-}
-
-// done reports an error if any read failed or bytes remain.
-func (d *decoder) done() error {
-	if d.err != nil {
-		return d.err
-	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("%d trailing bytes", len(d.b))
-	}
-	return nil
 }
