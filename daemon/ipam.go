@@ -309,14 +309,11 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 
 // ipamUserError marks the errors a user can act on as user errors.
 func ipamUserError(err error) error {
-	for _, s := range []error{ipam.ErrOutsidePools, ipam.ErrSubnetTooSmall, ipam.ErrAddressTaken, ipam.ErrNoSpace,
-		ipam.ErrUnreachableSpace, ipam.ErrUnknownPeer, context.DeadlineExceeded} {
+	for _, s := range []error{ipam.ErrOutsidePools, ipam.ErrSubnetTooSmall, ipam.ErrBadPrefix, ipam.ErrReservedAddress,
+		ipam.ErrAddressTaken, ipam.ErrNoSpace, ipam.ErrUnreachableSpace, ipam.ErrUnknownPeer, context.DeadlineExceeded} {
 		if errors.Is(err, s) {
 			return &control.UserError{Err: err}
 		}
-	}
-	if strings.Contains(err.Error(), "subnet ") || strings.Contains(err.Error(), "too large") {
-		return &control.UserError{Err: err}
 	}
 	return err
 }

@@ -116,6 +116,7 @@ func TestIPAMBadRequests(t *testing.T) {
 		{[]string{"net:banana"}, "want net:CIDR"},
 		{[]string{"ip:10.40.0.1/24"}, "already in use by netns:c1 on this host"},
 		{[]string{"10.40.0.0/24"}, "network address"},
+		{[]string{"ip:10.40.0.255/16"}, "network or broadcast address of the pool 10.40.0.0/24"},
 	} {
 		_, err := r.client.Attach(control.AttachRequest{Target: "netns:c2", CIDRs: tc.cidrs})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

@@ -40,16 +40,16 @@ func a2u(a netip.Addr) uint64 {
 // checkPrefix validates a pool or subnet prefix.
 func checkPrefix(what string, p netip.Prefix) error {
 	if !p.IsValid() || !p.Addr().Is4() {
-		return fmt.Errorf("%s %s: want an IPv4 CIDR like 10.32.0.0/12", what, p)
+		return fmt.Errorf("%s %s: %w: want an IPv4 CIDR like 10.32.0.0/12", what, p, ErrBadPrefix)
 	}
 	if p.Bits() > MaxPoolBits {
 		return fmt.Errorf("%s %s: %w: it has %d addresses, at least 4 are needed (use /%d or shorter)", what, p, ErrSubnetTooSmall, 1<<(32-p.Bits()), MaxPoolBits)
 	}
 	if p.Bits() < MinPoolBits {
-		return fmt.Errorf("%s %s is too large: at most a /%d", what, p, MinPoolBits)
+		return fmt.Errorf("%s %s: %w: too large, at most a /%d", what, p, ErrBadPrefix, MinPoolBits)
 	}
 	if p != p.Masked() {
-		return fmt.Errorf("%s %s: host bits are set; did you mean %s?", what, p, p.Masked())
+		return fmt.Errorf("%s %s: %w: host bits are set; did you mean %s?", what, p, ErrBadPrefix, p.Masked())
 	}
 	return nil
 }

@@ -7,6 +7,12 @@ import "errors"
 var (
 	// ErrOutsidePools means a subnet or address lies in no pool.
 	ErrOutsidePools = errors.New("not inside the IP allocation range or any pool")
+	// ErrBadPrefix means a pool or subnet is not an IPv4 CIDR of /8 to /30
+	// without host bits.
+	ErrBadPrefix = errors.New("invalid prefix")
+	// ErrReservedAddress means an address is a pool's network or broadcast
+	// address, which is never handed out.
+	ErrReservedAddress = errors.New("reserved address")
 	// ErrSubnetTooSmall means a subnet has fewer than 4 addresses.
 	ErrSubnetTooSmall = errors.New("subnet too small")
 	// ErrAddressTaken means another target holds the address.

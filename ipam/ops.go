@@ -266,6 +266,9 @@ func (a *Allocator) Claim(ctx context.Context, ident string, addr netip.Addr) (m
 		}
 		managed = true
 		v := a2u(addr)
+		if v == p.span.lo || v == p.span.hi-1 {
+			return fmt.Errorf("%s: %w: it is the network or broadcast address of the pool %s, never handed out; pick another address", addr, ErrReservedAddress, p.prefix)
+		}
 		if id, ok := p.idents[v]; ok {
 			if id == ident {
 				return nil
