@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -160,5 +164,40 @@ func TestIPAMExpose(t *testing.T) {
 	}
 	if a := attachAddrs(t, r, "netns:c3"); a[0] != "10.40.0.1/24" {
 		t.Fatalf("after hide the host's address went to %v, want 10.40.0.1/24 free again", a)
+	}
+}
+
+// TestIPAMMetrics: /metrics carries per pool and peer the addresses owned
+// and used, and per pool those held here.
+func TestIPAMMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	nw := routertest.NewNetwork(14)
+	r := startRouterWith(t, nw, t.TempDir(), newFakeHost(), 7004, func(c *Config) {
+		c.IPAllocRange = netip.MustParsePrefix("10.40.0.0/24")
+		c.StatusAddr = addr
+	})
+	attachAddrs(t, r, "netns:c1")
+	attachAddrs(t, r, "netns:c2")
+	name := r.report(t).Router.Name
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		fmt.Sprintf(`weft_ipam_owned_addresses{nickname="r7004",peer=%q,pool="10.40.0.0/24"} 256`, name),
+		fmt.Sprintf(`weft_ipam_used_addresses{nickname="r7004",peer=%q,pool="10.40.0.0/24"} 2`, name),
+		`weft_ipam_held_addresses{pool="10.40.0.0/24"} 2`,
+		`weft_ipam_conflicts{pool="10.40.0.0/24"} 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

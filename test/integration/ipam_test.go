@@ -329,3 +329,36 @@ func TestIPAMSeparateSeeds(t *testing.T) {
 		}
 	})
 }
+
+// TestIPAMGoneTarget: a container whose namespace is deleted keeps its
+// address for the grace period (30 s), then the address is freed: IPAM no
+// longer holds it and a new container gets it.
+func TestIPAMGoneTarget(t *testing.T) {
+	t.Parallel()
+	w := netns.NewWorld(t, 1)
+	h := w.Hosts[0]
+	h.Launch(t, "--ipalloc-range", ipamRange)
+	c := h.NewContainer(t, "gone")
+	ip := attachAuto(t, c)
+	start := time.Now()
+	h.MustRun(t, "ip", "netns", "del", c.Name)
+	// The world removes its namespaces at the end: give it one back then.
+	t.Cleanup(func() { h.Run("ip", "netns", "add", c.Name) })
+	time.Sleep(10 * time.Second)
+	if v := ipamView(t, h); !strings.Contains(v, " 1 held here") {
+		t.Fatalf("the address went before the grace period ended:\n%s", v)
+	}
+	netns.Eventually(t, 45*time.Second, "the gone container's address is freed", func() error {
+		if v := ipamView(t, h); !strings.Contains(v, " 0 held here") {
+			return fmt.Errorf("still held after %s:\n%s", time.Since(start).Round(time.Second), v)
+		}
+		return nil
+	})
+	if d := time.Since(start); d < 30*time.Second {
+		t.Fatalf("freed after %s, before the 30 s grace period", d)
+	}
+	n := h.NewContainer(t, "next")
+	if got := attachAuto(t, n); got != ip {
+		t.Fatalf("a new container got %s, want the freed %s", got, ip)
+	}
+}
