@@ -2,8 +2,9 @@
 # demo.sh: what `make demo` runs. Three "hosts" (network namespaces on one
 # underlay bridge, 10.99.0.1-3), a weft router on each (hosts 2 and 3 are
 # told about host 1 only and discover each other), one "container" per host
-# attached with an address in 10.2.1.0/24, then pings between containers on
-# different hosts and by name. Prints every step; removes everything at the end.
+# attached with an address the routers allocate from 10.32.0.0/12 (IPAM), then
+# pings between containers on different hosts and by name. Prints every step;
+# removes everything at the end.
 #
 # Usage: test/demo.sh        (as root; WEFT_BIN overrides bin/weft)
 set -euo pipefail
@@ -70,12 +71,16 @@ done
 
 step "One container per host, attached to the weft network"
 say "A container here is a network namespace; 'weft attach' gives it an"
-say "interface on the weft bridge of its host, with the address we ask for."
+say "interface on the weft bridge of its host, with an address that no"
+say "container on any host holds: the routers share 10.32.0.0/12 out among"
+say "themselves. host1 allocates at once; host2 and host3 wait until they"
+say "reach host1, so that they never start a range of their own."
+declare -A addr
 for n in 1 2 3; do
 	ns_add "$(ctr "$n")"
-	show "weft attach 10.2.1.$n/24 netns:$(ctr "$n")   (on host$n)" \
-		weft_on "$n" attach "10.2.1.$n/24" "netns:$(ctr "$n")" ||
-		lib_die "weft attach failed on host$n"
+	printf '%s$ %s%s\n' "$D" "weft attach netns:$(ctr "$n")              (on host$n)" "$N"
+	addr[$n]=$(weft_on "$n" attach "netns:$(ctr "$n")") || lib_die "weft attach failed on host$n"
+	say "${addr[$n]}"
 done
 
 step "Waiting for the mesh: host2 and host3 find each other through host1"
@@ -107,9 +112,9 @@ say "of its host, and travel to the other host inside UDP datagrams."
 failed=0
 for pair in "1 2" "2 3" "3 1"; do
 	set -- $pair
-	wait_until 20 ns_exec "$(ctr "$1")" ping -c1 -W1 "10.2.1.$2" || true
-	if ! show "ping -c 3 10.2.1.$2                       (in the container on host$1)" \
-		ns_exec "$(ctr "$1")" ping -n -c 3 -i 0.2 -W 2 "10.2.1.$2"; then
+	wait_until 20 ns_exec "$(ctr "$1")" ping -c1 -W1 "${addr[$2]}" || true
+	if ! show "ping -c 3 ${addr[$2]}                       (in the container on host$1)" \
+		ns_exec "$(ctr "$1")" ping -n -c 3 -i 0.2 -W 2 "${addr[$2]}"; then
 		failed=1
 	fi
 done
@@ -122,6 +127,9 @@ show "getent hosts $(ctr 2).weft.local        (in the container on host1)" \
 	ns_exec "$(ctr 1)" getent hosts "$(ctr 2).weft.local" || failed=1
 show "ping -c 2 $(ctr 3)                       (in the container on host1)" \
 	ns_exec "$(ctr 1)" ping -n -c 2 -i 0.2 -W 2 "$(ctr 3)" || failed=1
+
+step "How the routers shared the address range out"
+show "weft status ipam                          (on host1)" weft_on 1 status ipam || true
 
 step "The attached containers on each host"
 for n in 1 2 3; do
@@ -139,4 +147,4 @@ if ((failed)); then
 	echo "demo: some pings failed (see above)" >&2
 	exit 1
 fi
-printf '\n%sDone: three hosts, one flat network 10.2.1.0/24 across them.%s\n' "$B" "$N"
+printf '\n%sDone: three hosts, one flat network 10.32.0.0/12 across them.%s\n' "$B" "$N"
