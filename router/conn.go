@@ -45,7 +45,8 @@ type conn struct {
 	trainsLogged atomic.Bool                    // a refusal of trains was logged at info
 	heard        atomic.Bool                    // a valid heartbeat arrived
 	heardBy      atomic.Bool                    // the peer says it hears us
-	probeAck     atomic.Uint32                  // id of the last acknowledged probe
+	probeAck     atomic.Uint32                  // id of the last acknowledged candidate probe (odd ids)
+	probeAckCtl  atomic.Uint32                  // id of the last acknowledged control probe (even ids)
 	confirmed    atomic.Bool
 	stopped      atomic.Bool
 	state        atomic.Int32

@@ -2,7 +2,9 @@ package router
 
 import (
 	"errors"
+	"math/rand"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,6 +26,34 @@ type linkPipe struct {
 	limit   int // largest datagram carried; 0: any
 	reject  int // larger datagrams fail WriteBatch, as with EMSGSIZE; 0: none
 	blocked bool
+	// lossy drops probes and probe acks at random with this probability.
+	lossy float64
+	rnd   *rand.Rand
+	// hold keeps probes and acks back (delivered when hold ends, late).
+	hold bool
+	held [][]byte
+}
+
+// isProbe reports whether a datagram is a path MTU probe or its ack.
+func isProbe(b []byte) bool { return len(b) > 1 && (b[1] == TypeProbe || b[1] == TypeProbeAck) }
+
+// deliver puts one datagram into the reader's batch.
+func (p *linkPipe) deliver(b []byte) {
+	if p.n == len(p.to.dgrams) {
+		return
+	}
+	dst := &p.to.dgrams[p.n]
+	dst.N = copy(dst.Buf, b)
+	dst.Addr = p.from
+	p.n++
+}
+
+// release delivers what hold kept back.
+func (p *linkPipe) release() {
+	for _, b := range p.held {
+		p.deliver(b)
+	}
+	p.held = p.held[:0]
 }
 
 func (p *linkPipe) ReadBatch([]Datagram) (int, error) { return 0, ErrConfig }
@@ -32,13 +62,17 @@ func (p *linkPipe) WriteBatch(d []Datagram) (int, error) {
 		if p.reject > 0 && len(x.Buf) > p.reject {
 			return i, errors.New("message too long")
 		}
-		if p.blocked || (p.limit > 0 && len(x.Buf) > p.limit) || p.n == len(p.to.dgrams) {
+		if p.blocked || (p.limit > 0 && len(x.Buf) > p.limit) {
 			continue
 		}
-		dst := &p.to.dgrams[p.n]
-		dst.N = copy(dst.Buf, x.Buf)
-		dst.Addr = p.from
-		p.n++
+		if isProbe(x.Buf) && p.lossy > 0 && p.rnd.Float64() < p.lossy {
+			continue
+		}
+		if isProbe(x.Buf) && p.hold {
+			p.held = append(p.held, slices.Clone(x.Buf))
+			continue
+		}
+		p.deliver(x.Buf)
 	}
 	return len(d), nil
 }
@@ -147,12 +181,14 @@ func TestConnEstablishProbeFail(t *testing.T) {
 	if st := s.ab.Status(); st.MTU != want || st.Reason != "" {
 		t.Fatalf("after %d steps: %+v, want MTU %d", steps, st, want)
 	}
-	// Probing stops once the search ends; heartbeats are slow now.
+	// The search stops once it ends; heartbeats are slow now, and the
+	// verified MTU is confirmed every 5 s (a probe of that size and a
+	// control of the floor size).
 	sent := s.a.Stats().UDPDatagramsOut
 	s.step(5 * time.Second)
 	s.step(5 * time.Second)
-	if d := s.a.Stats().UDPDatagramsOut - sent; d != 1 {
-		t.Fatalf("%d datagrams in 10s after probing, want 1 heartbeat", d)
+	if d := s.a.Stats().UDPDatagramsOut - sent; d != 5 {
+		t.Fatalf("%d datagrams in 10s after probing, want 1 heartbeat and 2 confirmations of 2 probes each", d)
 	}
 
 	// The inbound side follows the peer's address.

@@ -49,8 +49,18 @@ type Config struct {
 	// ProbeAttempts is how often a probe size is tried before it counts as
 	// too big; default 3.
 	ProbeAttempts int
-	// ProbeInterval is the time between path MTU searches; default 10min.
+	// ProbeInterval is the time between path MTU searches while the path
+	// carries the largest MTU; default 10min.
 	ProbeInterval time.Duration
+	// ProbeRaiseInterval is the time between searches while the verified
+	// MTU is below the largest (a wrong decision heals within it); default
+	// 1min.
+	ProbeRaiseInterval time.Duration
+	// ProbeConfirmInterval is how often the verified MTU is confirmed by a
+	// probe of that size between searches; ProbeAttempts confirmations in a
+	// row lost while a probe of the floor size came back start a search (a
+	// path that shrank is followed within seconds); default 5s.
+	ProbeConfirmInterval time.Duration
 	// InitialMTU is the MTU assumed towards a peer until probing verified
 	// one; default 1406 (a 1500-byte underlay), capped by the device MTU.
 	InitialMTU int
@@ -91,6 +101,8 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatTimeout, 15*time.Second)
 	def(&c.ProbeTimeout, 250*time.Millisecond)
 	def(&c.ProbeInterval, 10*time.Minute)
+	def(&c.ProbeRaiseInterval, time.Minute)
+	def(&c.ProbeConfirmInterval, 5*time.Second)
 	def(&c.MACMaxAge, 10*time.Minute)
 	def(&c.MACLoopGuard, time.Second)
 	def(&c.TrainRetry, time.Minute)

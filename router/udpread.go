@@ -112,7 +112,11 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 			u.st.drops[dropBadDatagram].Add(1)
 			return
 		}
-		c.probeAck.Store(id)
+		if id&1 == 1 {
+			c.probeAck.Store(id)
+		} else {
+			c.probeAckCtl.Store(id)
+		}
 		u.r.wake()
 	default:
 		u.st.drops[dropBadDatagram].Add(1)

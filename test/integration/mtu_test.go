@@ -1,23 +1,64 @@
 package integration
 
 import (
+	"fmt"
+	"regexp"
+	"strconv"
 	"testing"
 
+	"github.com/weftnet/weft/router"
 	"github.com/weftnet/weft/test/netns"
 )
+
+var mtuField = regexp.MustCompile(`MTU:(\d+)`)
+
+// connMTU returns the verified MTU of h's established connection to other,
+// from its report.
+func connMTU(h, other *netns.Host) (int, error) {
+	conns, err := h.ConnectionsWith(other)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range conns {
+		if c.State != "established" {
+			continue
+		}
+		if m := mtuField.FindStringSubmatch(c.Line); m != nil {
+			return strconv.Atoi(m[1])
+		}
+	}
+	return 0, fmt.Errorf("%s: no established connection with an mtu to %s: %+v", h.Nick, other.Nick, conns)
+}
 
 // TestPathMTU: h1's underlay link has MTU 1200 (both ends), the rest of
 // the underlay 1500, so frames from h2 that do not fit are dropped silently
 // on the way to h1 unless weft measured the path. Pings with 1400 bytes of
 // payload and a TCP transfer must still get through in both directions: weft
-// answers with ICMP "fragmentation needed" or fragments.
+// answers with ICMP "fragmentation needed" or fragments. The path MTU is
+// found exactly, and the connections that do not cross h1's link (h2-h3)
+// keep the full one.
 func TestPathMTU(t *testing.T) {
 	t.Parallel()
-	w := netns.NewWorld(t, 2)
-	h1, h2 := w.Hosts[0], w.Hosts[1]
+	w := netns.NewWorld(t, 3)
+	h1, h2, h3 := w.Hosts[0], w.Hosts[1], w.Hosts[2]
 	h1.SetUnderlayMTU(t, 1200)
 	h1.Launch(t)
 	h2.Launch(t, h1.PeerAddr())
+	h3.Launch(t, h1.PeerAddr())
+	small := 1200 - router.UnderlayOverhead - router.FrameOverhead
+	full := 1500 - router.UnderlayOverhead - router.FrameOverhead
+	for _, tc := range []struct {
+		a, b *netns.Host
+		want int
+	}{{h2, h1, small}, {h1, h2, small}, {h3, h1, small}, {h2, h3, full}, {h3, h2, full}} {
+		netns.Eventually(t, connectTimeout, fmt.Sprintf("%s's path MTU to %s is %d", tc.a.Nick, tc.b.Nick, tc.want), func() error {
+			got, err := connMTU(tc.a, tc.b)
+			if err == nil && got != tc.want {
+				err = fmt.Errorf("mtu=%d", got)
+			}
+			return err
+		})
+	}
 	c1 := h1.AddContainer(t, "c1", "10.2.1.1/24")
 	c2 := h2.AddContainer(t, "c2", "10.2.1.2/24")
 	c1.WaitPing(t, c2.IP, pingTimeout)
