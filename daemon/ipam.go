@@ -264,13 +264,20 @@ func parseAddrSpecs(args []string) ([]addrSpec, error) {
 
 // resolveAddrs turns address arguments into addresses for target:
 // allocated, claimed, or (outside every pool) taken as given. On failure
-// what this call newly took is given back.
-func (d *Daemon) resolveAddrs(target string, specs []addrSpec) ([]netip.Prefix, error) {
+// what this call newly took is given back; on success undo gives it back,
+// for a caller whose next step fails.
+func (d *Daemon) resolveAddrs(target string, specs []addrSpec) (addrs []netip.Prefix, undo func(), err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), allocTimeout)
 	defer cancel()
 	before := d.ipam.Addresses(target)
+	undo = func() {
+		for _, a := range d.ipam.Addresses(target) {
+			if !slices.Contains(before, a) {
+				d.ipam.Free(target, a)
+			}
+		}
+	}
 	var out []netip.Prefix
-	var err error
 	for _, s := range specs {
 		if s.alloc {
 			var p netip.Prefix
@@ -288,23 +295,10 @@ func (d *Daemon) resolveAddrs(target string, specs []addrSpec) ([]netip.Prefix, 
 		out = append(out, s.exact)
 	}
 	if err != nil {
-		for _, a := range d.ipam.Addresses(target) {
-			if !containsAddr(before, a) {
-				d.ipam.Free(target, a)
-			}
-		}
-		return nil, ipamUserError(err)
+		undo()
+		return nil, nil, ipamUserError(err)
 	}
-	return out, nil
-}
-
-func containsAddr(as []netip.Addr, a netip.Addr) bool {
-	for _, x := range as {
-		if x == a {
-			return true
-		}
-	}
-	return false
+	return out, undo, nil
 }
 
 // ipamUserError marks the errors a user can act on as user errors.
@@ -349,7 +343,7 @@ func (d *Daemon) resolvePeer(s string) (mesh.PeerName, error) {
 		}
 	}
 	for _, p := range d.ipam.Owners() {
-		if d.node.PeerNickName(p) == s && !containsPeer(found, p) {
+		if d.node.PeerNickName(p) == s && !slices.Contains(found, p) {
 			found = append(found, p)
 		}
 	}
@@ -361,15 +355,6 @@ func (d *Daemon) resolvePeer(s string) (mesh.PeerName, error) {
 	default:
 		return 0, control.Userf("rmpeer: %d peers have the nickname %q; give the peer name instead ('weft status ipam')", len(found), s)
 	}
-}
-
-func containsPeer(ps []mesh.PeerName, p mesh.PeerName) bool {
-	for _, x := range ps {
-		if x == p {
-			return true
-		}
-	}
-	return false
 }
 
 // ipamReport converts the allocator's status for the report.

@@ -40,7 +40,7 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := d.resolveAddrs(target, specs)
+	addrs, undo, err := d.resolveAddrs(target, specs)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	}
 	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
 	if err != nil {
-		d.freeUnattached(target)
+		undo()
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
 	}
 	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS}
@@ -65,29 +65,6 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		}
 	}
 	return prefixStrings(addrs), nil
-}
-
-// freeUnattached gives back the addresses IPAM holds for target beyond
-// those its persisted attachment records: what a failed attach took.
-// Called with d.mu held.
-func (d *Daemon) freeUnattached(target string) {
-	atts, _ := d.store.Attachments()
-	keep := map[netip.Addr]bool{}
-	for _, a := range atts {
-		if a.Target != target {
-			continue
-		}
-		for _, s := range a.Addrs {
-			if p, err := netip.ParsePrefix(s); err == nil {
-				keep[p.Addr()] = true
-			}
-		}
-	}
-	for _, a := range d.ipam.Addresses(target) {
-		if !keep[a] {
-			d.ipam.Free(target, a)
-		}
-	}
 }
 
 // Detach implements control.Backend.
@@ -191,14 +168,14 @@ func (d *Daemon) Expose(cidrs []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := d.resolveAddrs(exposeIdent, specs)
+	addrs, undo, err := d.resolveAddrs(exposeIdent, specs)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.deps.Host.Expose(d.cfg.Bridge, addrs); err != nil {
-		d.freeUnexposed()
+		undo()
 		return nil, &control.UserError{Err: fmt.Errorf("expose: %w", err)}
 	}
 	defer d.refreshForwardFrom()
@@ -226,18 +203,6 @@ func (d *Daemon) Hide(cidrs []string) ([]string, error) {
 
 // exposeIdent is what holds the host's own addresses in IPAM.
 const exposeIdent = "weft:expose"
-
-// freeUnexposed gives back what IPAM holds for the host beyond the
-// addresses the bridge has: what a failed expose took. Called with d.mu
-// held.
-func (d *Daemon) freeUnexposed() {
-	have, _ := d.deps.Host.Exposed(d.cfg.Bridge)
-	for _, a := range d.ipam.Addresses(exposeIdent) {
-		if !slices.ContainsFunc(have, func(p netip.Prefix) bool { return p.Addr() == a }) {
-			d.ipam.Free(exposeIdent, a)
-		}
-	}
-}
 
 func (d *Daemon) saveExposed() error {
 	exposed, err := d.deps.Host.Exposed(d.cfg.Bridge)

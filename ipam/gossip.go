@@ -272,9 +272,7 @@ func (a *Allocator) donateLocked(src mesh.PeerName, p *pool, r request) {
 		if !a.maySeedLocked(p, src) {
 			return // src asks again; by then a ring may have come
 		}
-		p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
-		p.refresh(a.cfg.Self, p.span)
-		a.log.Info("seeded the IP allocation ring for a peer's request", "pool", p.prefix, "peer", src)
+		a.seedLocked(p, src)
 	}
 	now := a.cfg.Now()
 	us := usable(spanOf(r.subnet)).intersect(p.span)

@@ -145,14 +145,20 @@ func (a *Allocator) seedOrAskLocked(p *pool, subnet netip.Prefix) bool {
 		if !a.maySeedLocked(p, mesh.UnknownPeerName) {
 			return false
 		}
-		p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
-		p.refresh(a.cfg.Self, p.span)
-		a.log.Info("seeded the IP allocation ring: this router owns the whole pool until peers borrow from it", "pool", p.prefix)
+		a.seedLocked(p, mesh.UnknownPeerName)
 		a.flushLocked(p, nil, nil)
 		return true
 	}
 	a.askLocked(lowest, p, subnet)
 	return false
+}
+
+// seedLocked seeds p's ring: this router owns the whole pool until peers
+// borrow from it. askedBy is the peer whose request made it seed, if any.
+func (a *Allocator) seedLocked(p *pool, askedBy mesh.PeerName) {
+	p.note(p.ring.seedAll(a.cfg.Self, a.cfg.Now().UnixNano()))
+	p.refresh(a.cfg.Self, p.span)
+	a.log.Info("seeded the IP allocation ring: this router owns the whole pool until peers borrow from it", "pool", p.prefix, "asked_by", askedBy)
 }
 
 // maySeedLocked reports whether this router may seed p's ring now. A

@@ -154,8 +154,8 @@ func (r *ring) split(a uint64) int {
 func (r *ring) assign(s span, owner mesh.PeerName, free func(span) uint64) []entry {
 	var changed []entry
 	if s.hi < r.pool.hi {
-		j, existed := r.find(s.hi)
-		j = r.split(s.hi)
+		_, existed := r.find(s.hi)
+		j := r.split(s.hi)
 		if !existed {
 			changed = append(changed, r.ents[j])
 		}
@@ -171,7 +171,7 @@ func (r *ring) assign(s span, owner mesh.PeerName, free func(span) uint64) []ent
 	return changed
 }
 
-// owned returns the spans of the entries owned by p, in order.
+// owned returns the indexes of the entries owned by p, in order.
 func (r *ring) owned(p mesh.PeerName) []int {
 	var out []int
 	for i, e := range r.ents {

@@ -55,9 +55,8 @@ type conn struct {
 	failCh   chan error
 	stopOnce sync.Once
 
-	mu       sync.Mutex // guards reason and verified
-	reason   string
-	verified bool
+	mu     sync.Mutex // guards reason
+	reason string
 
 	// timer-owned
 	started  bool

@@ -80,7 +80,7 @@ func (c *conn) probeTick(now int64, s *sender) {
 			return
 		}
 		if now >= pm.next {
-			c.startSearch(now, s)
+			c.startSearch(now, s, pm.verified)
 			return
 		}
 		if pm.verified && now >= pm.confirm {
@@ -122,13 +122,13 @@ func (c *conn) probeTick(now int64, s *sender) {
 	}
 }
 
-// startSearch begins a search from the verified MTU (or the floor) up to
-// the device's.
-func (c *conn) startSearch(now int64, s *sender) {
+// startSearch begins a search up to the device's MTU, from the verified
+// MTU when fromVerified (it is known to pass), else from the floor.
+func (c *conn) startSearch(now int64, s *sender, fromVerified bool) {
 	pm := &c.pm
 	pm.active, pm.strikes, pm.lost, pm.failed = true, 0, 0, pm.failed[:0]
 	pm.lo, pm.hi = c.floor()-1, c.r.maxMTU
-	if pm.verified {
+	if fromVerified {
 		pm.lo = min(int(c.mtu.Load()), pm.hi)
 	}
 	pm.cand = pm.hi
@@ -187,7 +187,7 @@ func (c *conn) finish(now int64, mtu int) {
 		pm.next = now + int64(c.r.cfg.ProbeRaiseInterval)
 	}
 	c.setMTU(mtu, c.failedText())
-	c.setPMTUReason("", true)
+	c.setReason("")
 }
 
 // inconclusive ends a search in which nothing came back for 8*ProbeAttempts
@@ -204,7 +204,7 @@ func (c *conn) inconclusive(now int64) {
 	if !pm.verified {
 		floor := c.floor()
 		c.setMTU(floor, "probes of every size lost")
-		c.setPMTUReason(fmt.Sprintf("path MTU probing got no answer; assuming %d", floor), false)
+		c.setReason(fmt.Sprintf("path MTU probing got no answer; assuming %d", floor))
 	}
 }
 
@@ -226,9 +226,8 @@ func (c *conn) confirmTick(now int64, s *sender) {
 		if pm.misses >= c.r.cfg.ProbeAttempts {
 			c.r.log.Info("path MTU no longer confirmed: probes of the verified size lost while smaller ones came back; searching again",
 				"peer", c.peer, "mtu", c.mtu.Load(), "lost", pm.misses)
-			pm.misses, pm.verified = 0, false
-			c.startSearch(now, s)
-			pm.verified = true // the search starts at the floor; the MTU stays until it ends
+			pm.misses = 0
+			c.startSearch(now, s, false) // the MTU stays until the search ends
 		}
 	}
 }
@@ -278,14 +277,6 @@ func (c *conn) setMTU(mtu int, why string) {
 	if old := c.mtu.Swap(int32(mtu)); int(old) != mtu {
 		c.r.log.Info("path MTU verified", "peer", c.peer, "mtu", mtu, "was", old, "why", why)
 	}
-}
-
-// setPMTUReason records whether the MTU is verified and why not.
-func (c *conn) setPMTUReason(reason string, verified bool) {
-	c.mu.Lock()
-	c.verified = verified
-	c.reason = reason
-	c.mu.Unlock()
 }
 
 // failedText says which sizes were judged too big in this search, how
