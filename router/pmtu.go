@@ -132,7 +132,10 @@ func (c *conn) startSearch(now int64, s *sender, fromVerified bool) {
 		pm.lo = min(int(c.mtu.Load()), pm.hi)
 	}
 	pm.cand = pm.hi
-	c.sendPair(now, s, pm.cand, c.controlSize(), candidateCopies)
+	// The first attempt is one probe of the largest size, as that is what
+	// most paths carry: it verifies it within one round trip. Copies and
+	// a control come with the attempts after it.
+	c.sendPair(now, s, pm.cand, 0, 1)
 }
 
 // controlSize is the size of the control probe sent with a candidate: the
