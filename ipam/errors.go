@@ -1,6 +1,12 @@
 package ipam
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/weftnet/weft/mesh"
+)
 
 // Sentinel errors of the package; callers compare with errors.Is. The
 // wrapped texts say what to do.
@@ -36,3 +42,20 @@ var (
 	// ErrNoHeir means no reachable peer could take this router's ranges.
 	ErrNoHeir = errors.New("no reachable peer to hand the address ranges to")
 )
+
+// TakenError is ErrAddressTaken with who holds the address: Claim returns
+// it, and errors.Is(err, ErrAddressTaken) holds for it.
+type TakenError struct {
+	Addr netip.Addr
+	// Holder is the ident that holds it; Host names where ("this host",
+	// or the peer's nickname) and Peer is that peer (zero for this host).
+	Holder, Host string
+	Peer         mesh.PeerName
+}
+
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("%s: %v by %s on %s", e.Addr, ErrAddressTaken, e.Holder, e.Host)
+}
+
+// Is makes errors.Is(err, ErrAddressTaken) hold.
+func (e *TakenError) Is(target error) bool { return target == ErrAddressTaken }

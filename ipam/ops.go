@@ -279,7 +279,7 @@ func (a *Allocator) Claim(ctx context.Context, ident string, addr netip.Addr) (m
 			if id == ident {
 				return nil
 			}
-			return fmt.Errorf("%s: %w by %s on this host", addr, ErrAddressTaken, id)
+			return &TakenError{Addr: addr, Holder: id, Host: "this host"}
 		}
 		if !p.ring.seeded() {
 			if a.seedOrAskLocked(p, p.prefix) {
@@ -299,7 +299,7 @@ func (a *Allocator) Claim(ctx context.Context, ident string, addr netip.Addr) (m
 		if rep, ok := p.replies[v]; ok {
 			delete(p.replies, v)
 			if rep.denied {
-				return fmt.Errorf("%s: %w by %s on %s", addr, ErrAddressTaken, rep.holder, a.nick(rep.from))
+				return &TakenError{Addr: addr, Holder: rep.holder, Host: a.nick(rep.from), Peer: rep.from}
 			}
 			// Not the owner any more: its ring was asked for, and the
 			// claim goes again, to the new owner, after the retry interval.
@@ -469,4 +469,15 @@ func (a *Allocator) Owners() []mesh.PeerName {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Holder returns the ident that holds addr on this router ("" when none
+// does).
+func (a *Allocator) Holder(addr netip.Addr) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.poolContaining(addr); p != nil {
+		return p.idents[a2u(addr)]
+	}
+	return ""
 }
