@@ -2,8 +2,14 @@
 # deps.sh: install what weft's tests, benchmark and demo need, and nothing
 # that is already there. Idempotent; quiet on success; needs root only when
 # something is missing. Runs `apt-get update` at most once, and only when a
-# package has to be installed.
+# package has to be installed. With --docker, then also what the tests with
+# a real dockerd need (docker-deps.sh).
 set -euo pipefail
+
+docker=false
+if [[ ${1:-} == --docker ]]; then
+	docker=true
+fi
 
 # command -> Debian package that provides it.
 # dnsmasq comes from dnsmasq-base: the binary without a system service that
@@ -38,6 +44,9 @@ if ! dpkg-query -W -f='${Status}' netcat-openbsd 2>/dev/null | grep -q 'install 
 fi
 
 if ((${#missing[@]} == 0)); then
+	if $docker; then
+		exec bash "$(dirname "$0")/docker-deps.sh"
+	fi
 	exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -53,4 +62,8 @@ if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${mis
 	cat "$log" >&2
 	echo "deps.sh: could not install ${missing[*]}" >&2
 	exit 1
+fi
+if $docker; then
+	rm -f "$log"
+	exec bash "$(dirname "$0")/docker-deps.sh"
 fi
