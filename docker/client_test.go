@@ -329,3 +329,20 @@ func FuzzContainerFrom(f *testing.F) {
 		}
 	})
 }
+
+// TestUnreachablePermission: a socket the user may not use says so (only
+// as a user other than root, whom permissions do not stop).
+func TestUnreachablePermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may use any socket")
+	}
+	f := newFakeEngine(t)
+	if err := os.Chmod(f.sock, 0); err != nil {
+		t.Fatal(err)
+	}
+	err := f.client(t).Ping(ctxTimeout(t))
+	want := "Docker is not reachable at " + f.host + ": permission denied (run as root or as a member of the docker group)"
+	if !errors.Is(err, ErrUnreachable) || err.Error() != want {
+		t.Errorf("Ping: %v\nwant %s", err, want)
+	}
+}
