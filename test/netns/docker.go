@@ -224,15 +224,22 @@ func (d *Dockerd) Weft(args ...string) Result {
 	return run(h.w.Dir, DefaultTimeout, append([]string{"WEFT_STATE_DIR=" + h.StateDir}, d.Env()...), argv...)
 }
 
+// MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.
+func (d *Dockerd) MustWeft(t testing.TB, args ...string) string {
+	t.Helper()
+	r := d.Weft(args...)
+	if !r.OK() {
+		t.Fatalf("%s: %v", d.h.Nick, r)
+	}
+	return r.Stdout
+}
+
 // Launch starts the host's router as Host.Launch does, with Env and with
 // --plugin-socket PluginSocket, and fails the test if it does not come up.
 func (d *Dockerd) Launch(t testing.TB, args ...string) {
 	t.Helper()
-	r := d.Weft(append([]string{"launch", "--port", strconv.Itoa(d.h.Port), "--name", d.h.Nick,
+	d.MustWeft(t, append([]string{"launch", "--port", strconv.Itoa(d.h.Port), "--name", d.h.Nick,
 		"--plugin-socket", d.PluginSocket()}, args...)...)
-	if !r.OK() {
-		t.Fatalf("%s: %v", d.h.Nick, r)
-	}
 }
 
 // PID is dockerd's process ID.
