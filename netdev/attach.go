@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/weftnet/weft/internal/segment"
 )
 
 // Attachment is one target attached to the weft network.
@@ -26,11 +28,16 @@ type Attachment struct {
 // the alias "weft:"+t.String(), and is plugged into the bridge; the other
 // end is created directly inside the target's namespace with the MTU, the
 // addresses and weave's short ARP timers, brought up, and announced with a
-// gratuitous ARP per IPv4 address (best effort).
+// gratuitous ARP per IPv4 address (best effort). The inner end's MAC is
+// random and never carries segment.Marker; the host end gets the port
+// filter of segment.Default (see portfilter.go) before it joins the
+// bridge.
 //
 // Attaching an attached target adds the addresses it lacks; it also
-// re-plugs the veth into the bridge and sets the MTU, which repairs an
-// attachment after the bridge was recreated. A failed Attach leaves
+// re-plugs the veth into the bridge, sets the MTU and the port filter,
+// which repairs an attachment after the bridge was recreated, and gives
+// an inner end made by an older weft whose MAC happens to carry the
+// marker a new MAC (announced for every address). A failed Attach leaves
 // nothing behind that it made.
 func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment, error) {
 	a, err := attach(bridge, t, addrs, mtu)
@@ -70,6 +77,12 @@ func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachmen
 			}
 		}()
 	}
+	remac := hasMarker(peer.Attrs().HardwareAddr)
+	if remac {
+		if peer, err = setMAC(tns.h, peer, segment.RandomMAC()); err != nil {
+			return Attachment{}, err
+		}
+	}
 	if err := plug(h, tns.h, hostLink, peer, br, mtu); err != nil {
 		return Attachment{}, err
 	}
@@ -81,6 +94,12 @@ func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachmen
 	added, err := addAddrs(tns.h, peer, addrs)
 	if err != nil {
 		return Attachment{}, err
+	}
+	if remac {
+		// Neighbours know every address under the old MAC.
+		if added, err = linkAddrs(tns.h, peer); err != nil {
+			return Attachment{}, err
+		}
 	}
 	if len(added) > 0 {
 		// Best effort: a missed announcement only delays neighbours.
@@ -120,10 +139,11 @@ func findVeth(h *netlink.Handle, tns *targetNS, t Target) (hostLink, peer netlin
 // createVeth makes the pair with its inner end directly in the target.
 func createVeth(h *netlink.Handle, tns *targetNS, t Target, mtu int) (hostLink, peer netlink.Link, err error) {
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.NewLinkAttrs(),
-		PeerName:      ContainerIf,
-		PeerNamespace: netlink.NsFd(int(tns.ns)),
-		PeerMTU:       uint32(mtu),
+		LinkAttrs:        netlink.NewLinkAttrs(),
+		PeerName:         ContainerIf,
+		PeerNamespace:    netlink.NsFd(int(tns.ns)),
+		PeerMTU:          uint32(mtu),
+		PeerHardwareAddr: segment.RandomMAC(),
 	}
 	veth.Name, veth.MTU = HostIfName(t), mtu
 	if err := h.LinkAdd(veth); err != nil {
@@ -144,26 +164,14 @@ func createVeth(h *netlink.Handle, tns *targetNS, t Target, mtu int) (hostLink, 
 	return hostLink, peer, nil
 }
 
-// plug puts the host end on the bridge, sets both MTUs, the container
-// end's GSO size and both ends up.
+// plug gives the host end the default port filter, puts it on the
+// bridge, sets both MTUs, the container end's GSO size and both ends up.
 func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error {
-	if hostLink.Attrs().MasterIndex != br.Attrs().Index {
-		if err := h.LinkSetMasterByIndex(hostLink, br.Attrs().Index); err != nil {
-			return fmt.Errorf("add %s to bridge: %w", hostLink.Attrs().Name, err)
-		}
+	if err := plugPort(h, hostLink, br, mtu, portFilter{seg: segment.Default}); err != nil {
+		return err
 	}
-	for _, l := range []struct {
-		h    *netlink.Handle
-		link netlink.Link
-	}{{h, hostLink}, {th, peer}} {
-		if l.link.Attrs().MTU != mtu {
-			if err := l.h.LinkSetMTU(l.link, mtu); err != nil {
-				return fmt.Errorf("set mtu %d on %s: %w", mtu, l.link.Attrs().Name, err)
-			}
-		}
-		if err := l.h.LinkSetUp(l.link); err != nil {
-			return fmt.Errorf("set %s up: %w", l.link.Attrs().Name, err)
-		}
+	if err := setMTUUp(th, peer, mtu); err != nil {
+		return err
 	}
 	// The container's TCP builds super-frames up to its interface's GSO
 	// size, which stays at the kernel's 64 KB (the most a TAP takes): a
@@ -176,6 +184,44 @@ func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error
 		_ = th.LinkSetGSOMaxSize(peer, legacyGSOMaxSize)
 	}
 	return nil
+}
+
+// plugPort gives a host end its port filter, then (so that it never
+// forwards unfiltered) puts it on the bridge, sets its MTU and brings it
+// up.
+func plugPort(h *netlink.Handle, hostLink, br netlink.Link, mtu int, f portFilter) error {
+	if err := setPortFilter(h, hostLink, f); err != nil {
+		return err
+	}
+	if hostLink.Attrs().MasterIndex != br.Attrs().Index {
+		if err := h.LinkSetMasterByIndex(hostLink, br.Attrs().Index); err != nil {
+			return fmt.Errorf("add %s to bridge: %w", hostLink.Attrs().Name, err)
+		}
+	}
+	return setMTUUp(h, hostLink, mtu)
+}
+
+func setMTUUp(h *netlink.Handle, link netlink.Link, mtu int) error {
+	if link.Attrs().MTU != mtu {
+		if err := h.LinkSetMTU(link, mtu); err != nil {
+			return fmt.Errorf("set mtu %d on %s: %w", mtu, link.Attrs().Name, err)
+		}
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", link.Attrs().Name, err)
+	}
+	return nil
+}
+
+// hasMarker reports whether mac is a segment MAC.
+func hasMarker(mac net.HardwareAddr) bool { return len(mac) == 6 && mac[0] == segment.Marker }
+
+// setMAC sets the link's MAC and returns the link as it is now.
+func setMAC(h *netlink.Handle, link netlink.Link, mac net.HardwareAddr) (netlink.Link, error) {
+	if err := h.LinkSetHardwareAddr(link, mac); err != nil {
+		return nil, fmt.Errorf("set mac of %s: %w", link.Attrs().Name, err)
+	}
+	return h.LinkByIndex(link.Attrs().Index)
 }
 
 // legacyGSOMaxSize is the kernel's default and a TAP's largest GSO size.

@@ -1,7 +1,6 @@
 package netdev
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/internal/segment"
 )
 
 // host is a netlink handle for the calling thread's namespace: the zero
@@ -18,9 +19,12 @@ import (
 func host() *netlink.Handle { return &netlink.Handle{} }
 
 // EnsureBridge creates the Linux bridge name if it is missing, with a
-// random locally administered MAC that stays fixed as ports come and go,
-// STP off and forward delay 0; an existing bridge keeps its MAC. It then
-// sets the MTU and brings the bridge up.
+// random locally administered MAC that stays fixed as ports come and go
+// and never carries segment.Marker, STP off and forward delay 0. An
+// existing bridge keeps its MAC, unless the MAC carries the marker (made
+// by an older weft): the port filters would drop the host's frames to
+// attached targets, so it gets a new one. It then sets the MTU and
+// brings the bridge up.
 func EnsureBridge(name string, mtu int) error {
 	if err := ensureBridge(name, mtu); err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)
@@ -33,12 +37,8 @@ func ensureBridge(name string, mtu int) error {
 	link, err := h.LinkByName(name)
 	switch {
 	case isNotFound(err):
-		mac, err := randomMAC()
-		if err != nil {
-			return err
-		}
 		br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-		br.Name, br.MTU, br.HardwareAddr = name, mtu, mac
+		br.Name, br.MTU, br.HardwareAddr = name, mtu, segment.RandomMAC()
 		if err := h.LinkAdd(br); err != nil {
 			return fmt.Errorf("create: %w", err)
 		}
@@ -50,6 +50,11 @@ func ensureBridge(name string, mtu int) error {
 	case link.Type() != "bridge":
 		return explain(ErrNotBridge, fmt.Sprintf("%s exists and is a %s, not a bridge: remove it with 'ip link del %s'",
 			name, link.Type(), name))
+	}
+	if hasMarker(link.Attrs().HardwareAddr) {
+		if link, err = setMAC(h, link, segment.RandomMAC()); err != nil {
+			return err
+		}
 	}
 	if err := setBridgeTimers(link.Attrs().Index); err != nil {
 		return err
@@ -90,15 +95,6 @@ func setBridgeTimers(index int) error {
 		}
 	}
 	return nil
-}
-
-func randomMAC() (net.HardwareAddr, error) {
-	mac := make(net.HardwareAddr, 6)
-	if _, err := rand.Read(mac); err != nil {
-		return nil, fmt.Errorf("random MAC: %w", err)
-	}
-	mac[0] = mac[0]&^0x01 | 0x02 // unicast, locally administered
-	return mac, nil
 }
 
 // BridgeMAC returns the MAC address of the bridge name.
@@ -215,9 +211,10 @@ func Exposed(bridge string) ([]netip.Prefix, error) {
 	return linkAddrs(h, br)
 }
 
-// Reset deletes every weft veth (found by alias, wherever it is plugged)
-// and the bridge. Deleting a veth's host end removes the target's
-// ethweft with it. What is already gone is not an error.
+// Reset deletes every weft veth (found by alias, wherever it is plugged),
+// Docker network endpoints included, and the bridge. Deleting a veth's
+// host end removes the target's ethweft (or the endpoint's inner end)
+// with it. What is already gone is not an error.
 func Reset(bridge string) error {
 	h := host()
 	links, err := retryDump(h.LinkList)
@@ -226,7 +223,7 @@ func Reset(bridge string) error {
 	}
 	var errs []error
 	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Alias, aliasPrefix) {
+		if alias := l.Attrs().Alias; strings.HasPrefix(alias, aliasPrefix) || strings.HasPrefix(alias, endpointAliasPrefix) {
 			if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 				errs = append(errs, fmt.Errorf("reset: delete %s: %w", l.Attrs().Name, err))
 			}

@@ -6,12 +6,17 @@ import "errors"
 // explanation and the operation, for instance
 // `attach netns:c9: network namespace "c9" not found: create it with 'ip netns add c9'`.
 var (
-	// ErrBadTarget: a target string that is not netns:NAME or pid:PID.
+	// ErrBadTarget: a target string that is not netns:NAME, pid:PID or
+	// container:ID.
 	ErrBadTarget = errors.New("bad target")
 	// ErrNamespaceNotFound: the named network namespace does not exist.
 	ErrNamespaceNotFound = errors.New("network namespace not found")
-	// ErrNoSuchProcess: the process of a pid: target does not exist.
+	// ErrNoSuchProcess: the process of a pid: target (or a running
+	// container's init process) does not exist.
 	ErrNoSuchProcess = errors.New("no such process")
+	// ErrNotRunning: the container of a container: target is not running
+	// (its PID is 0).
+	ErrNotRunning = errors.New("container not running")
 	// ErrHostNamespace: the target is the host's own network namespace.
 	ErrHostNamespace = errors.New("target is in the host network namespace")
 	// ErrNoBridge: the weft bridge does not exist.
@@ -30,6 +35,8 @@ var (
 	ErrNotAttached = errors.New("not attached")
 	// ErrNoRoute: no route to the destination (or no default route).
 	ErrNoRoute = errors.New("no route")
+	// ErrBadEndpoint: an Endpoint with a bad ID, MAC, segment or MTU.
+	ErrBadEndpoint = errors.New("bad endpoint")
 	// ErrStale: a weft veth whose target namespace is gone or no longer
 	// holds the other end.
 	ErrStale = errors.New("target namespace no longer holds the interface")

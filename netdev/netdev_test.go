@@ -130,7 +130,7 @@ func TestAttachPingListDetach(t *testing.T) {
 		t.Errorf("ethweft in c1 after re-attach: want gso_max_size 65536 back:\n%s", d)
 	}
 	e.do(func() {
-		list, err := List(testBridge)
+		list, err := List(testBridge, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +247,7 @@ func TestPIDTargetAndStale(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	e.do(func() {
-		list, err := List(testBridge)
+		list, err := List(testBridge, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package netdev
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -21,7 +22,15 @@ func TestParseTarget(t *testing.T) {
 		{in: "pid:", wantErr: "positive number"},
 		{in: "pid:-3", wantErr: "positive number"},
 		{in: "pid:x", wantErr: "positive number"},
+		{in: "container:4f3a9c0d12e7", want: Target{Kind: TargetContainer, ID: "4f3a9c0d12e7"}},
+		{in: "container:" + strings.Repeat("0123456789abcdef", 4), want: Target{Kind: TargetContainer, ID: strings.Repeat("0123456789abcdef", 4)}},
+		{in: "container:4f3a9c0d12e", wantErr: "12 to 64 lowercase hex digits"},
+		{in: "container:" + strings.Repeat("0123456789abcdef", 4) + "0", wantErr: "12 to 64 lowercase hex digits"},
+		{in: "container:4F3A9C0D12E7", wantErr: "12 to 64 lowercase hex digits"},
+		{in: "container:web-frontend", wantErr: "12 to 64 lowercase hex digits"},
+		{in: "container:", wantErr: "12 to 64 lowercase hex digits"},
 		{in: "c1", wantErr: "use netns:NAME"},
+		{in: "web", wantErr: "name or ID of a Docker container"},
 		{in: "docker:c1", wantErr: "use netns:NAME"},
 		{in: "", wantErr: "use netns:NAME"},
 	}
@@ -39,6 +48,32 @@ func TestParseTarget(t *testing.T) {
 		if got.String() != tt.in {
 			t.Errorf("String() = %q, want %q", got.String(), tt.in)
 		}
+	}
+}
+
+func TestContainerTarget(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	stopped := Target{Kind: TargetContainer, ID: id}
+	if _, err := stopped.open(); !errors.Is(err, ErrNotRunning) ||
+		err.Error() != "container abababababab is not running; start it with 'docker start abababababab'" {
+		t.Errorf("open of a stopped container = %v", err)
+	}
+	if TargetExists(stopped) {
+		t.Error("TargetExists of a stopped container = true")
+	}
+	gone := Target{Kind: TargetContainer, ID: id, PID: 1 << 30}
+	if _, err := gone.open(); !errors.Is(err, ErrNoSuchProcess) || !strings.Contains(err.Error(), "container abababababab") {
+		t.Errorf("open of a container whose process is gone = %v", err)
+	}
+	running := Target{Kind: TargetContainer, ID: id, PID: os.Getpid()}
+	h, err := running.open()
+	if err != nil {
+		t.Fatalf("open of a running container = %v", err)
+	}
+	h.Close()
+	// The veth's name and alias do not depend on the PID.
+	if HostIfName(running) != HostIfName(stopped) || running.String() != "container:"+id {
+		t.Errorf("HostIfName or String depends on the PID: %s %s %s", HostIfName(running), HostIfName(stopped), running)
 	}
 }
 
@@ -89,7 +124,7 @@ func TestGratuitousARP(t *testing.T) {
 // FuzzParseTarget checks that ParseTarget never panics and that what it
 // accepts prints back to the same string.
 func FuzzParseTarget(f *testing.F) {
-	for _, s := range []string{"netns:c1", "pid:1", "netns:", "pid:-1", "docker:x", ""} {
+	for _, s := range []string{"netns:c1", "pid:1", "netns:", "pid:-1", "docker:x", "", "container:4f3a9c0d12e7"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
