@@ -1,6 +1,7 @@
 package netdev
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -97,6 +98,26 @@ func (e *env) ipHost(args ...string) string {
 func (e *env) ipIn(t Target, args ...string) string {
 	e.t.Helper()
 	return e.run(append([]string{"ip", "-n", t.Name}, args...)...)
+}
+
+// startIn starts a process (sleep) inside the target's namespace and
+// waits until it runs there; it is killed at cleanup.
+func (e *env) startIn(c Target) *exec.Cmd {
+	e.t.Helper()
+	// The shell says "ready" once it runs inside c, then becomes sleep.
+	cmd := exec.Command("ip", "netns", "exec", c.Name, "sh", "-c", "echo ready; exec sleep 60")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		e.t.Fatalf("process in %s: %q, %v", c.Name, line, err)
+	}
+	return cmd
 }
 
 // hasLink tells whether the namespace has a link of that name.

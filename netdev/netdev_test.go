@@ -1,11 +1,9 @@
 package netdev
 
 import (
-	"bufio"
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -217,19 +215,7 @@ func TestAttachErrors(t *testing.T) {
 func TestPIDTargetAndStale(t *testing.T) {
 	e := newEnv(t)
 	c4 := e.container("c4")
-	// The shell says "ready" once it runs inside c4, then becomes sleep.
-	cmd := exec.Command("ip", "netns", "exec", c4.Name, "sh", "-c", "echo ready; exec sleep 60")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("process in %s: %q, %v", c4.Name, line, err)
-	}
+	cmd := e.startIn(c4)
 	target := Target{Kind: TargetPID, PID: cmd.Process.Pid}
 	e.do(func() {
 		if err := EnsureBridge(testBridge, 1400); err != nil {
@@ -253,6 +239,65 @@ func TestPIDTargetAndStale(t *testing.T) {
 		}
 		if len(list) != 1 || list[0].Target != target.String() || !errors.Is(list[0].Err, ErrNoSuchProcess) {
 			t.Errorf("List after the process exited = %+v", list)
+		}
+	})
+}
+
+func TestContainerTargetList(t *testing.T) {
+	e := newEnv(t)
+	c := e.container("c6")
+	pid := e.startIn(c).Process.Pid
+	id := strings.Repeat("c6", 32)
+	target := Target{Kind: TargetContainer, ID: id, PID: pid}
+	e.do(func() {
+		if err := EnsureBridge(testBridge, 1400); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Attach(testBridge, target, []netip.Prefix{pfx("10.46.0.1/24")}, 1400); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if out := e.ipHost("-d", "link", "show", HostIfName(target)); !strings.Contains(out, "alias weft:container:"+id) {
+		t.Errorf("host veth of a container:\n%s", out)
+	}
+	errDocker := errors.New("docker is not answering")
+	for _, tt := range []struct {
+		name    string
+		resolve func(Target) (Target, error)
+		wantErr error // nil: listed with its address
+	}{
+		{"running", func(t Target) (Target, error) { t.PID = pid; return t, nil }, nil},
+		{"stopped", func(t Target) (Target, error) { return t, nil }, ErrNotRunning},
+		{"docker fails", func(t Target) (Target, error) { return t, errDocker }, errDocker},
+		{"no resolver", nil, nil},
+	} {
+		e.do(func() {
+			list, err := List(testBridge, tt.resolve)
+			if err != nil || len(list) != 1 || list[0].Target != "container:"+id {
+				t.Fatalf("%s: List = %+v, %v", tt.name, list, err)
+			}
+			a := list[0]
+			switch {
+			case tt.resolve == nil:
+				if a.Err == nil {
+					t.Errorf("%s: no error without a resolver", tt.name)
+				}
+			case tt.wantErr == nil:
+				if a.Err != nil || !slices.Equal(a.Addrs, []netip.Prefix{pfx("10.46.0.1/24")}) {
+					t.Errorf("%s: %+v", tt.name, a)
+				}
+			case !errors.Is(a.Err, tt.wantErr):
+				t.Errorf("%s: Err = %v, want %v", tt.name, a.Err, tt.wantErr)
+			}
+		})
+	}
+	e.do(func() {
+		stopped := Target{Kind: TargetContainer, ID: id}
+		if _, err := Detach(testBridge, stopped, nil); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Detach of a stopped container = %v, want ErrNotRunning", err)
+		}
+		if _, err := Detach(testBridge, target, nil); err != nil {
+			t.Errorf("Detach: %v", err)
 		}
 	})
 }
