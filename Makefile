@@ -7,7 +7,7 @@ GO ?= go
 VERSION ?= 0.1.0
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build test unit integration lint fuzz bench demo clean deps go
+.PHONY: all build test unit integration lint fuzz bench demo clean deps go plugin
 
 all: build
 
@@ -54,6 +54,14 @@ bench: go deps build
 # A local demo mesh: three hosts as network namespaces.
 demo: go deps build
 	WEFT_BIN=$(CURDIR)/bin/weft bash test/demo.sh
+
+# weft as Docker's managed plugin (dist/docker-plugin/README.md): a rootfs
+# with a static weft and config.json in bin/docker-plugin, then `docker
+# plugin create weftnet/weft:$(VERSION)` in the Docker at DOCKER_HOST,
+# replacing a plugin of that name. PLUGIN=NAME:TAG names it otherwise.
+plugin: go
+	@bash test/docker-deps.sh
+	VERSION=$(VERSION) GO=$(GO) bash dist/docker-plugin/build.sh $(PLUGIN)
 
 clean:
 	rm -rf bin
