@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/ipam"
 	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/plugin"
 	"github.com/weftnet/weft/router"
 	"github.com/weftnet/weft/secure"
 	"github.com/weftnet/weft/state"
@@ -81,6 +83,10 @@ type Config struct {
 	// data unencrypted (control stays authenticated).
 	Password       []byte
 	TrustedSubnets secure.TrustedSubnets
+	// PluginSocket is where the Docker network and IPAM driver "weft" is
+	// served ("" for nowhere); it is served only when Docker answers or
+	// the socket's directory exists.
+	PluginSocket string
 	// Version is the weft release, for reports.
 	Version string
 	// Logger receives the router's logs.
@@ -100,6 +106,8 @@ type Daemon struct {
 	rt   *router.Router
 	dns  *dnsService // nil when DNS is off
 	ipam *ipam.Allocator
+	// plugin is the Docker network and IPAM driver; nil when not served.
+	plugin *plugin.Drivers
 
 	// mu serialises operations that change the host or the state.
 	mu sync.Mutex
@@ -239,9 +247,17 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 			d.log.Warn("persisted peers rejected", "err", err)
 		}
 	}
+	// The plugin socket comes first: a dockerd that starts with us waits
+	// only seconds for it before it disables a managed plugin.
+	if ps, err := d.startPlugin(); err != nil {
+		return err
+	} else if ps != nil {
+		defer ps.Close()
+	}
 	d.restoreAttachments()
 	d.runIPAMTicker(ctx, &wg)
 	d.claimPersisted(ctx, &wg)
+	d.followDocker(ctx, &wg)
 
 	srv, err := control.Listen(cfg.StateDir, control.NewHandler(d, d.log))
 	if err != nil {
@@ -359,6 +375,11 @@ func (d *Daemon) restoreAttachments() {
 	}
 	defer d.refreshForwardFrom()
 	for _, a := range atts {
+		if strings.HasPrefix(a.Target, ContainerPrefix) {
+			// Docker may not answer yet: its events' first resync
+			// attaches containers again once it does.
+			continue
+		}
 		if present[a.Target] {
 			if !a.WithoutDNS {
 				d.registerTarget(a.Target)

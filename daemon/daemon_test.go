@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/plugin"
 	"github.com/weftnet/weft/router"
 	"github.com/weftnet/weft/router/routertest"
 )
@@ -33,6 +34,9 @@ func (h *fakeHost) EnsureBridge(string, int) error           { return nil }
 func (h *fakeHost) AttachToBridge(string, string, int) error { return nil }
 func (h *fakeHost) DeleteLink(string) error                  { return nil }
 func (h *fakeHost) ParseTarget(s string) (string, error) {
+	if strings.HasPrefix(s, ContainerPrefix) && len(s) > len(ContainerPrefix) {
+		return s, nil
+	}
 	if !strings.HasPrefix(s, "netns:") || len(s) == len("netns:") {
 		return "", fmt.Errorf("invalid target %q: want netns:NAME or pid:PID", s)
 	}
@@ -169,6 +173,12 @@ func startRouter(t *testing.T, nw *routertest.Network, stateDir string, host *fa
 // startRouterWith is startRouter with a change to the configuration.
 func startRouterWith(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, mod func(*Config), peers ...string) *testRouter {
 	t.Helper()
+	return startRouterDocker(t, nw, stateDir, host, udpPort, mod, nil, peers...)
+}
+
+// startRouterDocker is startRouterWith with a Docker.
+func startRouterDocker(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, mod func(*Config), dk Docker, peers ...string) *testRouter {
+	t.Helper()
 	tr := &testRouter{stateDir: stateDir, host: host, client: control.NewClient(stateDir), done: make(chan error, 1)}
 	deps := Deps{
 		Host: host,
@@ -178,6 +188,7 @@ func startRouterWith(t *testing.T, nw *routertest.Network, stateDir string, host
 		ListenUDP: func(netip.AddrPort) (router.Transport, error) {
 			return nw.Transport(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), udpPort), 256), nil
 		},
+		Docker: dk,
 	}
 	cfg := Config{StateDir: stateDir, NickName: "r" + fmt.Sprint(udpPort), Host: "127.0.0.1", Port: 0,
 		Discovery: true, Peers: peers, PeersGiven: len(peers) > 0, Version: "test"}
@@ -283,9 +294,13 @@ func TestBadRequestsAreUserErrorsAndChangeNothing(t *testing.T) {
 			return err
 		}, "not found"},
 		{"bad target", func() error {
-			_, err := r.client.Attach(control.AttachRequest{Target: "docker", CIDRs: []string{"10.2.1.9/24"}})
+			_, err := r.client.Attach(control.AttachRequest{Target: "netns:", CIDRs: []string{"10.2.1.9/24"}})
 			return err
 		}, "invalid target"},
+		{"container without Docker", func() error {
+			_, err := r.client.Attach(control.AttachRequest{Target: "docker", CIDRs: []string{"10.2.1.9/24"}})
+			return err
+		}, "names a Docker container: this router runs without Docker"},
 		{"bad CIDR", func() error {
 			_, err := r.client.Attach(control.AttachRequest{Target: "netns:c2", CIDRs: []string{"10.2.1.300/24"}})
 			return err
@@ -351,3 +366,9 @@ func TestTwoRoutersEstablishAndPersistPeers(t *testing.T) {
 		t.Errorf("after forget: targets %v", got)
 	}
 }
+
+func (h *fakeHost) CreateEndpointLink(string, plugin.Link) (string, error) {
+	return "", errors.New("fake host: no endpoint links")
+}
+func (h *fakeHost) DeleteEndpointLink(string) error  { return nil }
+func (h *fakeHost) EndpointLinks() ([]string, error) { return nil, nil }

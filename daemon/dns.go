@@ -196,6 +196,9 @@ func (d *Daemon) refreshForwardFrom() {
 	if ex, err := d.deps.Host.Exposed(d.cfg.Bridge); err == nil {
 		add(prefixStrings(ex))
 	}
+	if d.plugin != nil {
+		ps = append(ps, d.plugin.Subnets()...)
+	}
 	d.dns.handler.SetForwardFrom(ps)
 }
 

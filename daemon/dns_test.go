@@ -157,7 +157,7 @@ func TestDNSBadRequests(t *testing.T) {
 			return err
 		}, "outside the DNS domain"},
 		{"unknown target", func() error { _, err := r.client.DNSAdd(control.DNSRequest{Target: "netns:c9"}); return err }, "not attached"},
-		{"pid without name", func() error { _, err := r.client.DNSAdd(control.DNSRequest{Target: "docker"}); return err }, "invalid target"},
+		{"container without Docker", func() error { _, err := r.client.DNSAdd(control.DNSRequest{Target: "docker"}); return err }, "names a Docker container: this router runs without Docker"},
 		{"bad attach name", func() error {
 			_, err := r.client.Attach(control.AttachRequest{Target: "netns:c3", CIDRs: []string{"10.2.1.3/24"}, Name: "x_y..z"})
 			return err

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 
@@ -27,8 +26,8 @@ func (d *Daemon) DNSAdd(req control.DNSRequest) ([]control.DNSRecord, error) {
 	defer d.mu.Unlock()
 	target, name := "", req.FQDN
 	if req.Target != "" {
-		if target, err = d.deps.Host.ParseTarget(req.Target); err != nil {
-			return nil, &control.UserError{Err: fmt.Errorf("dns-add: %w", err)}
+		if target, err = d.parseTarget(req.Target); err != nil {
+			return nil, control.Userf("dns-add: %v", err)
 		}
 		attName, attIPs, attached := d.attachedTarget(target)
 		if len(ips) == 0 {
@@ -38,7 +37,7 @@ func (d *Daemon) DNSAdd(req control.DNSRequest) ([]control.DNSRecord, error) {
 			ips = attIPs
 		}
 		if name == "" {
-			name = orDefault(attName, DefaultDNSName(target))
+			name = orDefault(attName, d.defaultDNSName(target))
 		}
 		if name == "" {
 			return nil, control.Userf("dns-add: %s has no name of its own; give one with -h NAME", target)
@@ -68,8 +67,8 @@ func (d *Daemon) DNSRemove(req control.DNSRequest) ([]control.DNSRecord, error) 
 	defer d.mu.Unlock()
 	var f nameserver.Filter
 	if req.Target != "" {
-		if f.Target, err = d.deps.Host.ParseTarget(req.Target); err != nil {
-			return nil, &control.UserError{Err: fmt.Errorf("dns-remove: %w", err)}
+		if f.Target, err = d.parseTarget(req.Target); err != nil {
+			return nil, control.Userf("dns-remove: %v", err)
 		}
 	}
 	if req.FQDN != "" {
@@ -116,7 +115,7 @@ func (d *Daemon) attachName(req control.AttachRequest, target string) (string, e
 	if d.dns == nil || req.WithoutDNS {
 		return "", nil
 	}
-	name := orDefault(req.Name, DefaultDNSName(target))
+	name := orDefault(req.Name, d.defaultDNSName(target))
 	if name == "" {
 		return "", nil
 	}

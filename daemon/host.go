@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/weftnet/weft/plugin"
 	"github.com/weftnet/weft/router"
 )
 
@@ -44,6 +45,15 @@ type Host interface {
 	Exposed(bridge string) ([]netip.Prefix, error)
 	// Reset removes the bridge and every veth weft made.
 	Reset(bridge string) error
+	// CreateEndpointLink makes the veth pair of a Docker network
+	// endpoint: the host end on the bridge with its segment's port
+	// filter; it returns the name of the end Docker moves into the
+	// container.
+	CreateEndpointLink(bridge string, l plugin.Link) (string, error)
+	// DeleteEndpointLink removes an endpoint's veth pair, if any.
+	DeleteEndpointLink(endpointID string) error
+	// EndpointLinks lists the endpoint IDs that have a veth pair.
+	EndpointLinks() ([]string, error)
 	// UnderlayMTU is the MTU of the interface that carries traffic to dst
 	// (or of the default route's interface when dst is invalid).
 	UnderlayMTU(dst netip.Addr) (int, error)
@@ -65,4 +75,7 @@ type Deps struct {
 	OpenTAP func(name string, mtu int) (router.Device, error)
 	// ListenUDP opens the mesh's UDP data socket.
 	ListenUDP func(addr netip.AddrPort) (router.Transport, error)
+	// Docker is the host's Docker; nil when the router runs without
+	// Docker support (container targets then fail with a clear error).
+	Docker Docker
 }

@@ -32,9 +32,9 @@ func (d *Daemon) Forget(peers []string) error {
 
 // Attach implements control.Backend.
 func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
-	target, err := d.deps.Host.ParseTarget(req.Target)
+	target, err := d.parseTarget(req.Target)
 	if err != nil {
-		return nil, &control.UserError{Err: err}
+		return nil, err
 	}
 	specs, err := parseAddrSpecs(req.CIDRs)
 	if err != nil {
@@ -69,9 +69,9 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 
 // Detach implements control.Backend.
 func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
-	target, err := d.deps.Host.ParseTarget(req.Target)
+	target, err := d.parseTarget(req.Target)
 	if err != nil {
-		return nil, &control.UserError{Err: err}
+		return nil, err
 	}
 	addrs, err := parsePrefixes(req.CIDRs)
 	if err != nil {

@@ -146,3 +146,11 @@ func (d *Drivers) save() error {
 func (d *Drivers) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d.cfg.Timeout)
 }
+
+// HasNetwork reports whether id is a weft Docker network.
+func (d *Drivers) HasNetwork(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.st.Networks[id]
+	return ok
+}

@@ -65,3 +65,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestPluginState(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := s.LoadPlugin(); err != nil || data != nil {
+		t.Fatalf("fresh store: %q, %v", data, err)
+	}
+	if err := s.SavePlugin([]byte(`{"Networks":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if data, err := s.LoadPlugin(); err != nil || string(data) != `{"Networks":{}}` {
+		t.Fatalf("after reopen: %q, %v", data, err)
+	}
+}

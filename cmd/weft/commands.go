@@ -82,11 +82,11 @@ func runReport(g *globals, args []string) error {
 // ip:CIDR.
 func splitTarget(cmd string, pos []string, alloc bool) ([]string, string, error) {
 	if len(pos) == 0 {
-		return nil, "", fmt.Errorf("%s: name a TARGET (netns:NAME or pid:PID)", cmd)
+		return nil, "", fmt.Errorf("%s: name a TARGET (a Docker container, netns:NAME or pid:PID)", cmd)
 	}
 	cidrs, target := pos[:len(pos)-1], pos[len(pos)-1]
 	if _, err := netip.ParsePrefix(target); err == nil {
-		return nil, "", fmt.Errorf("%s: the last argument must be the TARGET (netns:NAME or pid:PID), not the address %s", cmd, target)
+		return nil, "", fmt.Errorf("%s: the last argument must be the TARGET (a Docker container, netns:NAME or pid:PID), not the address %s", cmd, target)
 	}
 	out := make([]string, 0, len(cidrs))
 	for _, c := range cidrs {

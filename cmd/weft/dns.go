@@ -33,7 +33,7 @@ func parseDNSArgs(cmd string, pos []string, fqdn string) (control.DNSRequest, er
 		req.IPs = append(req.IPs, a.String())
 	}
 	if req.Target == "" && (len(req.IPs) == 0 || fqdn == "") {
-		return req, fmt.Errorf("%s: give IP addresses and a name with -h NAME, or a TARGET (netns:NAME or pid:PID); run 'weft %s --help'", cmd, cmd)
+		return req, fmt.Errorf("%s: give IP addresses and a name with -h NAME, or a TARGET (a Docker container, netns:NAME or pid:PID); run 'weft %s --help'", cmd, cmd)
 	}
 	return req, nil
 }

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/weftnet/weft/daemon"
+	"github.com/weftnet/weft/docker"
 	"github.com/weftnet/weft/netdev"
+	"github.com/weftnet/weft/plugin"
 	"github.com/weftnet/weft/router"
 	"github.com/weftnet/weft/router/tap"
 	"github.com/weftnet/weft/router/udp"
@@ -23,10 +27,10 @@ const bridgeName = "weft"
 // kernel offload at all: one frame per TAP read and write, one datagram
 // per UDP send and receive. It is the fallback a kernel without offloads
 // gets, and a way to rule offloads out when chasing a problem.
-func realDeps() daemon.Deps {
+func realDeps(dc *docker.Client) daemon.Deps {
 	noOffload := os.Getenv("WEFT_NO_OFFLOAD") != ""
-	return daemon.Deps{
-		Host: netdevHost{},
+	deps := daemon.Deps{
+		Host: netdevHost{docker: dc},
 		OpenTAP: func(name string, mtu int) (router.Device, error) {
 			// Frames with virtio-net headers and TCP segmentation
 			// offload: a 64 KB TCP segment crosses as one frame.
@@ -54,6 +58,10 @@ func realDeps() daemon.Deps {
 			return udpGroup(g), nil
 		},
 	}
+	if dc != nil {
+		deps.Docker = dockerEngine{dc}
+	}
+	return deps
 }
 
 // queueCount is how many queues the TAP gets and how many sockets share
@@ -131,8 +139,34 @@ func closeAll[C io.Closer](cs []C) error {
 // resetHost removes the bridge and veths when no router runs.
 func resetHost() error { return netdev.Reset(bridgeName) }
 
-// netdevHost implements daemon.Host with package netdev.
-type netdevHost struct{}
+// netdevHost implements daemon.Host with package netdev. Container
+// targets ("container:ID") are resolved to the PID of the container's
+// init process through Docker at each call (nil docker: none resolve).
+type netdevHost struct{ docker *docker.Client }
+
+// target parses a canonical target and, for a container, finds its PID
+// (0 when it is not running).
+func (h netdevHost) target(s string) (netdev.Target, error) {
+	t, err := netdev.ParseTarget(s)
+	if err != nil || t.Kind != netdev.TargetContainer {
+		return t, err
+	}
+	return h.resolve(t)
+}
+
+func (h netdevHost) resolve(t netdev.Target) (netdev.Target, error) {
+	if h.docker == nil {
+		return t, errors.New("this router runs without Docker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := h.docker.Inspect(ctx, t.ID)
+	if err != nil {
+		return t, err
+	}
+	t.PID = c.PID
+	return t, nil
+}
 
 func (netdevHost) EnsureBridge(bridge string, mtu int) error { return netdev.EnsureBridge(bridge, mtu) }
 func (netdevHost) AttachToBridge(ifname, bridge string, mtu int) error {
@@ -146,27 +180,30 @@ func (netdevHost) ParseTarget(s string) (string, error) {
 	}
 	return t.String(), nil
 }
-func (netdevHost) Attach(bridge, target string, addrs []netip.Prefix, mtu int) (daemon.Attachment, error) {
-	t, err := netdev.ParseTarget(target)
+func (h netdevHost) Attach(bridge, target string, addrs []netip.Prefix, mtu int) (daemon.Attachment, error) {
+	t, err := h.target(target)
 	if err != nil {
 		return daemon.Attachment{}, err
 	}
 	a, err := netdev.Attach(bridge, t, addrs, mtu)
 	return convert(a), err
 }
-func (netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error) {
-	t, err := netdev.ParseTarget(target)
+func (h netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error) {
+	t, err := h.target(target)
+	if errors.Is(err, docker.ErrNoSuchContainer) {
+		return nil, goneError{err}
+	}
 	if err != nil {
 		return nil, err
 	}
 	removed, err := netdev.Detach(bridge, t, addrs)
-	if errors.Is(err, netdev.ErrNamespaceNotFound) || errors.Is(err, netdev.ErrNoSuchProcess) {
+	if errors.Is(err, netdev.ErrNamespaceNotFound) || errors.Is(err, netdev.ErrNoSuchProcess) || errors.Is(err, netdev.ErrNotRunning) {
 		err = goneError{err}
 	}
 	return removed, err
 }
-func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
-	t, err := netdev.ParseTarget(target)
+func (h netdevHost) AddRoute(target string, dst netip.Prefix) error {
+	t, err := h.target(target)
 	if err != nil {
 		return err
 	}
@@ -175,12 +212,18 @@ func (netdevHost) AddRoute(target string, dst netip.Prefix) error {
 func (netdevHost) RouteRepliesFrom(bridge string, src netip.Addr) error {
 	return netdev.RouteRepliesFrom(bridge, src)
 }
-func (netdevHost) TargetExists(target string) bool {
-	t, err := netdev.ParseTarget(target)
-	return err == nil && netdev.TargetExists(t)
+
+// TargetExists reports a container as gone when Docker says it does not
+// exist or is not running; when Docker does not answer, it is kept.
+func (h netdevHost) TargetExists(target string) bool {
+	t, err := h.target(target)
+	if err != nil {
+		return !errors.Is(err, docker.ErrNoSuchContainer) && !errors.Is(err, netdev.ErrBadTarget)
+	}
+	return netdev.TargetExists(t)
 }
-func (netdevHost) List(bridge string) ([]daemon.Attachment, error) {
-	list, err := netdev.List(bridge)
+func (h netdevHost) List(bridge string) ([]daemon.Attachment, error) {
+	list, err := netdev.List(bridge, h.resolve)
 	out := make([]daemon.Attachment, 0, len(list))
 	for _, a := range list {
 		out = append(out, convert(a))
@@ -196,6 +239,11 @@ func (netdevHost) Hide(bridge string, addrs []netip.Prefix) ([]netip.Prefix, err
 func (netdevHost) Exposed(bridge string) ([]netip.Prefix, error) { return netdev.Exposed(bridge) }
 func (netdevHost) Reset(bridge string) error                     { return netdev.Reset(bridge) }
 func (netdevHost) UnderlayMTU(dst netip.Addr) (int, error)       { return netdev.UnderlayMTU(dst) }
+func (netdevHost) CreateEndpointLink(bridge string, l plugin.Link) (string, error) {
+	return netdev.CreateEndpoint(bridge, netdev.Endpoint{ID: l.EndpointID, MAC: l.MAC, Segment: l.Segment, MTU: l.MTU})
+}
+func (netdevHost) DeleteEndpointLink(id string) error { return netdev.DeleteEndpoint(id) }
+func (netdevHost) EndpointLinks() ([]string, error)   { return netdev.Endpoints() }
 
 func convert(a netdev.Attachment) daemon.Attachment {
 	return daemon.Attachment{Target: a.Target, MAC: a.MAC, Addrs: a.Addrs, Err: a.Err}

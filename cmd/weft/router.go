@@ -20,9 +20,11 @@ import (
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/daemon"
+	"github.com/weftnet/weft/docker"
 	"github.com/weftnet/weft/ipam"
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/nameserver"
+	"github.com/weftnet/weft/plugin"
 	"github.com/weftnet/weft/secure"
 )
 
@@ -50,6 +52,8 @@ type routerFlags struct {
 	mtu          int
 	noDiscovery  bool
 	logLevel     string
+	noPlugin     bool
+	pluginSocket string
 }
 
 func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []string, error) {
@@ -70,6 +74,8 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	fs.IntVar(&f.mtu, "mtu", 0, "MTU of the weft network (default: the underlay's MTU less the encapsulation)")
 	fs.BoolVar(&f.noDiscovery, "no-discovery", false, "connect only to the peers given, not to peers learnt from them")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.noPlugin, "no-plugin", false, "do not serve the Docker network and IPAM driver 'weft'")
+	fs.StringVar(&f.pluginSocket, "plugin-socket", plugin.SocketPath, "where to serve the Docker network and IPAM driver (Docker looks in /run/docker/plugins)")
 	peers, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err
@@ -159,7 +165,15 @@ func runRouter(g *globals, args []string) error {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(routerProcs(runtime.NumCPU()))
 	}
-	return daemon.Run(ctx, cfg, realDeps(), nil)
+	if !f.noPlugin {
+		cfg.PluginSocket = f.pluginSocket
+	}
+	dc, err := docker.New(log.With("part", "docker"))
+	if err != nil {
+		log.Warn("no Docker client: container targets and the plugin are unavailable", "err", err)
+		dc = nil
+	}
+	return daemon.Run(ctx, cfg, realDeps(dc), nil)
 }
 
 // routerProcs is how many CPUs the router uses at once: half of them.

@@ -2,6 +2,7 @@ package netns
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,10 +78,16 @@ func (h *Host) MustWeft(t testing.TB, args ...string) string {
 
 // Launch starts the host's router with `weft launch --port PORT --name NICK
 // ARGS...` (ARGS: more options, then peers) and fails the test if it does not
-// come up.
+// come up. Unless ARGS give a --plugin-socket, the router serves no Docker
+// plugin: the default socket is one path for every test host on this
+// machine.
 func (h *Host) Launch(t testing.TB, args ...string) {
 	t.Helper()
-	h.MustWeft(t, append([]string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}, args...)...)
+	pre := []string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}
+	if !slices.Contains(args, "--plugin-socket") {
+		pre = append(pre, "--no-plugin")
+	}
+	h.MustWeft(t, append(pre, args...)...)
 }
 
 // Stop runs `weft stop` and waits until no process is left in the host's
