@@ -68,27 +68,10 @@ func Serve(path string, d *Drivers, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("plugin socket %s: %w", path, err)
 	}
 	s := &Server{path: path, ln: ln, done: make(chan struct{})}
-	netLn, ipamLn := newPipeListener(), newPipeListener()
-	s.backends = []*pipeListener{netLn, ipamLn}
-	go network.NewHandler(d.Network()).Serve(netLn)
-	go ipam.NewHandler(d.IPAM()).Serve(ipamLn)
-
-	toNet, toIPAM := proxyTo(netLn, log), proxyTo(ipamLn, log)
-	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/Plugin.Activate":
-			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.1+json")
-			fmt.Fprintln(w, manifest)
-		case strings.HasPrefix(r.URL.Path, "/NetworkDriver."):
-			toNet.ServeHTTP(w, r)
-		case strings.HasPrefix(r.URL.Path, "/IpamDriver."):
-			toIPAM.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
+	var mux http.Handler
+	mux, s.backends = newHandler(d, log)
 	s.http = &http.Server{
-		Handler:           http.MaxBytesHandler(mux, maxRequestBytes),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -117,6 +100,30 @@ func (s *Server) Close() error {
 		err = errors.Join(err, rerr)
 	}
 	return err
+}
+
+// newHandler routes Docker's calls: Activate is answered here, the
+// drivers' calls go to go-plugins-helpers' network and ipam handlers,
+// each served on an in-process listener (returned, for Close).
+func newHandler(d *Drivers, log *slog.Logger) (http.Handler, []*pipeListener) {
+	netLn, ipamLn := newPipeListener(), newPipeListener()
+	go network.NewHandler(d.Network()).Serve(netLn)
+	go ipam.NewHandler(d.IPAM()).Serve(ipamLn)
+	toNet, toIPAM := proxyTo(netLn, log), proxyTo(ipamLn, log)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/Plugin.Activate":
+			w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.1+json")
+			fmt.Fprintln(w, manifest)
+		case strings.HasPrefix(r.URL.Path, "/NetworkDriver."):
+			toNet.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/IpamDriver."):
+			toIPAM.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	return http.MaxBytesHandler(h, maxRequestBytes), []*pipeListener{netLn, ipamLn}
 }
 
 // proxyTo forwards requests to a handler served on an in-process
