@@ -24,6 +24,7 @@ deps:
 # corpora), root tests of the OS glue, and the multi-host integration
 # tests in network namespaces.
 test: go deps build lint
+	@bash test/deps.sh --docker
 	WEFT_BIN=$(CURDIR)/bin/weft $(GO) test -count=1 -timeout 25m ./...
 
 unit: go

@@ -75,12 +75,14 @@ type Dockerd struct {
 }
 
 // StartDockerd starts a dockerd inside the host's namespace, waits until it
-// answers and loads BusyboxImage into it. The daemon is stopped, its
-// containers and processes ended and its directories removed at the end
-// of the test (and the world's teardown ends whatever is left). It
-// installs docker.io and busybox-static first when they are missing
-// (test/docker-deps.sh), and skips the test when that cannot be done; it
-// fails the test when the daemon does not come up.
+// answers and loads BusyboxImage into it. It adds the daemon's Env to the
+// host's, so that every weft command on the host (and the router it
+// launches) uses this daemon, and Host.RouterPIDs leaves its processes
+// out. The daemon is stopped, its containers and processes ended and its
+// directories removed at the end of the test (and the world's teardown
+// ends whatever is left). It installs docker.io and busybox-static first
+// when they are missing (test/docker-deps.sh), and skips the test when
+// that cannot be done; it fails the test when the daemon does not come up.
 func (h *Host) StartDockerd(t testing.TB) *Dockerd {
 	t.Helper()
 	dockerd, err := dockerdBinary()
@@ -122,6 +124,8 @@ func (h *Host) StartDockerd(t testing.TB) *Dockerd {
 	began := time.Now()
 	d.proc = h.Start(t, "sh", "-c", d.script(dockerd, mounts))
 	t.Cleanup(func() { d.stop(t) })
+	h.dockerd = d
+	h.Env = append(h.Env, d.Env()...)
 	if err := d.waitUp(dockerdStartTimeout); err != nil {
 		t.Fatalf("netns: %s: dockerd: %v\n%s", h.Nick, err, d.logTail(30))
 	}
@@ -213,16 +217,9 @@ func (d *Dockerd) cliEnv() []string {
 // this daemon.
 func (d *Dockerd) Env() []string { return []string{"DOCKER_HOST=" + d.Host} }
 
-// Weft runs weft on the daemon's host as Host.Weft does, with Env added.
-func (d *Dockerd) Weft(args ...string) Result {
-	h := d.h
-	bin, err := binary()
-	if err != nil {
-		return Result{Args: append([]string{"weft"}, args...), ExitCode: -1, Err: err}
-	}
-	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", h.StateDir}, args...)
-	return run(h.w.Dir, DefaultTimeout, append([]string{"WEFT_STATE_DIR=" + h.StateDir}, d.Env()...), argv...)
-}
+// Weft runs weft on the daemon's host: Host.Weft, whose Env StartDockerd
+// gave this daemon's Env.
+func (d *Dockerd) Weft(args ...string) Result { return d.h.Weft(args...) }
 
 // MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.
 func (d *Dockerd) MustWeft(t testing.TB, args ...string) string {

@@ -20,6 +20,11 @@ type Host struct {
 	Port       int    // mesh port its router listens on
 	UnderlayIf string // its veth's peer inside the underlay namespace
 	StateDir   string // passed to every weft command run on this host
+	// Env is added to the environment of every weft command run on this
+	// host (NAME=VALUE); StartDockerd adds DOCKER_HOST.
+	Env []string
+
+	dockerd *Dockerd // set by StartDockerd
 }
 
 // World is the world the host belongs to.
@@ -56,14 +61,14 @@ func (h *Host) Weft(args ...string) Result {
 }
 
 // WeftStateDir runs weft inside the host's namespace with another state
-// dir, e.g. one where no router runs.
+// dir, e.g. one where no router runs. Env is added to its environment.
 func (h *Host) WeftStateDir(dir string, args ...string) Result {
 	bin, err := binary()
 	if err != nil {
 		return Result{Args: append([]string{"weft"}, args...), ExitCode: -1, Err: err}
 	}
 	argv := append([]string{"ip", "netns", "exec", h.Name, bin, "--state-dir", dir}, args...)
-	return run(h.w.Dir, DefaultTimeout, []string{"WEFT_STATE_DIR=" + dir}, argv...)
+	return run(h.w.Dir, DefaultTimeout, append([]string{"WEFT_STATE_DIR=" + dir}, h.Env...), argv...)
 }
 
 // MustWeft is Weft that fails the test unless weft exits 0; it returns stdout.
@@ -104,7 +109,8 @@ func (h *Host) Stop(t testing.TB) {
 }
 
 // RouterPIDs lists the processes in the host's namespace that were not
-// started with Start: its router, and whatever the router started.
+// started with Start and are not its dockerd's (dockerd, containerd, the
+// shims, the containers): its router, and whatever the router started.
 func (h *Host) RouterPIDs() []int {
 	ours := map[int]bool{}
 	h.w.mu.Lock()
@@ -112,6 +118,11 @@ func (h *Host) RouterPIDs() []int {
 		ours[p.PID()] = true
 	}
 	h.w.mu.Unlock()
+	if h.dockerd != nil {
+		for _, pid := range h.dockerd.PIDs() {
+			ours[pid] = true
+		}
+	}
 	var pids []int
 	for _, pid := range h.PIDs() {
 		if !ours[pid] {
