@@ -65,6 +65,14 @@ func (c *Client) RmPeer(peer string) (string, error) {
 	return r.Message, err
 }
 
+// Target returns the canonical form of a target (container:ID for a
+// container's name).
+func (c *Client) Target(target string) (string, error) {
+	var r MessageReply
+	err := c.do("POST", "/target", TargetRequest{Target: target}, &r)
+	return r.Message, err
+}
+
 // Attach attaches a target and returns its new addresses.
 func (c *Client) Attach(req AttachRequest) ([]string, error) {
 	var r AddrsReply

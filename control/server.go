@@ -31,6 +31,9 @@ type Backend interface {
 	// RmPeer takes over the address ranges of a peer gone for good and
 	// says what it did.
 	RmPeer(peer string) (string, error)
+	// Target returns the canonical form of a target as a user wrote it
+	// (a container's name becomes container:ID).
+	Target(target string) (string, error)
 	// Stop asks the router to shut down, keeping what the user set up.
 	Stop()
 	// Reset asks the router to shut down and remove everything it made.
@@ -89,6 +92,10 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /dns/remove", withBody(log, func(req DNSRequest) (any, error) {
 		recs, err := b.DNSRemove(req)
 		return DNSReply{Records: recs}, err
+	}))
+	mux.HandleFunc("POST /target", withBody(log, func(req TargetRequest) (any, error) {
+		t, err := b.Target(req.Target)
+		return MessageReply{Message: t}, err
 	}))
 	mux.HandleFunc("POST /rmpeer", withBody(log, func(req RmPeerRequest) (any, error) {
 		msg, err := b.RmPeer(req.Peer)

@@ -75,6 +75,11 @@ type IPAMConflict struct {
 	NickName string `json:"nickname,omitempty"`
 }
 
+// TargetRequest is the body of /target.
+type TargetRequest struct {
+	Target string `json:"target"`
+}
+
 // RmPeerRequest is the body of /rmpeer.
 type RmPeerRequest struct {
 	Peer string `json:"peer"`

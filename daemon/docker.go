@@ -83,6 +83,9 @@ func (d *Daemon) parseTarget(s string) (string, error) {
 	return ContainerPrefix + c.ID, nil
 }
 
+// Target implements control.Backend.
+func (d *Daemon) Target(s string) (string, error) { return d.parseTarget(s) }
+
 // container asks Docker for a container.
 func (d *Daemon) container(ref string) (Container, error) {
 	if d.deps.Docker == nil {

@@ -178,6 +178,8 @@ func TestIPAMPools(t *testing.T) {
 		_, err := r.d.IPAM().RequestPool(&ipam.RequestPoolRequest{Pool: c.pool, SubPool: c.sub})
 		wantErr(t, err, c.want)
 	}
+	_, err = r.d.IPAM().RequestPool(&ipam.RequestPoolRequest{})
+	wantErr(t, err, "already has a weft network on the default subnet")
 	_, err = r.d.IPAM().RequestPool(&ipam.RequestPoolRequest{V6: true})
 	wantErr(t, err, "IPv4 addresses only")
 	_, err = r.d.IPAM().RequestAddress(&ipam.RequestAddressRequest{PoolID: "weft:1.2.3.0/24"})

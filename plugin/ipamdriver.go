@@ -74,6 +74,9 @@ func (i ipamDriver) RequestPool(r *ipam.RequestPoolRequest) (*ipam.RequestPoolRe
 	defer d.mu.Unlock()
 	for _, p := range d.st.Pools {
 		if overlaps(p.Subnet, subnet) && !nested(p.Subnet, subnet, def, rng) {
+			if r.Pool == "" && p.Subnet == def {
+				return nil, fmt.Errorf("this host already has a weft network on the default subnet %s (the plain weft network); give this network its own --subnet", def)
+			}
 			return nil, fmt.Errorf("--subnet %s overlaps %s, the subnet of another weft network on this host: pick a subnet that does not overlap", subnet, p.Subnet)
 		}
 	}

@@ -181,7 +181,8 @@ func runPS(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := client(g).Report()
+	c := client(g)
+	rep, err := c.Report()
 	if err != nil {
 		return err
 	}
@@ -189,9 +190,13 @@ func runPS(g *globals, args []string) error {
 	if len(targets) > 0 {
 		var sel []control.Attachment
 		for _, t := range targets {
+			canon, err := c.Target(t)
+			if err != nil {
+				return fmt.Errorf("ps: %w", err)
+			}
 			found := false
 			for _, a := range atts {
-				if a.Target == t {
+				if a.Target == canon {
 					sel, found = append(sel, a), true
 				}
 			}

@@ -214,7 +214,7 @@ func launchVariant(t *testing.T, h *netns.Host, v datapathVariant, args ...strin
 	}
 	argv := []string{"env", "WEFT_NO_OFFLOAD=1", "WEFT_STATE_DIR=" + h.StateDir,
 		netns.Binary(t), "--state-dir", h.StateDir,
-		"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick}
+		"launch", "--no-plugin", "--port", strconv.Itoa(h.Port), "--name", h.Nick}
 	if r := h.Run(append(argv, args...)...); !r.OK() {
 		t.Fatalf("%s: %v", h.Nick, r)
 	}
