@@ -158,6 +158,8 @@ func (d *Daemon) onDockerEvent(ev DockerEvent) {
 		d.syncContainerDNS(ev.ContainerID)
 	case ev.Type == "container" && ev.Action == "destroy":
 		d.forgetContainer(ev.ContainerID)
+	case ev.Type == "container" && ev.Action == "rename":
+		d.syncContainerDNS(ev.ContainerID)
 	case ev.Type == "network" && (ev.Action == "connect" || ev.Action == "disconnect"):
 		if d.plugin != nil && d.plugin.HasNetwork(ev.NetworkID) {
 			d.syncContainerDNS(ev.ContainerID)
@@ -259,7 +261,7 @@ func isNoSuchContainer(err error) bool { return errors.Is(err, ErrNoSuchContaine
 
 // syncContainerDNS makes the DNS records of a container's endpoints on
 // weft's Docker networks match what Docker reports: one record per
-// address, under the container's name, while it runs. Records of
+// address, under the container's (current) name, while it runs. Records of
 // `weft attach` addresses are left alone.
 func (d *Daemon) syncContainerDNS(id string) {
 	if d.dns == nil || d.plugin == nil {
@@ -285,6 +287,7 @@ func (d *Daemon) syncContainerDNS(id string) {
 	inPlugin := func(a netip.Addr) bool {
 		return slices.ContainsFunc(subnets, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
+	fqdn, nameErr := nameserver.QualifyName(containerDNSName(c, d.dns.domain), d.dns.domain)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, attached, _ := d.attachedTarget(target)
@@ -294,10 +297,12 @@ func (d *Daemon) syncContainerDNS(id string) {
 		if r.Target != target || slices.Contains(attached, r.Addr) || !inPlugin(r.Addr) {
 			continue
 		}
-		have[r.Addr] = true
-		if !slices.Contains(want, r.Addr) {
-			stale = append(stale, nameserver.Filter{Target: target, Addr: r.Addr})
+		if slices.Contains(want, r.Addr) && r.Name == fqdn {
+			have[r.Addr] = true
+			continue
 		}
+		// Disconnected, stopped, or renamed (docker rename).
+		stale = append(stale, nameserver.Filter{Target: target, Addr: r.Addr})
 	}
 	if len(stale) > 0 {
 		if _, err := d.removeRecords(stale...); err != nil {
@@ -313,10 +318,8 @@ func (d *Daemon) syncContainerDNS(id string) {
 	if len(add) == 0 {
 		return
 	}
-	name := containerDNSName(c, d.dns.domain)
-	fqdn, err := nameserver.QualifyName(name, d.dns.domain)
-	if err != nil {
-		d.log.Warn("a container's name is not a valid DNS name; it gets no record", "container", c.Name, "err", err)
+	if nameErr != nil {
+		d.log.Warn("a container's name is not a valid DNS name; it gets no record", "container", c.Name, "err", nameErr)
 		return
 	}
 	if _, err := d.addRecords(fqdn, add, target); err != nil {

@@ -178,7 +178,13 @@ func TestPluginNetworkNames(t *testing.T) {
 	waitFor(t, "the name of a container on a weft network", func() bool {
 		return slices.Equal(dnsNames(r.report(t), target), []string{"api.weft.local.=10.9.0.2"})
 	})
-	dk.set(Container{ID: webID, Name: "api", PID: 77, Running: true})
+	dk.set(Container{ID: webID, Name: "api2", PID: 77, Running: true,
+		Endpoints: []ContainerEndpoint{{NetworkID: "n1", Addr: netip.MustParsePrefix("10.9.0.2/24")}}})
+	dk.events <- DockerEvent{Type: "container", Action: "rename", ContainerID: webID}
+	waitFor(t, "the name to follow docker rename", func() bool {
+		return slices.Equal(dnsNames(r.report(t), target), []string{"api2.weft.local.=10.9.0.2"})
+	})
+	dk.set(Container{ID: webID, Name: "api2", PID: 77, Running: true})
 	dk.events <- DockerEvent{Type: "network", Action: "disconnect", ContainerID: webID, NetworkID: "n1"}
 	waitFor(t, "the name removed after disconnect", func() bool { return len(dnsNames(r.report(t), target)) == 0 })
 	r.stop()
