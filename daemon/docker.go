@@ -67,6 +67,13 @@ var errNoDocker = errors.New("this router runs without Docker")
 // netns:NAME, pid:PID and container:ID are checked by the host; anything
 // else names a Docker container.
 func (d *Daemon) parseTarget(s string) (string, error) {
+	// container:ID with a short ID, or while Docker is away, still has to
+	// be the full ID that attachments are kept under.
+	if ref, ok := strings.CutPrefix(s, ContainerPrefix); ok && ref != "" {
+		if c, err := d.container(ref); err == nil {
+			return ContainerPrefix + c.ID, nil
+		}
+	}
 	for _, p := range []string{"netns:", "pid:", ContainerPrefix} {
 		if strings.HasPrefix(s, p) {
 			t, err := d.deps.Host.ParseTarget(s)
