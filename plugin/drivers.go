@@ -154,3 +154,11 @@ func (d *Drivers) HasNetwork(id string) bool {
 	_, ok := d.st.Networks[id]
 	return ok
 }
+
+// releasePool gives up a pool this host made for a Docker network; a
+// failure (addresses still held here) is logged and the pool kept.
+func (d *Drivers) releasePool(subnet netip.Prefix) {
+	if err := d.cfg.Allocator.ReleasePool(subnet); err != nil {
+		d.log.Warn("could not release a Docker network's pool; it stays in weft's IPAM", "subnet", subnet, "err", err)
+	}
+}

@@ -109,9 +109,7 @@ func (i ipamDriver) ReleasePool(r *ipam.ReleasePoolRequest) error {
 	}
 	delete(d.st.Pools, r.PoolID)
 	if p.Created {
-		if err := d.cfg.Allocator.ReleasePool(p.Subnet); err != nil {
-			d.log.Warn("could not release a Docker network's pool; it stays in weft's IPAM", "subnet", p.Subnet, "err", err)
-		}
+		d.releasePool(p.Subnet)
 	}
 	return d.save()
 }

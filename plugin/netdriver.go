@@ -152,9 +152,7 @@ func (n netDriver) DeleteNetwork(r *network.DeleteNetworkRequest) error {
 		d.cfg.Allocator.Free(gatewayIdent, nw.Gateway)
 	}
 	if nw.PoolCreated {
-		if err := d.cfg.Allocator.ReleasePool(nw.Subnet); err != nil {
-			d.log.Warn("could not release a Docker network's pool; it stays in weft's IPAM", "subnet", nw.Subnet, "err", err)
-		}
+		d.releasePool(nw.Subnet)
 	}
 	d.log.Info("Docker network removed", "network", nw.ID, "subnet", nw.Subnet)
 	return d.save()
