@@ -1,0 +1,172 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/proxy"
+	"github.com/weftnet/weft/test/netns"
+)
+
+// TestDockerProxy runs Debian's docker client (20.10) through weft's
+// Docker API proxy to a real dockerd: run, attach with stdin, exec with a
+// pty, logs -f and cp of 20 MB, each checked for what Docker would show
+// without the proxy.
+func TestDockerProxy(t *testing.T) {
+	netns.SkipUnlessRoot(t)
+	w := netns.NewWorld(t, 1)
+	d := w.Hosts[0].StartDockerd(t)
+
+	// Record whether the client hijacks with Upgrade headers.
+	var (
+		mu       sync.Mutex
+		hijacks  []string
+		upgrades int
+	)
+	p, err := proxy.New(proxy.Config{DockerHost: d.Host, Rewrite: func(r *http.Request) error {
+		if strings.HasSuffix(r.URL.Path, "/attach") || strings.HasSuffix(r.URL.Path, "/start") && strings.Contains(r.URL.Path, "/exec/") {
+			mu.Lock()
+			hijacks = append(hijacks, r.URL.Path)
+			if r.Header.Get("Upgrade") == "tcp" {
+				upgrades++
+			}
+			mu.Unlock()
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "proxy.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln) }()
+	t.Cleanup(func() {
+		p.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	cli := "/usr/bin/docker"
+	if _, err := os.Stat(cli); err != nil {
+		cli = "docker"
+	}
+	cfgDir := t.TempDir()
+	host := "unix://" + sock
+	docker := func(stdin string, args ...string) *exec.Cmd {
+		ctx, cancel := context.WithTimeout(context.Background(), netns.DefaultTimeout)
+		t.Cleanup(cancel)
+		cmd := exec.CommandContext(ctx, cli, append([]string{"-H", host}, args...)...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host, "DOCKER_CONTEXT=", "DOCKER_CONFIG="+cfgDir)
+		cmd.Stdin = strings.NewReader(stdin)
+		return cmd
+	}
+	must := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := docker(stdin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	timed := func(what string, f func()) {
+		began := time.Now()
+		f()
+		t.Logf("%s: %v", what, time.Since(began).Round(time.Millisecond))
+	}
+
+	timed("run --rm echo hi", func() {
+		if out := must("", "run", "--rm", "--network", "none", netns.BusyboxImage, "echo", "hi"); out != "hi\n" {
+			t.Errorf("run echo: %q", out)
+		}
+	})
+	timed("run -i cat (attach, stdin half-closed)", func() {
+		if out := must("one\ntwo\n", "run", "-i", "--rm", "--network", "none", netns.BusyboxImage, "cat"); out != "one\ntwo\n" {
+			t.Errorf("run -i cat: %q", out)
+		}
+	})
+
+	must("", "run", "-d", "--network", "none", "--name", "sleeper", netns.BusyboxImage, "sleep", "600")
+	timed("exec -it under script", func() {
+		cmd := exec.Command("script", "-qec", cli+" -H "+host+" exec -it sleeper sh -c 'tty; read x; echo got=$x'", "/dev/null")
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfgDir)
+		cmd.Stdin = strings.NewReader("hello\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "got=hello") {
+			t.Errorf("exec -it: %v\n%q", err, out)
+		}
+	})
+
+	timed("logs -f of 3 s of output", func() {
+		id := strings.TrimSpace(must("", "run", "-d", "--network", "none", netns.BusyboxImage,
+			"sh", "-c", "for i in 1 2 3 4 5 6; do echo n$i; sleep 0.5; done"))
+		cmd := docker("", "logs", "-f", id)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		var firstAt time.Duration
+		for sc := bufio.NewScanner(out); sc.Scan(); {
+			if lines = append(lines, sc.Text()); len(lines) == 1 {
+				firstAt = time.Since(began)
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("logs -f: %v", err)
+		}
+		total := time.Since(began)
+		if strings.Join(lines, " ") != "n1 n2 n3 n4 n5 n6" {
+			t.Errorf("logs -f: %q", lines)
+		}
+		if firstAt > total-time.Second {
+			t.Errorf("logs -f: first line after %v of %v: held back", firstAt, total)
+		}
+		t.Logf("logs -f: first line after %v, end after %v", firstAt.Round(time.Millisecond), total.Round(time.Millisecond))
+	})
+
+	timed("cp of 20 MB in and out", func() {
+		dir := t.TempDir()
+		data := make([]byte, 20<<20)
+		rand.Read(data)
+		in, back := filepath.Join(dir, "in"), filepath.Join(dir, "back")
+		if err := os.WriteFile(in, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		must("", "cp", in, "sleeper:/tmp/f")
+		if out := must("", "exec", "sleeper", "wc", "-c", "/tmp/f"); !strings.HasPrefix(strings.TrimSpace(out), "20971520") {
+			t.Errorf("in the container: %q", out)
+		}
+		must("", "cp", "sleeper:/tmp/f", back)
+		if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("cp round trip differs (%v)", err)
+		}
+	})
+	must("", "rm", "-f", "sleeper")
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("hijacked requests %v, %d with Upgrade: tcp", hijacks, upgrades)
+	if len(hijacks) == 0 || upgrades != len(hijacks) {
+		t.Errorf("hijacks %v, %d with Upgrade: tcp", hijacks, upgrades)
+	}
+}
