@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -112,6 +113,35 @@ func TestDockerProxy(t *testing.T) {
 		}
 	})
 
+	timed("attach -it under script", func() {
+		must("", "run", "-dit", "--network", "none", "--name", "tty", netns.BusyboxImage, "sh")
+		cmd := exec.Command("script", "-qec", cli+" -H "+host+" attach tty", "/dev/null")
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfgDir)
+		cmd.Stdin = strings.NewReader("echo att=$((40+2))\nexit\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "att=42") {
+			t.Errorf("attach: %v\n%q", err, out)
+		}
+		must("", "rm", "-f", "tty")
+	})
+
+	// What Docker answers to an unknown path reaches the client as is.
+	timed("unknown API path", func() {
+		c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("http://docker/v1.41/no/such/path")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"message"`) {
+			t.Errorf("unknown path: %d %s", resp.StatusCode, body)
+		}
+	})
+
 	timed("logs -f of 3 s of output", func() {
 		id := strings.TrimSpace(must("", "run", "-d", "--network", "none", netns.BusyboxImage,
 			"sh", "-c", "for i in 1 2 3 4 5 6; do echo n$i; sleep 0.5; done"))
@@ -160,6 +190,21 @@ func TestDockerProxy(t *testing.T) {
 		if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
 			t.Errorf("cp round trip differs (%v)", err)
 		}
+	})
+
+	// The same two copies with and without the proxy.
+	dir := t.TempDir()
+	zeros := filepath.Join(dir, "zeros")
+	if err := os.WriteFile(zeros, make([]byte, 20<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	timed("cp 20 MB in and out, through the proxy", func() {
+		must("", "cp", zeros, "sleeper:/tmp/g")
+		must("", "cp", "sleeper:/tmp/g", filepath.Join(dir, "back1"))
+	})
+	timed("cp 20 MB in and out, straight to Docker", func() {
+		d.MustDocker(t, "cp", zeros, "sleeper:/tmp/h")
+		d.MustDocker(t, "cp", "sleeper:/tmp/h", filepath.Join(dir, "back2"))
 	})
 	must("", "rm", "-f", "sleeper")
 
