@@ -6,7 +6,9 @@
 // streamed responses (`logs -f`, events, chunked bodies) flushed as they
 // come, request bodies streamed without buffering (build contexts, `docker
 // cp`), and hijacked connections (attach, exec start: `Connection: Upgrade`,
-// `Upgrade: tcp`, 101 Switching Protocols) copied both ways with half-close.
+// `Upgrade: tcp`, 101 Switching Protocols) copied both ways with half-close;
+// older clients' attach and exec start without Upgrade headers (200, then
+// the raw stream) are spliced to a connection of their own to Docker.
 //
 // Who can reach it: whoever can open the listener. The router creates the
 // unix socket with the owner, group and mode of Docker's own socket, so the
@@ -23,6 +25,7 @@
 // io.Copy's fixed buffers, so memory does not grow with body sizes.
 //
 // Goroutines: Serve runs net/http's accept loop and its per-connection
-// goroutines (two more per hijacked connection, copying each way); Close
+// goroutines (two more per hijacked or spliced connection, copying each
+// way); Close
 // ends the listener and every connection, hijacked ones included.
 package proxy

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,10 @@ type Config struct {
 type Proxy struct {
 	cfg Config
 	rp  *httputil.ReverseProxy
-	srv *http.Server
+	// dial opens a connection to Docker (its address arguments are
+	// ignored: the socket is fixed).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	srv  *http.Server
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -76,7 +80,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err := sockets.ConfigureTransport(tr, "unix", path); err != nil {
 		return nil, fmt.Errorf("new proxy to %s: %w", cfg.DockerHost, err)
 	}
-	p := &Proxy{cfg: cfg, conns: make(map[*conn]struct{})}
+	p := &Proxy{cfg: cfg, conns: make(map[*conn]struct{}), dial: tr.DialContext}
 	target := &url.URL{Scheme: "http", Host: "docker"}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -132,6 +136,10 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+	}
+	if isHijack(r) && r.Header.Get("Upgrade") == "" {
+		p.splice(w, r)
+		return
 	}
 	p.rp.ServeHTTP(w, r)
 }

@@ -181,14 +181,10 @@ func TestBodyStreamed(t *testing.T) {
 	t.Logf("100 MB through the proxy in %v", time.Since(began).Round(time.Millisecond))
 }
 
-// hijackEngine answers like Docker's attach and exec start: 101 UPGRADED,
-// then it echoes until the caller half-closes, and says "bye".
+// hijackEngine answers like Docker's attach and exec start: 101 UPGRADED
+// (200 OK without Upgrade: tcp), then it echoes until the caller half-closes, and says "bye".
 func hijackEngine(t *testing.T) string {
 	return engine(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "tcp" {
-			http.Error(w, "want Upgrade: tcp", http.StatusBadRequest)
-			return
-		}
 		io.Copy(io.Discard, r.Body) // the exec start's JSON
 		c, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -196,7 +192,11 @@ func hijackEngine(t *testing.T) string {
 			return
 		}
 		defer c.Close()
-		io.WriteString(c, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+		if r.Header.Get("Upgrade") == "tcp" {
+			io.WriteString(c, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+		} else { // as Docker answers older clients
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
+		}
 		io.Copy(c, brw)
 		io.WriteString(c, "bye")
 	}))
@@ -377,5 +377,64 @@ func TestRewrite(t *testing.T) {
 	}
 	if msg := dockerError(t, resp); msg != "no such thing" {
 		t.Errorf("message %q", msg)
+	}
+}
+
+// TestHijackWithoutUpgrade: an older client's attach (no Upgrade header,
+// 200 and then the raw stream both ways) works, stdin sent right behind
+// the request included.
+func TestHijackWithoutUpgrade(t *testing.T) {
+	_, sock, _ := start(t, Config{DockerHost: hijackEngine(t)})
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := conn.(*net.UnixConn)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /v1.24/containers/abc/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"+
+		"Content-Length: 2\r\n\r\n{}early\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/vnd.docker.raw-stream" {
+		t.Fatalf("got %s %v", resp.Status, resp.Header)
+	}
+	if got, err := br.ReadString('\n'); got != "early\n" {
+		t.Fatalf("stdin sent with the request: %q, %v", got, err)
+	}
+	io.WriteString(c, "ping\n")
+	if got, err := br.ReadString('\n'); got != "ping\n" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "bye" {
+		t.Fatalf("after half-close: %q, %v; want \"bye\"", rest, err)
+	}
+}
+
+func TestIsHijack(t *testing.T) {
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"POST", "/v1.41/containers/abc/attach", true},
+		{"POST", "/containers/abc/attach", true},
+		{"POST", "/v1.24/exec/abc/start", true},
+		{"POST", "/exec/abc/start", true},
+		{"GET", "/v1.41/containers/abc/attach", false},
+		{"POST", "/v1.41/containers/abc/attach/ws", false},
+		{"POST", "/v1.41/containers/abc/start", false},
+		{"POST", "/v1.41/exec/abc/resize", false},
+		{"POST", "/v1.41/containers/create", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		if got := isHijack(r); got != tc.want {
+			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
+		}
 	}
 }

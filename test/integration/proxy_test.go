@@ -29,13 +29,16 @@ func TestDockerProxy(t *testing.T) {
 	w := netns.NewWorld(t, 1)
 	d := w.Hosts[0].StartDockerd(t)
 
-	// Record whether the client hijacks with Upgrade headers.
+	// Record whether the docker client hijacks with Upgrade headers.
 	var (
 		mu       sync.Mutex
 		hijacks  []string
 		upgrades int
 	)
 	p, err := proxy.New(proxy.Config{DockerHost: d.Host, Rewrite: func(r *http.Request) error {
+		if !strings.HasPrefix(r.UserAgent(), "Docker-Client/") {
+			return nil // the test's own requests
+		}
 		if strings.HasSuffix(r.URL.Path, "/attach") || strings.HasSuffix(r.URL.Path, "/start") && strings.Contains(r.URL.Path, "/exec/") {
 			mu.Lock()
 			hijacks = append(hijacks, r.URL.Path)
@@ -123,6 +126,34 @@ func TestDockerProxy(t *testing.T) {
 			t.Errorf("attach: %v\n%q", err, out)
 		}
 		must("", "rm", "-f", "tty")
+	})
+
+	// An older client's attach: no Upgrade header, Docker answers 200 and
+	// the raw stream goes both ways.
+	timed("attach without Upgrade (older clients)", func() {
+		must("", "run", "-di", "--network", "none", "--name", "cat", netns.BusyboxImage, "cat")
+		defer must("", "rm", "-f", "cat")
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "POST /v1.41/containers/cat/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("attach without Upgrade: %s", resp.Status)
+		}
+		io.WriteString(conn, "hello\n")
+		// Not a tty: the output comes framed, an 8-byte header first.
+		frame := make([]byte, 8+len("hello\n"))
+		if _, err := io.ReadFull(br, frame); err != nil || string(frame[8:]) != "hello\n" {
+			t.Errorf("attach without Upgrade: read %q, %v", frame, err)
+		}
 	})
 
 	// What Docker answers to an unknown path reaches the client as is.
