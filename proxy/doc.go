@@ -22,10 +22,11 @@
 // 502 with Docker's error body ({"message": "..."}) after at most the
 // dial timeout (10 s) instead of hanging; a request refused by Rewrite is
 // answered 400 the same way. Nothing is buffered beyond net/http's and
-// io.Copy's fixed buffers, so memory does not grow with body sizes.
+// io.Copy's fixed buffers (and the JSON body of a spliced attach or exec
+// start, at most 1 MB), so memory does not grow with body sizes.
 //
 // Goroutines: Serve runs net/http's accept loop and its per-connection
 // goroutines (two more per hijacked or spliced connection, copying each
-// way); Close
-// ends the listener and every connection, hijacked ones included.
+// way); Close ends the listener and every connection, hijacked ones
+// included.
 package proxy

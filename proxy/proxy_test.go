@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -436,5 +437,27 @@ func TestIsHijack(t *testing.T) {
 		if got := isHijack(r); got != tc.want {
 			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestChunkedResponse: several MB in one chunked response arrive whole.
+func TestChunkedResponse(t *testing.T) {
+	const size = 8 << 20
+	host := engine(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 10000)
+		for sent := 0; sent < size; sent += len(chunk) {
+			w.Write(chunk[:min(len(chunk), size-sent)])
+			w.(http.Flusher).Flush()
+		}
+	}))
+	_, _, c := start(t, Config{DockerHost: host})
+	resp, err := c.Get("http://docker/v1.41/images/get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size || len(resp.TransferEncoding) == 0 {
+		t.Fatalf("got %d bytes (%v), encoding %v; want %d chunked", n, err, resp.TransferEncoding, size)
 	}
 }
