@@ -5,3 +5,7 @@ import "errors"
 // ErrDockerHost is returned by New when Config.DockerHost is not a
 // unix:// address.
 var ErrDockerHost = errors.New("proxy: DockerHost must be unix://PATH")
+
+// errNoHoldBinary is returned by New for a Config with Weft and no
+// HoldBinary.
+var errNoHoldBinary = errors.New("proxy: Weft needs HoldBinary, the static weft binary held containers run")

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/sockets"
 )
 
@@ -30,11 +31,17 @@ type Config struct {
 	// DockerHost is the Docker daemon's socket, as DOCKER_HOST spells it:
 	// unix:///var/run/docker.sock.
 	DockerHost string
-	// Rewrite, when not nil, is called with each request before it is
-	// forwarded, from the request's own goroutine; it may change the
-	// request (its URL, header or body). An error refuses the request: the
-	// caller gets 400 with the error as Docker's {"message": ...}.
-	Rewrite func(*http.Request) error
+	// Weft, when not nil, puts containers created through the proxy on
+	// the weft network (see planCreate); nil passes every request through
+	// untouched.
+	Weft Weft
+	// HoldBinary is the static weft binary on the host that held
+	// containers run their hold entrypoint from (mounted read-only at
+	// hold.MountPath). Required with Weft.
+	HoldBinary string
+	// NoDefaultIPAlloc leaves containers without WEFT_CIDR off the weft
+	// network (weave's --no-default-ipalloc).
+	NoDefaultIPAlloc bool
 	// ReadHeaderTimeout bounds how long a caller may take to send a
 	// request's header (DefaultReadHeaderTimeout when zero).
 	ReadHeaderTimeout time.Duration
@@ -50,6 +57,9 @@ type Config struct {
 type Proxy struct {
 	cfg Config
 	rp  *httputil.ReverseProxy
+	// api asks Docker what the proxy needs to know itself (images,
+	// networks, containers).
+	api *client.Client
 	// dial opens a connection to Docker (its address arguments are
 	// ignored: the socket is fixed).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -76,21 +86,29 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Weft != nil && cfg.HoldBinary == "" {
+		return nil, fmt.Errorf("new proxy: %w", errNoHoldBinary)
+	}
 	tr := &http.Transport{}
 	if err := sockets.ConfigureTransport(tr, "unix", path); err != nil {
 		return nil, fmt.Errorf("new proxy to %s: %w", cfg.DockerHost, err)
 	}
-	p := &Proxy{cfg: cfg, conns: make(map[*conn]struct{}), dial: tr.DialContext}
+	api, err := client.NewClientWithOpts(client.WithHost(cfg.DockerHost), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("new proxy to %s: %w", cfg.DockerHost, err)
+	}
+	p := &Proxy{cfg: cfg, api: api, conns: make(map[*conn]struct{}), dial: tr.DialContext}
 	target := &url.URL{Scheme: "http", Host: "docker"}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
 		},
-		Transport:     tr,
-		FlushInterval: -1,
-		ErrorLog:      slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
-		ErrorHandler:  p.forwardError,
+		Transport:      tr,
+		FlushInterval:  -1,
+		ErrorLog:       slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+		ErrorHandler:   p.forwardError,
+		ModifyResponse: p.modifyResponse,
 	}
 	p.srv = &http.Server{
 		Handler:           http.HandlerFunc(p.serveHTTP),
@@ -127,13 +145,18 @@ func (p *Proxy) Close() error {
 	for _, c := range conns {
 		c.Close()
 	}
+	p.api.Close()
 	return err
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.cfg.Rewrite != nil {
-		if err := p.cfg.Rewrite(r); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+	if p.cfg.Weft != nil {
+		switch rt, _ := routeOf(r.Method, r.URL.Path); rt {
+		case routeCreate:
+			p.serveCreate(w, r)
+			return
+		case routeNetworkCreate:
+			p.serveNetworkCreate(w, r)
 			return
 		}
 	}

@@ -347,40 +347,6 @@ func TestDockerDown(t *testing.T) {
 	}
 }
 
-// TestRewrite: the hook sees each request before it is forwarded; its
-// changes reach the engine and its error refuses the request.
-func TestRewrite(t *testing.T) {
-	host := engine(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Header.Get("X-Weft"))
-	}))
-	_, _, c := start(t, Config{DockerHost: host, Rewrite: func(r *http.Request) error {
-		if strings.HasSuffix(r.URL.Path, "/forbidden") {
-			return errors.New("no such thing")
-		}
-		r.Header.Set("X-Weft", "seen")
-		return nil
-	}})
-	resp, err := c.Get("http://docker/v1.41/info")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "seen" {
-		t.Errorf("engine saw X-Weft %q", body)
-	}
-	resp, err = c.Get("http://docker/v1.41/forbidden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("status %d, want 400", resp.StatusCode)
-	}
-	if msg := dockerError(t, resp); msg != "no such thing" {
-		t.Errorf("message %q", msg)
-	}
-}
-
 // TestHijackWithoutUpgrade: an older client's attach (no Upgrade header,
 // 200 and then the raw stream both ways) works, stdin sent right behind
 // the request included.
