@@ -14,8 +14,10 @@ all: build
 go:
 	@bash test/ensure-go.sh
 
+# Static (CGO_ENABLED=0): the Docker proxy bind-mounts this binary into
+# containers, whose images may have no C library or another one.
 build: go
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/weft ./cmd/weft
 
 deps:
 	@bash test/deps.sh

@@ -20,8 +20,9 @@ var (
 )
 
 // Binary returns the weft binary the tests run: $WEFT_BIN when set, else
-// ./cmd/weft of this module built once per test binary into a temporary
-// directory. It fails the test when the binary cannot be had.
+// ./cmd/weft of this module built once per test binary (static, with
+// CGO_ENABLED=0) into a temporary directory. It fails the test when the
+// binary cannot be had.
 func Binary(t testing.TB) string {
 	t.Helper()
 	bin, err := binary()
@@ -65,6 +66,8 @@ func build() {
 	bin := filepath.Join(buildDir, "weft")
 	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/weft")
 	cmd.Dir = root
+	// Static, as `make build` makes it: containers run it (proxy/hold).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := runWithTimeout(cmd, 5*time.Minute); err != nil {
 		buildErr = fmt.Errorf("build weft: go build ./cmd/weft: %w\n%s", err, out)
 		return
