@@ -48,6 +48,13 @@ func FormatStatus(r *Report) string {
 	} else {
 		row("DNS", "disabled")
 	}
+	if r.Proxy != nil {
+		tcp := ""
+		if r.Proxy.Addr != "" {
+			tcp = " and tcp://" + r.Proxy.Addr + " (TLS)"
+		}
+		row("DockerProxy", "unix://%s%s to %s (eval $(weft env) to use it)", r.Proxy.Socket, tcp, r.Proxy.Docker)
+	}
 	return b.String()
 }
 

@@ -17,6 +17,18 @@ type Report struct {
 	Exposed     []string     `json:"exposed"`
 	DNS         *DNSReport   `json:"dns,omitempty"`
 	IPAM        *IPAMReport  `json:"ipam,omitempty"`
+	// Proxy is the Docker API proxy; nil when none is served.
+	Proxy *ProxyReport `json:"proxy,omitempty"`
+}
+
+// ProxyReport says where the Docker API proxy listens.
+type ProxyReport struct {
+	// Socket is its unix socket; DOCKER_HOST=unix://Socket uses it.
+	Socket string `json:"socket"`
+	// Addr is its TCP address (with TLS), "" when none.
+	Addr string `json:"addr,omitempty"`
+	// Docker is the Docker it forwards to.
+	Docker string `json:"docker"`
 }
 
 // IPAMReport describes automatic address allocation.

@@ -87,6 +87,8 @@ type Config struct {
 	// served ("" for nowhere); it is served only when Docker answers or
 	// the socket's directory exists.
 	PluginSocket string
+	// Proxy configures the Docker API proxy.
+	Proxy ProxyConfig
 	// Version is the weft release, for reports.
 	Version string
 	// Logger receives the router's logs.
@@ -109,8 +111,16 @@ type Daemon struct {
 	// plugin is the Docker network and IPAM driver; nil when not served.
 	plugin *plugin.Drivers
 
+	// proxy is the Docker API proxy; nil when not served.
+	proxy *proxyServer
+
 	// mu serialises operations that change the host or the state.
 	mu sync.Mutex
+	// heldMu serialises the attaches of containers the proxy holds (the
+	// proxy and Docker's start event both ask for each); heldReady maps
+	// each such container to the PID of the run it was made ready for.
+	heldMu    sync.Mutex
+	heldReady map[string]int
 
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -120,7 +130,7 @@ type Daemon struct {
 // Run runs the router until ctx is cancelled or a stop or reset request
 // arrives. ready, if not nil, is called once the router serves requests.
 func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
-	d := &Daemon{cfg: cfg, deps: deps, log: cfg.Logger, quit: make(chan struct{})}
+	d := &Daemon{cfg: cfg, deps: deps, log: cfg.Logger, quit: make(chan struct{}), heldReady: map[string]int{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -258,6 +268,12 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	d.runIPAMTicker(ctx, &wg)
 	d.claimPersisted(ctx, &wg)
 	d.followDocker(ctx, &wg)
+	if px, err := d.startProxy(); err != nil {
+		return err
+	} else if px != nil {
+		d.proxy = px
+		defer px.Close()
+	}
 
 	srv, err := control.Listen(cfg.StateDir, control.NewHandler(d, d.log))
 	if err != nil {

@@ -26,6 +26,7 @@ type fakeHost struct {
 	gone     map[string]bool // targets whose namespace vanished
 	exposed  []netip.Prefix
 	attaches int
+	ready    map[string]int // MarkReady calls per target
 }
 
 func newFakeHost() *fakeHost { return &fakeHost{atts: map[string][]netip.Prefix{}} }
@@ -146,6 +147,18 @@ func (h *fakeHost) vanish(target string) {
 	h.gone[target] = true
 }
 func (h *fakeHost) RouteRepliesFrom(string, netip.Addr) error { return nil }
+func (h *fakeHost) MarkReady(target string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.atts[target]; !ok {
+		return fmt.Errorf("%s is not attached", target)
+	}
+	if h.ready == nil {
+		h.ready = map[string]int{}
+	}
+	h.ready[target]++
+	return nil
+}
 func (h *fakeHost) AddRoute(target string, dst netip.Prefix) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

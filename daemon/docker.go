@@ -38,6 +38,9 @@ type Container struct {
 	Running bool
 	// Endpoints are its interfaces on Docker networks.
 	Endpoints []ContainerEndpoint
+	// Env and Entrypoint are from its configuration: a container the
+	// Docker API proxy holds has the hold entrypoint and its WEFT_CIDR.
+	Env, Entrypoint []string
 }
 
 // ContainerEndpoint is a container's interface on a Docker network.
@@ -161,7 +164,7 @@ func (d *Daemon) onDockerEvent(ev DockerEvent) {
 	case ev.Action == "resync":
 		d.resyncContainers()
 	case ev.Type == "container" && ev.Action == "start":
-		d.reattach(ContainerPrefix + ev.ContainerID)
+		d.onStart(ev.ContainerID)
 		d.syncContainerDNS(ev.ContainerID)
 	case ev.Type == "container" && ev.Action == "destroy":
 		d.forgetContainer(ev.ContainerID)
@@ -174,18 +177,49 @@ func (d *Daemon) onDockerEvent(ev DockerEvent) {
 	}
 }
 
+// onStart attaches a container that started: again, with its persisted
+// addresses, when it was attached before; for the first time when the
+// Docker API proxy holds it and it was started some other way than
+// through the proxy (which attaches it itself).
+func (d *Daemon) onStart(id string) {
+	target := ContainerPrefix + id
+	if c, err := d.container(id); err == nil && held(c) {
+		ctx, cancel := context.WithTimeout(context.Background(), attachHeldTimeout)
+		defer cancel()
+		if err := d.attachHeld(ctx, c.ID); err != nil {
+			d.log.Warn("could not attach a container held for weft", "container", c.Name, "err", err)
+		}
+		return
+	}
+	if d.attached(target) {
+		if err := d.reattach(target); err != nil {
+			d.log.Warn("could not attach a restarted container again", "target", target, "err", err)
+		}
+	}
+}
+
+// attachHeldTimeout bounds an attach the event handler makes.
+const attachHeldTimeout = time.Minute
+
+// attached reports whether target has a persisted attachment.
+func (d *Daemon) attached(target string) bool {
+	atts, err := d.store.Attachments()
+	return err == nil && slices.ContainsFunc(atts, func(a state.Attachment) bool { return a.Target == target })
+}
+
 // reattach attaches a container again, with its persisted addresses,
 // after it started (again): its new network namespace has no interface.
-func (d *Daemon) reattach(target string) {
+// A container the router does not know is left alone.
+func (d *Daemon) reattach(target string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	atts, err := d.store.Attachments()
 	if err != nil {
-		return
+		return err
 	}
 	i := slices.IndexFunc(atts, func(a state.Attachment) bool { return a.Target == target })
 	if i < 0 {
-		return
+		return nil
 	}
 	a := atts[i]
 	addrs, err := parsePrefixes(a.Addrs)
@@ -193,13 +227,13 @@ func (d *Daemon) reattach(target string) {
 		_, err = d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
 	}
 	if err != nil {
-		d.log.Warn("could not attach a restarted container again", "target", target, "err", err)
-		return
+		return err
 	}
 	d.log.Info("attached a restarted container again", "target", target, "addrs", a.Addrs)
 	if !a.WithoutDNS {
 		d.registerTarget(target)
 	}
+	return d.deps.Host.MarkReady(target)
 }
 
 // forgetContainer frees at once what a destroyed container held: its
@@ -208,6 +242,9 @@ func (d *Daemon) forgetContainer(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	target := ContainerPrefix + id
+	d.heldMu.Lock()
+	delete(d.heldReady, id)
+	d.heldMu.Unlock()
 	if addrs, err := d.forgetGone(target, ErrTargetGone); err == nil {
 		d.log.Info("forgot a destroyed container", "target", target, "addrs", addrs)
 	}
@@ -256,7 +293,9 @@ func (d *Daemon) resyncContainers() {
 			continue // Docker went away again: the next resync retries
 		}
 		if c.Running && !present[ContainerPrefix+c.ID] {
-			d.reattach(ContainerPrefix + c.ID)
+			if err := d.reattach(ContainerPrefix + c.ID); err != nil {
+				d.log.Warn("could not attach a restarted container again", "target", ContainerPrefix+c.ID, "err", err)
+			}
 		}
 		d.syncContainerDNS(c.ID)
 	}

@@ -54,6 +54,10 @@ type Host interface {
 	DeleteEndpointLink(endpointID string) error
 	// EndpointLinks lists the endpoint IDs that have a veth pair.
 	EndpointLinks() ([]string, error)
+	// MarkReady marks the target's weft interface as fully set up
+	// (addresses, routes): a container held by the Docker API proxy then
+	// runs its command.
+	MarkReady(target string) error
 	// UnderlayMTU is the MTU of the interface that carries traffic to dst
 	// (or of the default route's interface when dst is invalid).
 	UnderlayMTU(dst netip.Addr) (int, error)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/state"
@@ -62,6 +63,12 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	if d.dns != nil && !req.WithoutDNS {
 		if err := d.registerAttached(target, fqdn, addrs); err != nil {
 			return nil, fmt.Errorf("attach %s: register DNS name: %w", target, err)
+		}
+	}
+	if strings.HasPrefix(target, ContainerPrefix) {
+		// A container the Docker API proxy holds runs its command now.
+		if err := d.deps.Host.MarkReady(target); err != nil {
+			return nil, fmt.Errorf("attach %s: %w", target, err)
 		}
 	}
 	return prefixStrings(addrs), nil

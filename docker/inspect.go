@@ -23,6 +23,8 @@ type Container struct {
 	Running    bool // also while paused
 	// Networks are its endpoints, keyed by network name; never nil.
 	Networks map[string]Endpoint
+	// Env and Entrypoint are from its configuration.
+	Env, Entrypoint []string
 }
 
 // Endpoint is a container's attachment to one Docker network.
@@ -108,6 +110,7 @@ func containerFrom(resp container.InspectResponse) (Container, error) {
 	}
 	if cfg := resp.Config; cfg != nil {
 		ctr.Hostname, ctr.Domainname = cfg.Hostname, cfg.Domainname
+		ctr.Env, ctr.Entrypoint = cfg.Env, cfg.Entrypoint
 	}
 	if st := resp.State; st != nil && st.Running {
 		ctr.Running = true

@@ -52,7 +52,7 @@ step "host $H with a weft router, container $C attached as bench.weft.local"
 ns_add "$H"
 ns_add "$C"
 printf 'nameserver 127.0.0.1\n' >"$TMP/resolv.conf" # upstream unused: the name is local
-weft_in "$H" "$TMP/state" launch --no-plugin --name bench --resolv-conf "$TMP/resolv.conf" --status-addr "" >/dev/null
+weft_in "$H" "$TMP/state" launch --no-plugin --no-proxy --name bench --resolv-conf "$TMP/resolv.conf" --status-addr "" >/dev/null
 for pid in $(ip netns pids "$H"); do LIB_PIDS+=("$pid"); done
 weft_in "$H" "$TMP/state" expose 10.2.9.254/24 >/dev/null
 weft_in "$H" "$TMP/state" attach --name bench 10.2.9.1/24 "netns:$C" >/dev/null

@@ -320,9 +320,9 @@ weft_row() {
 	weft_in "$H2" "$s2" stop >/dev/null 2>&1 || true
 	step "$row: launch routers in $H1 and $H2 (offloads $offload) $*"
 	log=$TMP/$row-launch.log
-	weft_in "$H1" "$s1" launch --no-plugin --port 6783 --name h1 "$@" >"$log" 2>&1 ||
+	weft_in "$H1" "$s1" launch --no-plugin --no-proxy --port 6783 --name h1 "$@" >"$log" 2>&1 ||
 		{ cat "$log" >&2; echo "$row: weft launch on h1 failed" >&2; return 1; }
-	weft_in "$H2" "$s2" launch --no-plugin --port 6783 --name h2 "$@" 10.98.0.1:6783 >"$log" 2>&1 ||
+	weft_in "$H2" "$s2" launch --no-plugin --no-proxy --port 6783 --name h2 "$@" 10.98.0.1:6783 >"$log" 2>&1 ||
 		{ cat "$log" >&2; echo "$row: weft launch on h2 failed" >&2; return 1; }
 	if [[ ! -e /run/netns/$W1 ]]; then
 		ns_add "$W1"

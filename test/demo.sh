@@ -62,12 +62,12 @@ done
 
 step "A weft router on each host"
 say "host1 starts alone; host2 and host3 are only told about host1."
-say "(--no-plugin: the three routers share this machine, and Docker looks for"
-say " its network plugin at one path; a real host leaves it on.)"
-show "weft launch --no-plugin --name host1       (on host1)" weft_on 1 launch --no-plugin --name host1 ||
+say "(--no-plugin --no-proxy: the three routers share this machine and its one"
+say " Docker, if it has one; a real host leaves both on.)"
+show "weft launch --no-plugin --no-proxy --name host1       (on host1)" weft_on 1 launch --no-plugin --no-proxy --name host1 ||
 	lib_die "weft launch failed on host1"
 for n in 2 3; do
-	show "weft launch --no-plugin --name host$n 10.99.0.1 (on host$n)" weft_on "$n" launch --no-plugin --name "host$n" 10.99.0.1 ||
+	show "weft launch --no-plugin --no-proxy --name host$n 10.99.0.1 (on host$n)" weft_on "$n" launch --no-plugin --no-proxy --name "host$n" 10.99.0.1 ||
 		lib_die "weft launch failed on host$n"
 done
 

@@ -21,7 +21,7 @@ func (e dockerEngine) Container(ctx context.Context, ref string) (daemon.Contain
 	if err != nil {
 		return daemon.Container{}, err
 	}
-	out := daemon.Container{ID: c.ID, Name: c.Name, Hostname: c.Hostname, Domainname: c.Domainname, PID: c.PID, Running: c.Running}
+	out := daemon.Container{ID: c.ID, Name: c.Name, Hostname: c.Hostname, Domainname: c.Domainname, PID: c.PID, Running: c.Running, Env: c.Env, Entrypoint: c.Entrypoint}
 	for _, ep := range c.Networks {
 		out.Endpoints = append(out.Endpoints, daemon.ContainerEndpoint{NetworkID: ep.NetworkID, Addr: ep.Addr})
 	}

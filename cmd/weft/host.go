@@ -209,6 +209,13 @@ func (h netdevHost) AddRoute(target string, dst netip.Prefix) error {
 	}
 	return netdev.AddRoute(t, dst)
 }
+func (h netdevHost) MarkReady(target string) error {
+	t, err := h.target(target)
+	if err != nil {
+		return err
+	}
+	return netdev.MarkReady(t)
+}
 func (netdevHost) RouteRepliesFrom(bridge string, src netip.Addr) error {
 	return netdev.RouteRepliesFrom(bridge, src)
 }

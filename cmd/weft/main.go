@@ -52,12 +52,18 @@ func commands() []command {
 		{"dns-add", "[IP...] TARGET [-h FQDN] | IP... -h FQDN", "add DNS records", runDNSAdd},
 		{"dns-remove", "[IP...] TARGET [-h FQDN] | IP... -h FQDN | --fqdn FQDN", "remove DNS records", runDNSRemove},
 		{"dns-lookup", "NAME", "resolve NAME through this host's DNS server", runDNSLookup},
+		{"env", "[--restore]", "print the shell line that points DOCKER_HOST at weft's Docker API proxy (eval $(weft env)), or with --restore the line that undoes it", runEnv},
 		{"rmpeer", "PEER", "take over the address ranges of a peer that is gone for good", runRmPeer},
 		{"version", "", "print the version and protocol version", runVersion},
 	}
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == holdCommand {
+		// Inside a container held by the Docker API proxy: no state dir,
+		// no router, only the wait.
+		os.Exit(runHold(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

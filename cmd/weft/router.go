@@ -54,6 +54,14 @@ type routerFlags struct {
 	logLevel     string
 	noPlugin     bool
 	pluginSocket string
+	proxy        bool
+	noProxy      bool
+	proxySocket  string
+	proxyAddr    string
+	proxyCert    string
+	proxyKey     string
+	proxyCA      string
+	noDefaultIPA bool
 }
 
 func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []string, error) {
@@ -76,9 +84,23 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.noPlugin, "no-plugin", false, "do not serve the Docker network and IPAM driver 'weft'")
 	fs.StringVar(&f.pluginSocket, "plugin-socket", plugin.SocketPath, "where to serve the Docker network and IPAM driver (Docker looks in /run/docker/plugins)")
+	fs.BoolVar(&f.proxy, "proxy", false, "serve the Docker API proxy even when Docker is not running yet (default: when Docker is present)")
+	fs.BoolVar(&f.noProxy, "no-proxy", false, "do not serve the Docker API proxy")
+	fs.StringVar(&f.proxySocket, "proxy-socket", "", "unix socket of the Docker API proxy (default: docker.sock in the state dir)")
+	fs.StringVar(&f.proxyAddr, "proxy-addr", "", "also serve the Docker API proxy on this TCP ADDR:PORT, with TLS (needs --proxy-tls-cert, --proxy-tls-key, --proxy-tls-cacert)")
+	fs.StringVar(&f.proxyCert, "proxy-tls-cert", "", "TLS certificate (PEM) of the proxy's TCP listener")
+	fs.StringVar(&f.proxyKey, "proxy-tls-key", "", "TLS key (PEM) of the proxy's TCP listener")
+	fs.StringVar(&f.proxyCA, "proxy-tls-cacert", "", "CA (PEM) that the proxy's TCP clients' certificates must be signed by")
+	fs.BoolVar(&f.noDefaultIPA, "no-default-ipalloc", false, "the Docker API proxy puts only containers with WEFT_CIDR on the weft network")
 	peers, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, nil, err
+	}
+	if f.proxy && f.noProxy {
+		return nil, nil, fmt.Errorf("%s: --proxy and --no-proxy contradict each other; give one", name)
+	}
+	if _, err := f.proxyTLS(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if f.port < 1 || f.port > 65535 {
 		return nil, nil, fmt.Errorf("%s: --port %d: want a port from 1 to 65535", name, f.port)
@@ -167,6 +189,25 @@ func runRouter(g *globals, args []string) error {
 	}
 	if !f.noPlugin {
 		cfg.PluginSocket = f.pluginSocket
+	}
+	proxySocket := f.proxySocket
+	if proxySocket == "" {
+		proxySocket = filepath.Join(g.stateDir, proxySocketName)
+	}
+	// A shell that ran `eval $(weft env)` points DOCKER_HOST at the proxy;
+	// the router itself talks to Docker.
+	dockerHost := engineHost(os.Getenv("DOCKER_HOST"), os.Getenv(origDockerHostEnv), proxySocket)
+	os.Setenv("DOCKER_HOST", dockerHost)
+	cfg.Proxy = daemon.ProxyConfig{Socket: proxySocket, DockerHost: dockerHost, Addr: f.proxyAddr, NoDefaultIPAlloc: f.noDefaultIPA}
+	switch {
+	case f.noProxy:
+		cfg.Proxy.Mode = daemon.ProxyOff
+	case f.proxy:
+		cfg.Proxy.Mode = daemon.ProxyOn
+	}
+	cfg.Proxy.TLS, _ = f.proxyTLS()
+	if exe, err := os.Executable(); err == nil {
+		cfg.Proxy.HoldBinary = exe
 	}
 	dc, err := docker.New(log.With("part", "docker"))
 	if err != nil {

@@ -29,34 +29,19 @@ func TestDockerProxy(t *testing.T) {
 	w := netns.NewWorld(t, 1)
 	d := w.Hosts[0].StartDockerd(t)
 
-	// Record whether the docker client hijacks with Upgrade headers.
-	var (
-		mu       sync.Mutex
-		hijacks  []string
-		upgrades int
-	)
-	p, err := proxy.New(proxy.Config{DockerHost: d.Host, Rewrite: func(r *http.Request) error {
-		if !strings.HasPrefix(r.UserAgent(), "Docker-Client/") {
-			return nil // the test's own requests
-		}
-		if strings.HasSuffix(r.URL.Path, "/attach") || strings.HasSuffix(r.URL.Path, "/start") && strings.Contains(r.URL.Path, "/exec/") {
-			mu.Lock()
-			hijacks = append(hijacks, r.URL.Path)
-			if r.Header.Get("Upgrade") == "tcp" {
-				upgrades++
-			}
-			mu.Unlock()
-		}
-		return nil
-	}})
+	// Record whether the docker client hijacks with Upgrade headers: the
+	// head of every request it sends passes through a recorder.
+	p, err := proxy.New(proxy.Config{DockerHost: d.Host})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "proxy.sock")
-	ln, err := net.Listen("unix", sock)
+	inner, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec := &headRecorder{}
+	ln := &recordingListener{Listener: inner, rec: rec}
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(ln) }()
 	t.Cleanup(func() {
@@ -239,10 +224,87 @@ func TestDockerProxy(t *testing.T) {
 	})
 	must("", "rm", "-f", "sleeper")
 
-	mu.Lock()
-	defer mu.Unlock()
+	hijacks, upgrades := rec.hijacks()
 	t.Logf("hijacked requests %v, %d with Upgrade: tcp", hijacks, upgrades)
 	if len(hijacks) == 0 || upgrades != len(hijacks) {
 		t.Errorf("hijacks %v, %d with Upgrade: tcp", hijacks, upgrades)
 	}
+}
+
+// headRecorder keeps the request heads the docker client sent.
+type headRecorder struct {
+	mu    sync.Mutex
+	heads []string
+}
+
+// hijacks lists the attach and exec start requests among the heads, and
+// how many of them asked for Upgrade: tcp.
+func (r *headRecorder) hijacks() (paths []string, upgrades int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.heads {
+		line, _, _ := strings.Cut(h, "\r\n")
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "POST" || !(strings.HasSuffix(f[1], "/attach") || strings.Contains(f[1], "/exec/") && strings.HasSuffix(f[1], "/start")) {
+			continue
+		}
+		if !strings.Contains(h, "Docker-Client/") {
+			continue // the test's own requests
+		}
+		paths = append(paths, f[1])
+		if strings.Contains(h, "\r\nUpgrade: tcp\r\n") {
+			upgrades++
+		}
+	}
+	return paths, upgrades
+}
+
+// recordingListener hands out connections whose reads are scanned for
+// request heads.
+type recordingListener struct {
+	net.Listener
+	rec *headRecorder
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordingConn{Conn: c, rec: l.rec}, nil
+}
+
+// recordingConn records the bytes read up to the end of each request head
+// (a blank line); bodies and hijacked streams are not kept beyond 64 KiB.
+type recordingConn struct {
+	net.Conn
+	rec *headRecorder
+	buf []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if len(c.buf) < 64<<10 {
+		c.buf = append(c.buf, p[:n]...)
+		for {
+			i := bytes.Index(c.buf, []byte("\r\n\r\n"))
+			if i < 0 {
+				break
+			}
+			c.rec.mu.Lock()
+			c.rec.heads = append(c.rec.heads, string(c.buf[:i+2]))
+			c.rec.mu.Unlock()
+			c.buf = c.buf[i+4:]
+		}
+	}
+	return n, err
+}
+
+// CloseWrite passes the half-close the proxy uses on hijacked
+// connections.
+func (c *recordingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

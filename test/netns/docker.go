@@ -196,6 +196,13 @@ func (d *Dockerd) Docker(args ...string) Result {
 	return run(d.h.w.Dir, DefaultTimeout, d.cliEnv(), append([]string{dockerCLI(), "-H", d.Host}, args...)...)
 }
 
+// DockerVia runs the docker client with DOCKER_HOST=host (weft's Docker
+// API proxy, say) instead of this daemon, bounded by DefaultTimeout.
+func (d *Dockerd) DockerVia(host string, args ...string) Result {
+	env := append(d.cliEnv(), "DOCKER_HOST="+host)
+	return run(d.h.w.Dir, DefaultTimeout, env, append([]string{dockerCLI(), "-H", host}, args...)...)
+}
+
 // MustDocker is Docker that fails the test unless docker exits 0; it returns
 // stdout.
 func (d *Dockerd) MustDocker(t testing.TB, args ...string) string {

@@ -92,6 +92,9 @@ func (h *Host) Launch(t testing.TB, args ...string) {
 	if !slices.Contains(args, "--plugin-socket") {
 		pre = append(pre, "--no-plugin")
 	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--proxy") }) {
+		pre = append(pre, "--no-proxy")
+	}
 	h.MustWeft(t, append(pre, args...)...)
 }
 
