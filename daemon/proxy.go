@@ -164,11 +164,20 @@ func listenProxy(path string, docker os.FileInfo) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("Docker API proxy: %s is in use by another process; stop it or give another --proxy-socket", path)
 	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	// The socket is made in a private directory, given Docker's owner
+	// and mode there, and only then renamed into place: nobody can
+	// connect in between.
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".proxy-")
+	if err != nil {
+		return nil, fmt.Errorf("Docker API proxy: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("Docker API proxy: listen on %s: %w", path, err)
 	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	uid, gid, mode := 0, 0, os.FileMode(0o600)
 	if docker != nil {
 		if st, ok := docker.Sys().(*syscall.Stat_t); ok {
@@ -176,12 +185,15 @@ func listenProxy(path string, docker os.FileInfo) (net.Listener, error) {
 		}
 		mode = docker.Mode().Perm()
 	}
-	if err := os.Chown(path, uid, gid); err == nil {
-		err = os.Chmod(path, mode)
+	if err = os.Chown(tmp, uid, gid); err == nil {
+		if err = os.Chmod(tmp, mode); err == nil {
+			os.Remove(path)
+			err = os.Rename(tmp, path)
+		}
 	}
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("Docker API proxy: set the owner and mode of %s: %w", path, err)
+		return nil, fmt.Errorf("Docker API proxy: put the socket at %s with Docker's owner and mode: %w", path, err)
 	}
 	return ln, nil
 }
