@@ -119,7 +119,9 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read request: %w", err)
+		// The caller's own bytes are bad (a broken chunked body, say):
+		// its error, as Docker answers a body it cannot read.
+		return nil, userErrorf("cannot read the request body: %v", err)
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%w (more than %d bytes)", errTooLarge, limit)

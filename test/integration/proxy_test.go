@@ -4,52 +4,58 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/proxy"
 	"github.com/weftnet/weft/test/netns"
 )
 
-// TestDockerProxy runs Debian's docker client (20.10) through weft's
-// Docker API proxy to a real dockerd: run, attach with stdin, exec with a
-// pty, logs -f and cp of 20 MB, each checked for what Docker would show
-// without the proxy.
+// TestDockerProxy runs Debian's docker client (20.10) through the
+// router's Docker API proxy to a real dockerd: run, attach with stdin,
+// exec with a pty, logs -f of 10 s, cp of 100 MB, several MB in one
+// chunked response, each checked for what Docker would show without the
+// proxy; malformed requests and unknown paths get Docker's answers and
+// leave the proxy serving; the socket is as reachable as Docker's, and
+// the TCP listener needs mutual TLS.
 func TestDockerProxy(t *testing.T) {
 	netns.SkipUnlessRoot(t)
 	w := netns.NewWorld(t, 1)
-	d := w.Hosts[0].StartDockerd(t)
+	h := w.Hosts[0]
+	d := h.StartDockerd(t)
+	d.Launch(t)
+	routerSock := strings.TrimPrefix(weftEnv(t, d), "unix://")
 
-	// Record whether the docker client hijacks with Upgrade headers: the
-	// head of every request it sends passes through a recorder.
-	p, err := proxy.New(proxy.Config{DockerHost: d.Host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "proxy.sock")
+	// Record whether the docker client hijacks with Upgrade headers: its
+	// connections pass through a relay that records request heads on
+	// their way to the router's proxy.
+	sock := filepath.Join(t.TempDir(), "relay.sock")
 	inner, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &headRecorder{}
 	ln := &recordingListener{Listener: inner, rec: rec}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln) }()
-	t.Cleanup(func() {
-		p.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	go relay(ln, routerSock)
+	t.Cleanup(func() { ln.Close() })
 
 	cli := "/usr/bin/docker"
 	if _, err := os.Stat(cli); err != nil {
@@ -118,7 +124,7 @@ func TestDockerProxy(t *testing.T) {
 	timed("attach without Upgrade (older clients)", func() {
 		must("", "run", "-di", "--network", "none", "--name", "cat", netns.BusyboxImage, "cat")
 		defer must("", "rm", "-f", "cat")
-		conn, err := net.Dial("unix", sock)
+		conn, err := net.Dial("unix", routerSock)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,12 +148,12 @@ func TestDockerProxy(t *testing.T) {
 	})
 
 	// What Docker answers to an unknown path reaches the client as is.
+	api := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", routerSock)
+	}}}
+	t.Cleanup(api.CloseIdleConnections)
 	timed("unknown API path", func() {
-		c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
-		defer c.CloseIdleConnections()
-		resp, err := c.Get("http://docker/v1.41/no/such/path")
+		resp, err := api.Get("http://docker/v1.41/no/such/path")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,9 +164,37 @@ func TestDockerProxy(t *testing.T) {
 		}
 	})
 
-	timed("logs -f of 3 s of output", func() {
+	// Malformed requests: answered as Docker's own HTTP server answers
+	// them (400, 431), and the proxy serves on.
+	timed("malformed requests", func() {
+		for what, req := range map[string]string{
+			"not HTTP":         "NOT HTTP AT ALL\r\n\r\n",
+			"bad header":       "GET /version HTTP/1.1\r\nHost: docker\r\nno colon here\r\n\r\n",
+			"a 2 MB header":    "GET /version HTTP/1.1\r\nHost: docker\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n",
+			"bad chunked body": "POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+		} {
+			conn, err := net.Dial("unix", routerSock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			go io.WriteString(conn, req)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			conn.Close()
+			if err != nil || resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Errorf("%s: %v %v, want a 4xx answer", what, resp, err)
+				continue
+			}
+			t.Logf("%s: %s", what, resp.Status)
+		}
+		if out := must("", "version", "--format", "{{.Server.APIVersion}}"); strings.TrimSpace(out) == "" {
+			t.Errorf("version after malformed requests: %q", out)
+		}
+	})
+
+	timed("logs -f of 10 s of output", func() {
 		id := strings.TrimSpace(must("", "run", "-d", "--network", "none", netns.BusyboxImage,
-			"sh", "-c", "for i in 1 2 3 4 5 6; do echo n$i; sleep 0.5; done"))
+			"sh", "-c", "i=1; while [ $i -le 20 ]; do echo n$i; i=$((i+1)); sleep 0.5; done"))
 		cmd := docker("", "logs", "-f", id)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -171,56 +205,73 @@ func TestDockerProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		var lines []string
-		var firstAt time.Duration
+		var firstAt, tenthAt time.Duration
 		for sc := bufio.NewScanner(out); sc.Scan(); {
-			if lines = append(lines, sc.Text()); len(lines) == 1 {
+			switch lines = append(lines, sc.Text()); len(lines) {
+			case 1:
 				firstAt = time.Since(began)
+			case 10:
+				tenthAt = time.Since(began)
 			}
 		}
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("logs -f: %v", err)
 		}
 		total := time.Since(began)
-		if strings.Join(lines, " ") != "n1 n2 n3 n4 n5 n6" {
+		var want []string
+		for i := 1; i <= 20; i++ {
+			want = append(want, fmt.Sprintf("n%d", i))
+		}
+		if !slices.Equal(lines, want) {
 			t.Errorf("logs -f: %q", lines)
 		}
-		if firstAt > total-time.Second {
-			t.Errorf("logs -f: first line after %v of %v: held back", firstAt, total)
+		// Lines arrive as they are printed, not at the end.
+		if firstAt > total-5*time.Second || tenthAt > total-2*time.Second {
+			t.Errorf("logs -f: first line after %v, tenth after %v, of %v: held back", firstAt, tenthAt, total)
 		}
-		t.Logf("logs -f: first line after %v, end after %v", firstAt.Round(time.Millisecond), total.Round(time.Millisecond))
+		t.Logf("logs -f: first line after %v, tenth after %v, end after %v", firstAt.Round(time.Millisecond), tenthAt.Round(time.Millisecond), total.Round(time.Millisecond))
 	})
 
-	timed("cp of 20 MB in and out", func() {
+	timed("cp of 100 MB in and out", func() {
 		dir := t.TempDir()
-		data := make([]byte, 20<<20)
+		data := make([]byte, 100<<20)
 		rand.Read(data)
 		in, back := filepath.Join(dir, "in"), filepath.Join(dir, "back")
 		if err := os.WriteFile(in, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		must("", "cp", in, "sleeper:/tmp/f")
-		if out := must("", "exec", "sleeper", "wc", "-c", "/tmp/f"); !strings.HasPrefix(strings.TrimSpace(out), "20971520") {
+		if out := must("", "exec", "sleeper", "wc", "-c", "/tmp/f"); !strings.HasPrefix(strings.TrimSpace(out), strconv.Itoa(len(data))) {
 			t.Errorf("in the container: %q", out)
 		}
 		must("", "cp", "sleeper:/tmp/f", back)
 		if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, data) {
 			t.Errorf("cp round trip differs (%v)", err)
 		}
+		must("", "exec", "sleeper", "rm", "/tmp/f")
 	})
 
-	// The same two copies with and without the proxy.
-	dir := t.TempDir()
-	zeros := filepath.Join(dir, "zeros")
-	if err := os.WriteFile(zeros, make([]byte, 20<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	timed("cp 20 MB in and out, through the proxy", func() {
-		must("", "cp", zeros, "sleeper:/tmp/g")
-		must("", "cp", "sleeper:/tmp/g", filepath.Join(dir, "back1"))
-	})
-	timed("cp 20 MB in and out, straight to Docker", func() {
-		d.MustDocker(t, "cp", zeros, "sleeper:/tmp/h")
-		d.MustDocker(t, "cp", "sleeper:/tmp/h", filepath.Join(dir, "back2"))
+	// Several MB of output in one chunked response: docker logs of a
+	// container that printed them.
+	timed("8 MB of logs in one chunked response", func() {
+		// 80,000 lines of 100 bytes.
+		line := strings.Repeat("0123456789", 10)[:99]
+		id := strings.TrimSpace(must("", "run", "-d", "--network", "none", netns.BusyboxImage, "sh", "-c", "yes "+line+" | head -n 80000"))
+		must("", "wait", id)
+		want := strings.Repeat(line+"\n", 80000)
+		if out := must("", "logs", id); out != want {
+			t.Errorf("docker logs: %d bytes, want %d", len(out), len(want))
+		}
+		resp, err := api.Get("http://docker/v1.41/containers/" + id + "/logs?stdout=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		// Each line comes framed (8-byte header) as the container has no tty.
+		if err != nil || resp.StatusCode != http.StatusOK || !slices.Equal(resp.TransferEncoding, []string{"chunked"}) || n < int64(len(want)) {
+			t.Errorf("logs: %s, transfer encoding %v, %d bytes (%v); want 200, chunked, at least %d bytes", resp.Status, resp.TransferEncoding, n, err, len(want))
+		}
 	})
 	must("", "rm", "-f", "sleeper")
 
@@ -228,6 +279,122 @@ func TestDockerProxy(t *testing.T) {
 	t.Logf("hijacked requests %v, %d with Upgrade: tcp", hijacks, upgrades)
 	if len(hijacks) == 0 || upgrades != len(hijacks) {
 		t.Errorf("hijacks %v, %d with Upgrade: tcp", hijacks, upgrades)
+	}
+
+	// Who can reach the socket: whoever can reach Docker's.
+	mine, err1 := os.Stat(routerSock)
+	theirs, err2 := os.Stat(strings.TrimPrefix(d.Host, "unix://"))
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	m, o := mine.Sys().(*syscall.Stat_t), theirs.Sys().(*syscall.Stat_t)
+	if mine.Mode() != theirs.Mode() || m.Uid != o.Uid || m.Gid != o.Gid {
+		t.Errorf("proxy socket %v %d:%d, Docker's %v %d:%d", mine.Mode(), m.Uid, m.Gid, theirs.Mode(), o.Uid, o.Gid)
+	}
+
+	// The TCP listener: refused without TLS files; with them, only a
+	// client with a certificate the CA signed gets through.
+	h.Stop(t)
+	launch := []string{"launch", "--port", strconv.Itoa(h.Port), "--name", h.Nick, "--plugin-socket", d.PluginSocket(), "--proxy-addr", "127.0.0.1:2377"}
+	if r := d.Weft(launch...); r.OK() || !strings.Contains(r.Stderr, "only with TLS") {
+		t.Errorf("--proxy-addr without TLS: %v, want a refusal saying TLS is needed", r)
+	}
+	if pids := h.RouterPIDs(); len(pids) > 0 {
+		t.Fatalf("a router runs after the refused launch: %v", pids)
+	}
+	pki := writeTestPKI(t, t.TempDir())
+	d.Launch(t, "--proxy-addr", "127.0.0.1:2377", "--proxy-tls-cert", pki.serverCert, "--proxy-tls-key", pki.serverKey, "--proxy-tls-cacert", pki.ca)
+	tcp := func(tlsArgs ...string) netns.Result {
+		args := append([]string{"env", "DOCKER_CONFIG=" + cfgDir, "DOCKER_HOST=", cli, "-H", "tcp://127.0.0.1:2377"}, tlsArgs...)
+		return h.Run(append(args, "version", "--format", "{{.Server.APIVersion}}")...)
+	}
+	if r := tcp("--tlsverify", "--tlscacert", pki.ca, "--tlscert", pki.clientCert, "--tlskey", pki.clientKey); !r.OK() || strings.TrimSpace(r.Stdout) == "" {
+		t.Errorf("docker over TLS with a client certificate: %v", r)
+	}
+	if r := tcp("--tlsverify", "--tlscacert", pki.ca); r.OK() {
+		t.Errorf("docker over TLS without a client certificate got through: %v", r)
+	}
+	if r := tcp(); r.OK() {
+		t.Errorf("docker without TLS got through: %v", r)
+	}
+	t.Logf("TLS listener: a client certificate gets through, none does not")
+}
+
+// testPKI names the PEM files writeTestPKI made.
+type testPKI struct{ ca, serverCert, serverKey, clientCert, clientKey string }
+
+// writeTestPKI makes a CA, a server certificate for 127.0.0.1 and a
+// client certificate, all signed by the CA, in dir.
+func writeTestPKI(t *testing.T, dir string) testPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "weft test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, kind string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
+	}
+	p := testPKI{ca: write("ca.pem", "CERTIFICATE", caDER)}
+	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+// relay passes each connection ln accepts to the unix socket at target,
+// both ways, half-closes included, until ln is closed.
+func relay(ln net.Listener, target string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("unix", target)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() {
+				io.Copy(up, c)
+				up.(*net.UnixConn).CloseWrite()
+			}()
+			io.Copy(c, up)
+		}()
 	}
 }
 
@@ -245,13 +412,17 @@ func (r *headRecorder) hijacks() (paths []string, upgrades int) {
 	for _, h := range r.heads {
 		line, _, _ := strings.Cut(h, "\r\n")
 		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "POST" || !(strings.HasSuffix(f[1], "/attach") || strings.Contains(f[1], "/exec/") && strings.HasSuffix(f[1], "/start")) {
+		if len(f) < 2 {
+			continue
+		}
+		path, _, _ := strings.Cut(f[1], "?")
+		if f[0] != "POST" || !(strings.HasSuffix(path, "/attach") || strings.Contains(path, "/exec/") && strings.HasSuffix(path, "/start")) {
 			continue
 		}
 		if !strings.Contains(h, "Docker-Client/") {
 			continue // the test's own requests
 		}
-		paths = append(paths, f[1])
+		paths = append(paths, path)
 		if strings.Contains(h, "\r\nUpgrade: tcp\r\n") {
 			upgrades++
 		}
