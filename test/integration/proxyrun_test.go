@@ -161,6 +161,27 @@ func TestProxyRun(t *testing.T) {
 		via(t, d1, p1, "version")
 	})
 
+	// Issue 14's tutorial, typed as weave's users type it, after eval
+	// $(weft env): no --ipam-driver, no --dns. Through the proxy the
+	// network gets weft's IPAM, and its containers weft's DNS.
+	step("the weave tutorial, literally", func(t *testing.T) {
+		for _, pd := range []struct {
+			d    *netns.Dockerd
+			host string
+		}{{d1, p1}, {d2, p2}} {
+			via(t, pd.d, pd.host, "network", "create", "--driver=weft", "--subnet", "10.1.1.0/24", "--gateway", "10.1.1.1", "weftnet1")
+		}
+		if drv := strings.TrimSpace(via(t, d1, p1, "network", "inspect", "-f", "{{.IPAM.Driver}}", "weftnet1")); drv != "weft" {
+			t.Errorf("weftnet1's IPAM driver through the proxy: %q, want weft", drv)
+		}
+		via(t, d1, p1, "run", "-d", "--network", "weftnet1", "--name", "web", netns.BusyboxImage, "httpd", "-f", "-p", "80", "-h", "/etc")
+		out := via(t, d2, p2, "run", "--rm", "--network", "weftnet1", netns.BusyboxImage, "ping", "-c", "3", "web")
+		if !strings.Contains(out, "10.1.1.") || strings.Contains(out, " 0 packets received") {
+			t.Errorf("ping -c 3 web from h2:\n%s", out)
+		}
+		t.Logf("ping -c 3 web from h2: %s", strings.TrimSpace(out[strings.LastIndex(out, "---"):]))
+	})
+
 	step("router restart keeps proxy-started containers attached", func(t *testing.T) {
 		before, _ := psAddrs(t, h1, "container:"+strings.TrimSpace(via(t, d1, p1, "inspect", "-f", "{{.Id}}", "p-net")))
 		h1.Stop(t)
