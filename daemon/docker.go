@@ -11,6 +11,7 @@ import (
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/nameserver"
+	"github.com/weftnet/weft/proxy/hold"
 	"github.com/weftnet/weft/state"
 )
 
@@ -28,6 +29,15 @@ type Docker interface {
 	// reconnecting by itself; after each (re)connection it sends an event
 	// with Action "resync".
 	Events(ctx context.Context) <-chan DockerEvent
+	// Running lists the running containers.
+	Running(ctx context.Context) ([]RunningContainer, error)
+}
+
+// RunningContainer is a running container as Docker lists it.
+type RunningContainer struct {
+	ID string
+	// Command is its entrypoint and command joined with spaces.
+	Command string
 }
 
 // Container is what the router needs to know of a Docker container.
@@ -298,6 +308,29 @@ func (d *Daemon) resyncContainers() {
 			}
 		}
 		d.syncContainerDNS(c.ID)
+	}
+	d.attachHeldRunning(ids, present)
+}
+
+// attachHeldRunning attaches the running containers the proxy made that
+// the router does not know yet (known ones are in known) and that have
+// no interface: they were started while no router ran, or straight
+// through Docker, and their command waits for one.
+func (d *Daemon) attachHeldRunning(known map[string]bool, present map[string]bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), attachHeldTimeout)
+	defer cancel()
+	list, err := d.deps.Docker.Running(ctx)
+	if err != nil {
+		return // Docker went away again: the next resync retries
+	}
+	prefix := strings.Join(hold.Entrypoint(), " ") + " "
+	for _, c := range list {
+		if known[c.ID] || present[ContainerPrefix+c.ID] || !strings.HasPrefix(c.Command, prefix) {
+			continue
+		}
+		if err := d.attachHeld(ctx, c.ID); err != nil {
+			d.log.Warn("could not attach a container held for weft", "container", c.ID, "err", err)
+		}
 	}
 }
 

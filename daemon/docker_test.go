@@ -65,6 +65,18 @@ func (f *fakeDocker) Events(ctx context.Context) <-chan DockerEvent {
 	return out
 }
 
+func (f *fakeDocker) Running(context.Context) ([]RunningContainer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []RunningContainer
+	for id, c := range f.containers {
+		if c.Running {
+			out = append(out, RunningContainer{ID: id, Command: strings.Join(c.Entrypoint, " ")})
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeDocker) set(c Container) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

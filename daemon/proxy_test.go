@@ -130,3 +130,30 @@ func TestHeldContainerAttachedOnStart(t *testing.T) {
 		return slices.Equal(host.atts[target], want) && host.ready[target] > ready1
 	})
 }
+
+// TestHeldContainerStartedWithoutRouter: a container the proxy made that
+// was started while no router ran (its command waits for ethweft) is
+// attached with its WEFT_CIDR when the router catches up with Docker;
+// one that runs without the hold entrypoint is left alone.
+func TestHeldContainerStartedWithoutRouter(t *testing.T) {
+	nw := routertest.NewNetwork(1)
+	dir, host, dk := t.TempDir(), newFakeHost(), newFakeDocker()
+	const plainID = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	dk.set(Container{ID: webID, Name: "web", PID: 100, Running: true, Entrypoint: append(hold.Entrypoint(), "httpd"),
+		Env: []string{"WEFT_CIDR=10.2.1.10/24"}})
+	dk.set(Container{ID: plainID, Name: "plain", PID: 101, Running: true, Entrypoint: []string{"httpd"},
+		Env: []string{"WEFT_CIDR=10.2.1.11/24"}})
+	startRouterDocker(t, nw, dir, host, 10014, nil, dk)
+	dk.events <- DockerEvent{Type: "container", Action: "resync"}
+	waitFor(t, "the held container attached", func() bool {
+		host.mu.Lock()
+		defer host.mu.Unlock()
+		return slices.Equal(host.atts[ContainerPrefix+webID], []netip.Prefix{netip.MustParsePrefix("10.2.1.10/24")}) &&
+			host.ready[ContainerPrefix+webID] > 0
+	})
+	host.mu.Lock()
+	defer host.mu.Unlock()
+	if _, ok := host.atts[ContainerPrefix+plainID]; ok {
+		t.Errorf("a container without the hold entrypoint was attached")
+	}
+}

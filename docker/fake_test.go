@@ -32,6 +32,7 @@ type fakeEngine struct {
 	networks   map[string]http.HandlerFunc
 	// events serves stream n (1 for the first); nil: hold it open.
 	events   func(w http.ResponseWriter, r *http.Request, n int)
+	list     string // the body of GET /containers/json ("[]" when empty)
 	streams  int
 	requests []string // "METHOD PATH?QUERY" of each request
 }
@@ -148,6 +149,14 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p = "/" + tail
 	}
 	switch {
+	case p == "/containers/json":
+		f.mu.Lock()
+		body := f.list
+		f.mu.Unlock()
+		if body == "" {
+			body = "[]"
+		}
+		answer(http.StatusOK, body)(w, r)
 	case p == "/_ping":
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "OK")

@@ -44,6 +44,18 @@ func (e dockerEngine) Events(ctx context.Context) <-chan daemon.DockerEvent {
 	return out
 }
 
+func (e dockerEngine) Running(ctx context.Context) ([]daemon.RunningContainer, error) {
+	list, err := e.c.ListRunning(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]daemon.RunningContainer, len(list))
+	for i, c := range list {
+		out[i] = daemon.RunningContainer{ID: c.ID, Command: c.Command}
+	}
+	return out, nil
+}
+
 // noSuchContainer keeps Docker's message and tells the daemon the
 // container does not exist (errors.Is(err, daemon.ErrNoSuchContainer)).
 type noSuchContainer struct{ err error }

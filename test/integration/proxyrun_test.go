@@ -184,8 +184,16 @@ func TestProxyRun(t *testing.T) {
 
 	step("router restart keeps proxy-started containers attached", func(t *testing.T) {
 		before, _ := psAddrs(t, h1, "container:"+strings.TrimSpace(via(t, d1, p1, "inspect", "-f", "{{.Id}}", "p-net")))
+		// p-late is made through the proxy and started straight through
+		// Docker while no router runs: its command waits, and the router
+		// attaches it when it comes up.
+		via(t, d1, p1, "create", "--name", "p-late", "-e", "WEFT_CIDR=10.2.1.20/24", netns.BusyboxImage, "sh", "-c", firstLines)
 		h1.Stop(t)
+		d1.MustDocker(t, "start", "p-late")
 		d1.Launch(t)
+		if got := firstAddr(t, d1, p1, "p-late"); got != "10.2.1.20/24" {
+			t.Errorf("p-late, started while no router ran: first line shows %q, want 10.2.1.20/24", got)
+		}
 		id := strings.TrimSpace(d1.MustDocker(t, "inspect", "-f", "{{.Id}}", "p-net"))
 		netns.Eventually(t, connectTimeout, "p-net attached after the restart", func() error {
 			after, ok := psAddrs(t, h1, "container:"+id)
