@@ -47,17 +47,20 @@ fuzz: go
 
 # Throughput and latency of weft (plain and encrypted) against the kernel's
 # veth and VXLAN, measured in the same run; DNS queries per second against
-# dnsmasq; Go micro-benchmarks of the frame path, crypto, DNS and IPAM; and
-# the time from docker run to a first ping through the Docker plugin.
+# dnsmasq; Go micro-benchmarks of the frame path, crypto, DNS and IPAM; the
+# time from docker run to a first ping through the Docker plugin and through
+# the Docker API proxy; and the proxy's overhead on docker ps and docker cp.
 bench: go deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... ./nameserver/... ./ipam/... ./state/... ./daemon/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
 	@pw=$$(mktemp); head -c 24 /dev/urandom | base64 > $$pw; \
 	  WEFT_BIN=$(CURDIR)/bin/weft bash test/bench.sh --password-file $$pw; rc=$$?; rm -f $$pw; exit $$rc
 	WEFT_BIN=$(CURDIR)/bin/weft bash test/bench-dns.sh
-	@# docker run to the first answered ping: a weft network across hosts
-	@# (the plugin) against Docker's own bridge network, real dockerds.
+	@# docker run to the first answered ping across hosts, through the
+	@# plugin (a weft network) and through the Docker API proxy, against
+	@# Docker's own bridge network; and what the proxy adds to docker ps
+	@# and to a docker cp of 100 MB. Real dockerds.
 	@bash test/deps.sh --docker
-	WEFT_BIN=$(CURDIR)/bin/weft $(GO) test -count=1 -run '^$$' -bench DockerRunFirstPing -benchtime 5x ./test/integration/ | grep -E '^(Benchmark|ok|FAIL)'
+	WEFT_BIN=$(CURDIR)/bin/weft $(GO) test -count=1 -timeout 20m -run '^$$' -bench 'DockerRunFirstPing|ProxyRunFirstPing|ProxyOverhead' -benchtime 5x ./test/integration/ | grep -E '^(Benchmark|ok|FAIL)'
 
 # A local demo mesh: three hosts as network namespaces.
 demo: go deps build
