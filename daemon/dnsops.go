@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/nameserver"
@@ -120,6 +121,16 @@ func (d *Daemon) attachName(req control.AttachRequest, target string) (string, e
 		return "", nil
 	}
 	fqdn, err := nameserver.QualifyName(name, d.dns.domain)
+	if err != nil && req.Name == "" {
+		// A name the user did not give (a container's, say "web.v2")
+		// goes under the domain; one that still is no DNS name (a label
+		// over 63 bytes) is left out of DNS rather than failing the
+		// attach the user asked for.
+		if fqdn, err = nameserver.QualifyName(strings.TrimSuffix(name, ".")+"."+d.dns.domain, d.dns.domain); err != nil {
+			d.log.Warn("attached without a DNS name: the target's name is no DNS name", "target", target, "name", name, "err", err)
+			return "", nil
+		}
+	}
 	if err != nil {
 		hint := "give another with --name, or attach --without-dns"
 		return "", control.Userf("attach %s: DNS name %q: %v; %s", target, name, err, hint)

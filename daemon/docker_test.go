@@ -212,3 +212,51 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestContainerOddNames: a container whose name is no single DNS label
+// ("web.v2") is registered under the domain; one whose name is no DNS
+// name at all (a label over 63 bytes) is attached without a name rather
+// than refused; a refused attach (a bad --name) frees the address it
+// was given.
+func TestContainerOddNames(t *testing.T) {
+	nw := routertest.NewNetwork(1)
+	dir, host, dk := t.TempDir(), newFakeHost(), newFakeDocker()
+	const dottedID = "1111111111111111111111111111111111111111111111111111111111111111"
+	const longID = "2222222222222222222222222222222222222222222222222222222222222222"
+	long := strings.Repeat("x", 70)
+	dk.set(Container{ID: dottedID, Name: "web.v2", Hostname: "111111111111", PID: 1, Running: true})
+	dk.set(Container{ID: longID, Name: long, Hostname: "222222222222", PID: 2, Running: true})
+	dns := func(c *Config) { c.DNS, c.DNSListen, c.ResolvConfRoot = true, "127.0.0.1:0", t.TempDir() }
+	r := startRouterDocker(t, nw, dir, host, 10015, dns, dk)
+
+	if _, err := r.client.Attach(control.AttachRequest{Target: "web.v2", CIDRs: []string{"10.2.1.7/24"}}); err != nil {
+		t.Fatalf("attach web.v2: %v", err)
+	}
+	if got := dnsNames(r.report(t), ContainerPrefix+dottedID); !slices.Equal(got, []string{"web.v2.weft.local.=10.2.1.7"}) {
+		t.Errorf("web.v2's DNS: %v", got)
+	}
+	if _, err := r.client.Attach(control.AttachRequest{Target: long, CIDRs: []string{"10.2.1.8/24"}}); err != nil {
+		t.Fatalf("attach a container with a 70-byte name: %v", err)
+	}
+	if got := dnsNames(r.report(t), ContainerPrefix+longID); len(got) != 0 {
+		t.Errorf("a 70-byte label registered: %v", got)
+	}
+
+	held := func() uint64 {
+		var n uint64
+		if ipam := r.report(t).IPAM; ipam != nil {
+			for _, p := range ipam.Pools {
+				n += p.Held
+			}
+		}
+		return n
+	}
+	before := held()
+	_, err := r.client.Attach(control.AttachRequest{Target: "netns:c9", Name: strings.Repeat("y", 70)})
+	if err == nil || !strings.Contains(err.Error(), "DNS name") {
+		t.Fatalf("attach with a bad --name: %v", err)
+	}
+	if after := held(); after != before {
+		t.Errorf("a refused attach kept its address: %d held before, %d after", before, after)
+	}
+}

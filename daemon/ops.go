@@ -49,6 +49,7 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	defer d.mu.Unlock()
 	fqdn, err := d.attachName(req, target)
 	if err != nil {
+		undo()
 		return nil, err
 	}
 	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)

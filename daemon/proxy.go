@@ -53,8 +53,9 @@ type ProxyConfig struct {
 	NoDefaultIPAlloc bool
 }
 
-// holdFile is the copy of the hold binary in the state dir.
-const holdFile = "weft-hold"
+// HoldFile is the copy of the hold binary in the state dir (weft reset
+// removes it).
+const HoldFile = "weft-hold"
 
 // ErrProxyTLS is the error of a TCP proxy address without TLS.
 var ErrProxyTLS = errors.New("the Docker API proxy listens on TCP only with TLS (a Docker API on TCP gives root on this host to whoever reaches it); give --proxy-tls-cert, --proxy-tls-key and --proxy-tls-cacert, or drop --proxy-addr")
@@ -121,11 +122,12 @@ func (d *Daemon) startProxy() (*proxyServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info != nil && info.Mode().Perm()&0o077 != 0 {
+	if dir := filepath.Dir(pc.Socket); info != nil && info.Mode().Perm()&0o077 != 0 && filepath.Clean(dir) == filepath.Clean(d.cfg.StateDir) {
 		// Docker's group (or everyone) may use Docker, so they may use
 		// the proxy: let them reach its socket, not list the state dir.
-		// Everything else in it is 0600.
-		if err := os.Chmod(filepath.Dir(pc.Socket), 0o711); err != nil {
+		// Everything else in it is 0600. (A --proxy-socket elsewhere is
+		// in a directory the user chose: its mode is theirs.)
+		if err := os.Chmod(dir, 0o711); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("open the state dir to Docker's users: %w", err)
 		}
@@ -211,7 +213,7 @@ func (d *Daemon) installHold(src string) (string, error) {
 	if !static {
 		return "", fmt.Errorf("%s is linked dynamically, so it cannot run in containers to hold their command until their interface is up; build weft with CGO_ENABLED=0 (make build does)", src)
 	}
-	dst := filepath.Join(d.cfg.StateDir, holdFile)
+	dst := filepath.Join(d.cfg.StateDir, HoldFile)
 	in, err := os.ReadFile(src)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", src, err)

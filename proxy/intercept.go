@@ -234,11 +234,20 @@ func (p *Proxy) weftNetwork(ctx context.Context, name string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("weft proxy: inspect network %s: %w", name, err)
 	}
-	return n.Driver == weftDriver, nil
+	return isWeftDriver(n.Driver), nil
 }
 
 // weftDriver is the name of weft's Docker network and IPAM drivers.
 const weftDriver = "weft"
+
+// isWeftDriver reports whether a Docker network driver is weft's: the
+// router's own ("weft"), or weft as a managed plugin ("weftnet/weft:0.1.0",
+// any repository whose last element is weft, with or without a tag).
+func isWeftDriver(driver string) bool {
+	last := driver[strings.LastIndexByte(driver, '/')+1:]
+	name, _, _ := strings.Cut(last, ":")
+	return name == weftDriver
+}
 
 // command returns what a container would run without the proxy: its
 // entrypoint and command after Docker merges the request with the image.
@@ -366,7 +375,7 @@ func (p *Proxy) serveNetworkCreate(w http.ResponseWriter, r *http.Request) {
 func planNetworkCreate(body []byte) []byte {
 	var req network.CreateRequest
 	var raw object
-	if json.Unmarshal(body, &req) != nil || json.Unmarshal(body, &raw) != nil || raw == nil || req.Driver != weftDriver {
+	if json.Unmarshal(body, &req) != nil || json.Unmarshal(body, &raw) != nil || raw == nil || !isWeftDriver(req.Driver) {
 		return body
 	}
 	if req.IPAM != nil && req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
@@ -379,7 +388,8 @@ func planNetworkCreate(body []byte) []byte {
 	if ipam == nil {
 		ipam = object{}
 	}
-	_ = ipam.set("Driver", weftDriver)
+	// The same driver serves IPAM: the router's, or the managed plugin.
+	_ = ipam.set("Driver", req.Driver)
 	_ = raw.set("IPAM", ipam)
 	out, err := json.Marshal(raw)
 	if err != nil {

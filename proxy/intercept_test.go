@@ -527,3 +527,19 @@ func TestObjectKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestIsWeftDriver(t *testing.T) {
+	for driver, want := range map[string]bool{
+		"weft": true, "weftnet/weft:0.1.0": true, "weftnet/weft": true, "weft:latest": true,
+		"registry.local:5000/me/weft:2": true, "bridge": false, "overlay": false, "weftnet/weave:1": false,
+		"weftish": false, "": false, "weft/other": false,
+	} {
+		if got := isWeftDriver(driver); got != want {
+			t.Errorf("isWeftDriver(%q) = %v, want %v", driver, got, want)
+		}
+	}
+	out := planNetworkCreate([]byte(`{"Name":"n","Driver":"weftnet/weft:0.1.0","IPAM":{"Driver":"default","Config":[{"Subnet":"10.1.1.0/24"}]}}`))
+	if !strings.Contains(string(out), `"Driver":"weftnet/weft:0.1.0","IPAM":{"Driver":"weftnet/weft:0.1.0"`) {
+		t.Errorf("network create with the managed plugin: %s", out)
+	}
+}

@@ -154,8 +154,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, err
+				return nil, err // Parse printed the help
 			}
 			return nil, fmt.Errorf("%s: %v; run 'weft %s --help'", fs.Name(), err, fs.Name())
 		}

@@ -34,7 +34,7 @@ const protocolVersion = "1"
 const logName = "weft.log"
 
 // persistedFiles are removed by `weft reset`.
-var persistedFiles = []string{"weft.db", control.SocketName}
+var persistedFiles = []string{"weft.db", control.SocketName, daemon.HoldFile, proxySocketName}
 
 type routerFlags struct {
 	nick         string
