@@ -29,6 +29,15 @@ type msgChannel interface {
 	ReadMsg() ([]byte, error)
 }
 
+// Buffer sizes of plainChannel.ReadMsg: a message is read in steps that
+// start at readChunk and double, so the buffer never runs ahead of what
+// arrived by more than a factor of two; a buffer above keepReadBuf is
+// dropped when a small message follows.
+const (
+	readChunk   = 16 << 10
+	keepReadBuf = 64 << 10
+)
+
 // plainChannel frames each message as a 4-byte big-endian length followed
 // by the message bytes.
 type plainChannel struct {
@@ -76,16 +85,31 @@ func (c *plainChannel) ReadMsg() ([]byte, error) {
 	if uint64(n) > uint64(c.max) {
 		return nil, fmt.Errorf("read %d bytes: %w (max %d)", n, ErrMessageTooLarge, c.max)
 	}
-	if cap(c.rbuf) < int(n) {
-		c.rbuf = make([]byte, n)
+	if cap(c.rbuf) > keepReadBuf && n <= keepReadBuf {
+		c.rbuf = nil // do not keep a large buffer after a rare large message
 	}
-	buf := c.rbuf[:n]
-	if _, err := io.ReadFull(c.r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	// The buffer grows with the bytes that arrive, never ahead of them by
+	// more than it already holds: a length claimed and not sent costs
+	// nothing.
+	buf := c.rbuf[:0]
+	for len(buf) < int(n) {
+		next := min(int(n), max(2*len(buf), readChunk, cap(buf)))
+		if cap(buf) < next {
+			grown := make([]byte, len(buf), next)
+			copy(grown, buf)
+			buf = grown
 		}
-		return nil, err
+		k, err := io.ReadFull(c.r, buf[len(buf):next])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			c.rbuf = buf
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
+	c.rbuf = buf
 	return buf, nil
 }
 

@@ -30,6 +30,18 @@ type Config struct {
 	// ConnLimit is the most connections we keep; 0 means unlimited.
 	// Inbound connections beyond it are refused with a reason.
 	ConnLimit int
+	// PreauthLimit is the most inbound connections whose handshake is
+	// still running, from all addresses together; 0 means
+	// DefaultPreauthLimit. It is separate from ConnLimit, which counts
+	// registered peers. When it is reached, a connection from an address
+	// that holds at least two fewer of them than the busiest address
+	// replaces the busiest address's oldest one; otherwise it is closed
+	// at once.
+	PreauthLimit int
+	// PreauthLimitPerAddr is the most of those connections from one
+	// remote IP; 0 means DefaultPreauthLimitPerAddr. Beyond it, new
+	// connections from that address are closed at once.
+	PreauthLimitPerAddr int
 	// Discovery makes the node connect to peers learnt from the topology.
 	Discovery bool
 	// Overlay is the data plane; required.
@@ -106,6 +118,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ConnLimit < 0 {
 		return fmt.Errorf("mesh config: connection limit %d is negative", c.ConnLimit)
+	}
+	if c.PreauthLimit < 0 || c.PreauthLimitPerAddr < 0 {
+		return fmt.Errorf("mesh config: pre-authentication limits %d, %d: must not be negative", c.PreauthLimit, c.PreauthLimitPerAddr)
+	}
+	if c.PreauthLimit == 0 {
+		c.PreauthLimit = DefaultPreauthLimit
+	}
+	if c.PreauthLimitPerAddr == 0 {
+		c.PreauthLimitPerAddr = DefaultPreauthLimitPerAddr
 	}
 	if c.NickName == "" {
 		c.NickName = c.Name.String()

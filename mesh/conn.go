@@ -83,8 +83,10 @@ func (c *conn) send(msg []byte) error {
 }
 
 // runConn handshakes a new TCP connection, registers it and reads from it
-// until it fails. It runs on the connection's reader goroutine.
-func (n *Node) runConn(nc net.Conn, tgt *target) {
+// until it fails. It runs on the connection's reader goroutine. slot is
+// the pre-authentication slot of an inbound connection (nil for
+// outbound), released once the handshake is over.
+func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 		tc.SetNoDelay(true)
@@ -95,6 +97,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 		sendq:      make(chan []byte, sendQueueLen),
 		done:       make(chan struct{}),
 	}
+	defer slot.release()
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
@@ -105,7 +108,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 	n.all[c] = struct{}{}
 	n.mu.Unlock()
 
-	registered, err := n.setupConn(c)
+	registered, err := n.setupConn(c, slot)
 	if err == nil {
 		n.wg.Add(1)
 		go c.writeLoop()
@@ -142,7 +145,8 @@ func (n *Node) runConn(nc net.Conn, tgt *target) {
 
 // setupConn runs the handshake and the overlay preparation and registers
 // the connection. registered reports whether it was added to n.conns.
-func (n *Node) setupConn(c *conn) (registered bool, err error) {
+// The pre-authentication slot is released as soon as the handshake ends.
+func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error) {
 	nonce, err := randomUint64()
 	if err != nil {
 		return false, err
@@ -158,6 +162,7 @@ func (n *Node) setupConn(c *conn) (registered bool, err error) {
 		timeout:   n.cfg.HandshakeTimeout,
 		maxMsg:    n.cfg.MaxMessageSize,
 	})
+	slot.release()
 	if err != nil {
 		return false, err
 	}

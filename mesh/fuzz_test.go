@@ -45,12 +45,15 @@ func fuzzSeeds() map[string][][]byte {
 			append(header{1, 2, flagPassword}.encode(), frames(feat)...),
 			encryptedStream(feat, [][]byte{{tagHeartbeat}, topo, gossip}),
 			[]byte("weave\x01\x02"),
+			append(header{1, 1, 0}.encode(), stallingFrame(DefaultMaxMessageSize, 100)...), // features claim beyond maxFeaturesLen
 		},
 		"FuzzDecodeTopology": {topo, encodeTopology(nil), {tagTopology, 0, 1}},
 		"FuzzReadMsg": {
 			frames([]byte{tagHeartbeat}, topo, gossip, bcast, uni, []byte{tagOverlayControl, 1, 2}, []byte{tagClose, 'b', 'y', 'e'}),
 			{0, 0, 0, 0},
 			{0xff, 0xff, 0xff, 0xff},
+			frames(append([]byte{tagOverlayControl}, make([]byte, 40000)...), []byte{tagHeartbeat}), // read in growing steps
+			stallingFrame(60000, 20000), // claimed, partly sent
 		},
 	}
 }

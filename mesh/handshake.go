@@ -164,7 +164,9 @@ type handshakeResult struct {
 // their header and then read the other's. Without a password they then
 // exchange features over the plain framing; with a password on both ends
 // they run the encrypted handshake, which carries the features, and seal
-// every later message. The whole exchange must finish within timeout.
+// every later message. The whole exchange must finish within timeout, and
+// nothing read before it ends may be longer than maxFeaturesLen (plain)
+// or secure.MaxHandshakeMessageLen (encrypted), whatever maxMsg says.
 func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 	var res handshakeResult
 	if err := nc.SetDeadline(time.Now().Add(cfg.timeout)); err != nil {
@@ -202,6 +204,10 @@ func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 		if err := plain.WriteMsg(cfg.local.encode()); err != nil {
 			return res, fmt.Errorf("handshake: write features: %w", err)
 		}
+		// Before the features are in, the peer is a stranger: its
+		// message may be no longer than ours could be.
+		maxMsg := plain.max
+		plain.max = maxFeaturesLen
 		msg, err := plain.ReadMsg()
 		if err != nil {
 			return res, fmt.Errorf("handshake: read features: %w", err)
@@ -209,6 +215,7 @@ func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 		if res.remote, err = decodeFeatures(msg); err != nil {
 			return res, fmt.Errorf("handshake: %w", err)
 		}
+		plain.max = maxMsg
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)

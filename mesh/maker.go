@@ -249,7 +249,7 @@ func (n *Node) dial(t *target) {
 		n.endAttempt(t, nil, err, time.Time{})
 		return
 	}
-	n.runConn(nc, t)
+	n.runConn(nc, t, nil)
 }
 
 // endAttempt records the end of an attempt or connection to t: the peer

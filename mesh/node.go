@@ -62,6 +62,9 @@ type Node struct {
 	channels  map[string]*GossipChannel
 	goneHooks []func(PeerName)
 	refused   map[netip.Addr]refusal // recent inbound refusals by remote IP
+
+	preauth        *preauthGate  // inbound connections still in their handshake
+	preauthRefused atomic.Uint64 // inbound connections the gate refused
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.
@@ -88,6 +91,7 @@ func NewNode(cfg Config) (*Node, error) {
 		forgotten:  map[string]bool{},
 		selfAddrs:  map[string]bool{},
 		channels:   map[string]*GossipChannel{},
+		preauth:    newPreauthGate(cfg.PreauthLimit, cfg.PreauthLimitPerAddr),
 	}
 	n.topo = newTopology(n.selfEntryLocked())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -218,25 +222,6 @@ func (n *Node) OnPeerGone(f func(PeerName)) {
 	n.mu.Lock()
 	n.goneHooks = append(n.goneHooks, f)
 	n.mu.Unlock()
-}
-
-func (n *Node) acceptLoop() {
-	defer n.wg.Done()
-	for {
-		nc, err := n.ln.Accept()
-		if err != nil {
-			if n.ctx.Err() != nil {
-				return
-			}
-			n.log.Warn("mesh accept", "err", err)
-			continue
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.runConn(nc, nil)
-		}()
-	}
 }
 
 // kick wakes a loop without blocking.
