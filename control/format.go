@@ -18,7 +18,11 @@ func FormatStatus(r *Report) string {
 	}
 	row("Version", "%s (protocol %s)", r.Version, r.Protocol)
 	row("Name", "%s(%s)", r.Router.Name, r.Router.NickName)
-	row("Encryption", "%s", onOff(r.Router.Encryption))
+	if r.Router.Encryption {
+		row("Encryption", "on")
+	} else {
+		row("Encryption", "off (no password: anyone who reaches this router's port can join; docs/security.md)")
+	}
 	row("PeerDiscovery", "%s", onOff(r.Router.PeerDiscovery))
 	if r.Router.TrustedSubnets != "" {
 		row("TrustedSubnets", "%s", r.Router.TrustedSubnets)

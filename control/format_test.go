@@ -29,3 +29,14 @@ func TestFormatDNS(t *testing.T) {
 		t.Errorf("summary without DNS:\n%s", s)
 	}
 }
+
+func TestFormatStatusEncryption(t *testing.T) {
+	if s := FormatStatus(&Report{}); !strings.Contains(s, "Encryption: off (no password") {
+		t.Errorf("summary without a password:\n%s", s)
+	}
+	r := &Report{}
+	r.Router.Encryption = true
+	if s := FormatStatus(r); !strings.Contains(s, "Encryption: on\n") {
+		t.Errorf("summary with a password:\n%s", s)
+	}
+}

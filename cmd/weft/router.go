@@ -160,6 +160,9 @@ func runRouter(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if w := noPasswordWarning(f.host, f.port, password); w != "" {
+		log.Warn(w)
+	}
 	trusted, _ := secure.ParseTrustedSubnets(f.trusted)
 	cfg := daemon.Config{
 		Password:       password,
@@ -229,7 +232,8 @@ func routerProcs(cpus int) int { return max(1, cpus/2) }
 // runLaunch starts `weft router` in the background with the same options
 // and waits until it serves requests.
 func runLaunch(g *globals, args []string) error {
-	if _, _, err := parseRouterFlags(g, "launch", args); err != nil {
+	f, _, err := parseRouterFlags(g, "launch", args)
+	if err != nil {
 		return err
 	}
 	c := client(g)
@@ -268,6 +272,10 @@ func runLaunch(g *globals, args []string) error {
 		case <-time.After(50 * time.Millisecond):
 			if c.Ping() {
 				os.WriteFile(filepath.Join(g.stateDir, "weft.pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+				password, _ := readPassword(f.passwordFile)
+				if w := noPasswordWarning(f.host, f.port, password); w != "" {
+					fmt.Fprintln(g.stderr, "weft: warning: "+w)
+				}
 				return nil
 			}
 		}
@@ -295,6 +303,26 @@ func lastError(path string, start int64) string {
 }
 
 var _ = flag.ErrHelp
+
+// noPasswordWarning is the warning for a router that listens on host
+// (all addresses when "") and port without a password: anyone who
+// reaches the port can join the network and read its traffic. It is ""
+// when there is a password or the router listens on a loopback address
+// only.
+func noPasswordWarning(host string, port int, password []byte) string {
+	if len(password) > 0 {
+		return ""
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		return ""
+	}
+	where := "on all addresses"
+	if host != "" {
+		where = "on " + host
+	}
+	return fmt.Sprintf("no password: traffic between peers is not encrypted, and anyone who reaches port %d %s can join this network; "+
+		"give --password-file FILE (or WEFT_PASSWORD) to every router (docs/security.md)", port, where)
+}
 
 // readPassword returns the password from file (one trailing newline
 // stripped) or, when file is "", from WEFT_PASSWORD; nil when neither is

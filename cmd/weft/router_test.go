@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,29 @@ func TestGroupHelpers(t *testing.T) {
 	}
 	if err := closeAll(cs); err == nil || err.Error() != "second" {
 		t.Fatalf("closeAll = %v, want the second one's error", err)
+	}
+}
+
+func TestNoPasswordWarning(t *testing.T) {
+	for _, c := range []struct {
+		host     string
+		password string
+		warn     bool
+	}{
+		{"", "", true},
+		{"192.168.1.5", "", true},
+		{"::", "", true},
+		{"127.0.0.1", "", false},
+		{"::1", "", false},
+		{"", "secret", false},
+		{"192.168.1.5", "secret", false},
+	} {
+		w := noPasswordWarning(c.host, 6783, []byte(c.password))
+		if (w != "") != c.warn {
+			t.Errorf("host %q password %q: warning %q, want one: %v", c.host, c.password, w, c.warn)
+		}
+		if w != "" && (!strings.Contains(w, "not encrypted") || !strings.Contains(w, "--password-file") || strings.Contains(w, "\n")) {
+			t.Errorf("host %q: warning %q does not say what it means and what to do on one line", c.host, w)
+		}
 	}
 }
