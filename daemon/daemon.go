@@ -484,7 +484,7 @@ func (d *Daemon) startStatusServer(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status server on %s: %w (choose another with --status-addr, or '' to disable)", addr, err)
 	}
-	srv := &http.Server{Handler: d.statusHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: hostGuard(addr, d.statusHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, nil
 }
