@@ -129,7 +129,7 @@ func statsMap(s router.Stats) map[string]uint64 {
 		"udp_datagrams_out": s.UDPDatagramsOut, "udp_bytes_out": s.UDPBytesOut,
 		"records_in": s.RecordsIn, "records_out": s.RecordsOut, "relayed": s.Relayed,
 		"icmp_frag_needed_sent": s.ICMPSent, "fragmented": s.Fragmented, "segmented": s.Segmented,
-		"trains_refused": s.TrainsRefused, "mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions,
+		"trains_refused": s.TrainsRefused, "mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions, "mac_refused": s.MACRefused,
 		"drop_too_big": s.DropTooBig, "drop_no_route": s.DropNoRoute,
 		"drop_bad_datagram": s.DropBadDatagram, "drop_unknown_sender": s.DropUnknownSender,
 		"drop_loop": s.DropLoop, "drop_send_error": s.DropSendError,

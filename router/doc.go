@@ -19,8 +19,9 @@
 //   - the timer goroutine owns the per-connection timers (heartbeats,
 //     path MTU probing, failure detection) and the MAC table expiry.
 //
-// The readers share no lock per frame: routes, connections and the MAC
-// table are read from immutable snapshots held in atomic pointers. Device
+// The readers share no lock per frame: routes and connections are read
+// from immutable snapshots held in atomic pointers, the MAC table from a
+// lock-free index (new MACs take its writers' lock once per batch). Device
 // writes from the two readers are serialised by a mutex taken once per
 // batch. The mesh calls the Overlay methods from its own goroutines; they
 // never block.

@@ -71,8 +71,14 @@ type Config struct {
 	// does not move to another; the frame is dropped as looping.
 	// Default 1s.
 	MACLoopGuard time.Duration
-	// MACTableSize bounds the MAC table; default 16384.
+	// MACTableSize bounds the MAC table; default 16384. When it is full,
+	// the port (the local device, or one peer) with the most MACs gives
+	// up its least recently seen one.
 	MACTableSize int
+	// MACPortLimit bounds the MACs learned at one port (the local device,
+	// or behind one peer); a new MAC beyond it is not learned (counted in
+	// Stats.MACRefused). Default 4096, at most MACTableSize.
+	MACPortLimit int
 
 	// HostLocal are IPv4 addresses that every host has on its own bridge
 	// (the DNS server's): ARP about them read from the device never leaves
@@ -114,6 +120,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MACTableSize <= 0 {
 		c.MACTableSize = 16384
+	}
+	if c.MACPortLimit <= 0 {
+		c.MACPortLimit = 4096
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 32
@@ -181,7 +190,7 @@ func New(cfg Config) (*Router, error) {
 		log:        cfg.Logger,
 		self:       cfg.Self,
 		maxMTU:     maxMTU,
-		macs:       newMACTable(cfg.MACMaxAge, cfg.MACLoopGuard, cfg.MACTableSize),
+		macs:       newMACTable(cfg.MACMaxAge, cfg.MACLoopGuard, cfg.MACTableSize, cfg.MACPortLimit),
 		kick:       make(chan struct{}, 1),
 		tapStats:   new(counters),
 		udpStats:   new(counters),
@@ -292,6 +301,7 @@ func (r *Router) Stats() Stats {
 	s.add(r.timerStats)
 	s.MACMoves = r.macs.moves.Load()
 	s.MACEvictions = r.macs.evictions.Load()
+	s.MACRefused = r.macs.refused.Load()
 	return s
 }
 

@@ -70,6 +70,10 @@ type Stats struct {
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
 	MACEvictions uint64
+	// MACRefused counts learnings refused because the port (the local
+	// device, or the peer) already held Config.MACPortLimit MACs: the
+	// MAC stays unknown, and frames to it are flooded.
+	MACRefused uint64
 	// Drops by reason.
 	DropTooBig, DropNoRoute, DropBadDatagram, DropUnknownSender      uint64
 	DropLoop, DropSendError, DropBadFrame, DropLinkLocal, DropDevice uint64
