@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,12 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}
 	if d.cfg.ipamTick <= 0 {
 		d.cfg.ipamTick = 2 * time.Second
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := CheckStateDir(cfg.StateDir); err != nil {
+		return err
 	}
 	if d.store, err = state.Open(cfg.StateDir); err != nil {
 		if errors.Is(err, state.ErrLocked) {

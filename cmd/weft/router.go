@@ -243,6 +243,9 @@ func runLaunch(g *globals, args []string) error {
 	if err := os.MkdirAll(g.stateDir, 0o700); err != nil {
 		return fmt.Errorf("launch: create state dir: %w", err)
 	}
+	if err := daemon.CheckStateDir(g.stateDir); err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
 	logPath := filepath.Join(g.stateDir, logName)
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
