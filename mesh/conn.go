@@ -126,13 +126,15 @@ func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 	}
 	n.mu.Unlock()
 	switch {
-	case registered:
-		n.log.Info("connection closed", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String(), "err", err)
 	case isRefusal(err):
+		// Refused by us, or by the peer after we registered it (a
+		// duplicate peer name only the peer could see).
 		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", reason(err), "err", err)
 		if !c.outbound {
 			n.noteRefusal(c.remoteAddr, reason(err))
 		}
+	case registered:
+		n.log.Info("connection closed", "peer", c.remote.Name.String(), "addr", c.remoteAddr.String(), "err", err)
 	default:
 		n.log.Debug("connection failed", "addr", c.remoteAddr.String(), "err", err)
 	}
@@ -168,6 +170,11 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 	}
 	c.ch, c.remote, c.connUID = res.ch, res.remote, nonce^res.remote.ConnNonce
 	if c.remote.Name == n.cfg.Name {
+		if c.remote.UID != n.uid {
+			err := fmt.Errorf("%w %s: %q at %s uses it too (we are %q)", ErrDuplicateName, n.cfg.Name, c.remote.NickName, c.remoteAddr, n.cfg.NickName)
+			c.rejectWith(err)
+			return false, err
+		}
 		return false, ErrConnectToSelf
 	}
 	if err := n.checkPeer(c.remote); err != nil {
@@ -238,6 +245,12 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 	if old != nil {
 		if old.remote.UID == c.remote.UID && !n.better(c, old) {
 			return nil, fmt.Errorf("%w %s", ErrDuplicate, name)
+		}
+		if old.remote.UID != c.remote.UID && !sameHost(old, c) {
+			// Not a restart of the peer we hold: another router with
+			// its name. Keep the live connection, refuse the newcomer.
+			return nil, fmt.Errorf("%w %s: already connected to %q at %s; refusing %q at %s",
+				ErrDuplicateName, name, old.remote.NickName, old.remoteAddr, c.remote.NickName, c.remoteAddr)
 		}
 	}
 	c.since = time.Now()
@@ -388,7 +401,7 @@ func (n *Node) handleMsg(c *conn, msg []byte) error {
 	switch msg[0] {
 	case tagHeartbeat:
 	case tagClose:
-		return fmt.Errorf("closed by peer: %s", msg[1:])
+		return closedByPeer(msg[1:])
 	case tagTopology:
 		entries, err := decodeTopology(msg)
 		if err != nil {

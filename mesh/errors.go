@@ -23,6 +23,12 @@ var (
 	ErrConnectToSelf = errors.New("cannot connect to ourself")
 	// ErrDuplicate means another connection to the same peer is kept instead.
 	ErrDuplicate = errors.New("duplicate connection to the same peer")
+	// ErrDuplicateName means the remote peer claims a peer name that
+	// belongs to another router: ourselves with another UID, or a peer
+	// we hold a live connection to from another address or with another
+	// nickname. The new connection is refused with the reason on both
+	// sides; the established one is kept.
+	ErrDuplicateName = errors.New("duplicate peer name")
 	// ErrIncompatible means Config.CheckPeer refused the peer's features
 	// (for example a different IP allocation range); status shows the
 	// checker's own text as the reason.

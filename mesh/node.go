@@ -62,6 +62,7 @@ type Node struct {
 	channels  map[string]*GossipChannel
 	goneHooks []func(PeerName)
 	refused   map[netip.Addr]refusal // recent inbound refusals by remote IP
+	clashes   map[nameClash]int      // entries of another router with a name in use
 
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
@@ -257,7 +258,7 @@ func (n *Node) localChangedLocked() {
 func (n *Node) applyTopology(entries []peerEntry) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delta, floor := n.topo.merge(entries)
+	delta, floor := n.topo.merge(n.dropNameClashesLocked(entries))
 	if floor > n.version {
 		n.version = floor - 1
 		n.localChangedLocked()

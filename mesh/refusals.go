@@ -2,9 +2,12 @@ package mesh
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/weftnet/weft/secure"
 )
@@ -28,7 +31,7 @@ func isRefusal(err error) bool {
 	for _, s := range []error{
 		secure.ErrAuthentication, secure.ErrPeerRequiresPassword, secure.ErrPeerHasNoPassword,
 		secure.ErrUnsupportedVersion, secure.ErrMalformedHandshake, ErrVersionMismatch,
-		ErrIncompatible,
+		ErrIncompatible, ErrDuplicateName,
 	} {
 		if errors.Is(err, s) {
 			return true
@@ -52,6 +55,35 @@ func reason(err error) string {
 		return ie.err.Error()
 	}
 	return secure.Reason(err)
+}
+
+// maxCloseReason bounds the peer's close reason we keep and log.
+const maxCloseReason = 256
+
+// peerRefusal is a refusal the peer told us in its close message, for a
+// reason it alone could see (ErrDuplicateName): it is that error, and
+// carries the peer's text.
+type peerRefusal struct {
+	is   error
+	text string
+}
+
+func (e *peerRefusal) Error() string        { return "refused by peer: " + e.text }
+func (e *peerRefusal) Is(target error) bool { return target == e.is }
+
+// closedByPeer is the error of a connection the peer closed with text,
+// cut to maxCloseReason bytes and stripped of control characters.
+func closedByPeer(text []byte) error {
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(string(text[:min(len(text), maxCloseReason)]), "?"))
+	if strings.HasPrefix(s, ErrDuplicateName.Error()) {
+		return &peerRefusal{is: ErrDuplicateName, text: s}
+	}
+	return fmt.Errorf("closed by peer: %s", s)
 }
 
 // refusalTTL is how long a refusal is shown without a new attempt: longer
