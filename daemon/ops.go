@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/weftnet/weft/control"
+	"github.com/weftnet/weft/nameserver"
 	"github.com/weftnet/weft/state"
 )
 
@@ -36,6 +37,12 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 	target, err := d.parseTarget(req.Target)
 	if err != nil {
 		return nil, err
+	}
+	if req.Name != "" {
+		// Checked even without DNS: the name is kept with the attachment.
+		if err := nameserver.ValidateName(req.Name); err != nil {
+			return nil, control.Userf("attach %s: --name %q: %v; want a DNS name like web or web-1.weft.local", target, req.Name, err)
+		}
 	}
 	specs, err := parseAddrSpecs(req.CIDRs)
 	if err != nil {

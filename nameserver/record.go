@@ -1,6 +1,7 @@
 package nameserver
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -99,10 +100,49 @@ func checkName(name string) error {
 	if name == "." || !dns.IsFqdn(name) {
 		return fmt.Errorf("%w: %q (want a fully qualified name)", ErrInvalidName, name)
 	}
-	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
-		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	if len(name) > 254 {
+		return fmt.Errorf("%w: %q is longer than 253 characters", ErrInvalidName, name)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if err := checkLabel(label); err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrInvalidName, name, err)
+		}
 	}
 	return nil
+}
+
+// checkLabel accepts a host name label as RFC 1123 has it (letters,
+// digits and '-', 1 to 63 of them, not starting or ending with '-'),
+// and '_' as well, which Docker's container names (web_1) and service
+// names (_http._tcp) use. miekg/dns's IsDomainName is not enough: it
+// accepts spaces, newlines and any punctuation, which end up in
+// one-line-per-record listings and in responses.
+func checkLabel(label string) error {
+	switch {
+	case label == "":
+		return errors.New("empty label (two dots in a row)")
+	case len(label) > 63:
+		return fmt.Errorf("label %q is longer than 63 characters", label)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Errorf("label %q starts or ends with '-'", label)
+	}
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("label %q has %q: want letters, digits, '-' and '_'", label, string(rune(c)))
+		}
+	}
+	return nil
+}
+
+// ValidateName checks a DNS name given by a user (`attach --name`,
+// `dns-add -h`), with or without the trailing dot, independently of
+// the domain: its labels as checkName wants them.
+func ValidateName(name string) error {
+	if name == "" || name == "." {
+		return fmt.Errorf("%w: empty name", ErrInvalidName)
+	}
+	return checkName(dns.Fqdn(name))
 }
 
 func checkTarget(target string) error {

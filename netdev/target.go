@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vishvananda/netns"
 )
@@ -87,12 +89,18 @@ func isDockerID(id string) bool {
 	return true
 }
 
+// checkNetnsName accepts the name of a file under NetnsDir that is safe
+// to put in a path (/etc/netns/NAME/resolv.conf), a log line or a
+// one-line-per-record listing: no '/', no whitespace, no control
+// characters, not "." or "..".
 func checkNetnsName(name string) error {
 	switch {
 	case name == "":
 		return explain(ErrBadTarget, "empty namespace name: use netns:NAME")
-	case name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255:
-		return explain(ErrBadTarget, fmt.Sprintf("invalid namespace name %q", name))
+	case name == "." || name == ".." || strings.Contains(name, "/") || len(name) > 255:
+		return explain(ErrBadTarget, fmt.Sprintf("invalid namespace name %q: want a file name under %s, without '/'", name, NetnsDir))
+	case strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError }) >= 0:
+		return explain(ErrBadTarget, fmt.Sprintf("invalid namespace name %q: no spaces or control characters (newlines, tabs); rename it with 'ip netns'", name))
 	}
 	return nil
 }
