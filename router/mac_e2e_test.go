@@ -72,10 +72,13 @@ func TestMACFloodKeepsKnownMACs(t *testing.T) {
 	if _, ok := count(b.Router, a.Name, mac(1)); !ok {
 		t.Fatal("b forgot mac 1 behind a")
 	}
-	for _, n := range []*router.Router{a.Router, b.Router} {
-		if s := n.Stats(); s.MACRefused < flood/2 {
-			t.Fatalf("refused %d learnings", s.MACRefused)
-		}
+	// b read every frame of the flood; a got what the underlay did not
+	// drop.
+	if r := b.Router.Stats().MACRefused; r < flood-limit {
+		t.Fatalf("b refused %d learnings, want %d or more", r, flood-limit)
+	}
+	if r := a.Router.Stats().MACRefused; r == 0 {
+		t.Fatal("a refused no learning")
 	}
 
 	// Known MACs still go straight to their host, not flooded.
