@@ -42,8 +42,19 @@ type Config struct {
 	// remote IP; 0 means DefaultPreauthLimitPerAddr. Beyond it, new
 	// connections from that address are closed at once.
 	PreauthLimitPerAddr int
-	// Discovery makes the node connect to peers learnt from the topology.
+	// Discovery makes the node connect to peers learnt from the topology:
+	// only at addresses of connections that both ends report, never at
+	// link-local, multicast or unspecified addresses, nor at loopback ones
+	// unless we listen on a loopback address ourselves, and at most
+	// DiscoveryBurst dials at once, then one per DiscoveryInterval
+	// (docs/protocol-control.md §5, "Discovery"). Targets given to
+	// Connect are dialled whatever their address.
 	Discovery bool
+	// DiscoveryBurst is how many discovered targets may be dialled at
+	// once (default 8); DiscoveryInterval how often one more may be
+	// after that (default 250 ms).
+	DiscoveryBurst    int
+	DiscoveryInterval time.Duration
 	// Overlay is the data plane; required.
 	Overlay Overlay
 	// Logger receives the node's logs; nil discards them.
@@ -158,6 +169,10 @@ func (c *Config) setDefaults() error {
 	def(&c.InitialBackoff, 2*time.Second)
 	def(&c.MaxBackoff, 5*time.Minute)
 	def(&c.BackoffReset, time.Minute)
+	def(&c.DiscoveryInterval, DefaultDiscoveryInterval)
+	if c.DiscoveryBurst <= 0 {
+		c.DiscoveryBurst = DefaultDiscoveryBurst
+	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"slices"
 	"time"
 )
@@ -195,49 +194,17 @@ func (n *Node) connectToTargets() time.Duration {
 			wait = min(wait, d)
 			continue
 		}
+		if !t.direct {
+			if d := n.discoveryDials.take(now); d > 0 {
+				wait = min(wait, d)
+				continue
+			}
+		}
 		t.attempting, t.state = true, StateConnecting
 		n.wg.Add(1)
 		go n.dial(t)
 	}
 	return wait
-}
-
-// refreshDiscoveredLocked derives discovered targets from the addresses
-// other peers report for their connections to peers we are not connected
-// to: the address of an outbound connection, or the remote IP of an
-// inbound one with our own port.
-func (n *Node) refreshDiscoveredLocked() {
-	cands := map[string]PeerName{}
-	for name, e := range n.topo.peers {
-		if name == n.cfg.Name {
-			continue
-		}
-		for _, c := range e.Conns {
-			if c.Peer == n.cfg.Name || n.conns[c.Peer] != nil || !c.Addr.IsValid() {
-				continue
-			}
-			ap := c.Addr
-			if !c.Outbound {
-				ap = netip.AddrPortFrom(ap.Addr(), uint16(n.port))
-			}
-			cands[ap.String()] = c.Peer
-		}
-	}
-	for a, p := range cands {
-		if n.targets[a] != nil || n.forgotten[a] || n.selfAddrs[a] {
-			continue
-		}
-		if t := n.found[a]; t != nil {
-			t.peer = p
-			continue
-		}
-		n.found[a] = &target{addr: a, peer: p, bo: n.newBackoff()}
-	}
-	for a, t := range n.found {
-		if _, ok := cands[a]; !ok && !t.attempting {
-			delete(n.found, a)
-		}
-	}
 }
 
 // dial runs one connection attempt; it becomes the connection's reader.

@@ -64,6 +64,9 @@ type Node struct {
 	refused   map[netip.Addr]refusal // recent inbound refusals by remote IP
 	clashes   map[nameClash]int      // entries of another router with a name in use
 
+	discoveryDials   tokenBucket // dials of discovered targets
+	discoverLoopback bool        // we listen on loopback only: so do our peers
+
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
 }
@@ -93,6 +96,8 @@ func NewNode(cfg Config) (*Node, error) {
 		selfAddrs:  map[string]bool{},
 		channels:   map[string]*GossipChannel{},
 		preauth:    newPreauthGate(cfg.PreauthLimit, cfg.PreauthLimitPerAddr),
+
+		discoveryDials: tokenBucket{burst: cfg.DiscoveryBurst, every: cfg.DiscoveryInterval},
 	}
 	n.topo = newTopology(n.selfEntryLocked())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -124,6 +129,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.ln = ln
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
 		n.port = ta.Port
+		n.mu.Lock()
+		n.discoverLoopback = ta.IP.IsLoopback()
+		n.mu.Unlock()
 	}
 	n.log.Info("mesh listening", "addr", ln.Addr().String(), "name", n.cfg.Name.String(), "uid", n.uid)
 	n.wg.Add(3)
