@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -149,7 +150,18 @@ func runRouter(g *globals, args []string) error {
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(f.logLevel))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var out io.Writer = os.Stderr
+	if path := os.Getenv(logFileEnv); path != "" {
+		// Started by launch, with stdout and stderr on this file.
+		os.Unsetenv(logFileEnv)
+		rl, err := openRotatingLog(path, logMaxBytes, true)
+		if err != nil {
+			return err
+		}
+		defer rl.Close()
+		out = rl
+	}
+	log := slog.New(newRateLimitHandler(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}), logBurst, logInterval, nil))
 	nick := f.nick
 	if nick == "" {
 		nick, _ = os.Hostname()
@@ -259,6 +271,7 @@ func runLaunch(g *globals, args []string) error {
 	}
 	cmd := exec.Command(exe, append([]string{"--state-dir", g.stateDir, "router"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), logFileEnv+"="+logPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("launch: start router: %w", err)
@@ -293,6 +306,9 @@ func lastError(path string, start int64) string {
 		return "unknown error"
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() < start {
+		start = 0 // rotated since
+	}
 	f.Seek(start, 0)
 	msg := "unknown error"
 	sc := bufio.NewScanner(f)
