@@ -29,8 +29,8 @@ const (
 // rotatingLog writes the router's log to path, and when it would grow
 // past max bytes renames it to path.1 (replacing the one before) and
 // starts a new one. When stderr is set the new file also becomes the
-// process's stderr (fd 2), so that what is written there directly (a
-// panic, the last error) lands in the current file too. Write may be
+// process's stdout and stderr (fds 1 and 2), so that what is written
+// there directly (a panic, the last error) lands in the current file too. Write may be
 // called concurrently.
 type rotatingLog struct {
 	mu     sync.Mutex
@@ -42,7 +42,7 @@ type rotatingLog struct {
 }
 
 // openRotatingLog returns a rotatingLog on path, appending to it; with
-// stderr, the process's fd 2 is made to point at it.
+// stderr, the process's fds 1 and 2 are made to point at it.
 func openRotatingLog(path string, max int64, stderr bool) (*rotatingLog, error) {
 	l := &rotatingLog{path: path, max: max, stderr: stderr}
 	if err := l.open(); err != nil {
@@ -64,9 +64,11 @@ func (l *rotatingLog) open() error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	if l.stderr {
-		if err := unix.Dup3(int(f.Fd()), 2, 0); err != nil {
-			f.Close()
-			return fmt.Errorf("open log: make it stderr: %w", err)
+		for _, fd := range []int{1, 2} {
+			if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+				f.Close()
+				return fmt.Errorf("open log: make it stdout and stderr: %w", err)
+			}
 		}
 	}
 	if l.out != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -110,5 +111,42 @@ func TestRateLimitHandler(t *testing.T) {
 	}
 	if err := newRateLimitHandler(slog.DiscardHandler, 1, time.Second, nil).Handle(context.Background(), slog.Record{}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRotatingLogStderr: in the router (a child process here), what is
+// written to stderr directly (a panic, the last error) follows the log
+// into the new file after a rotation.
+func TestRotatingLogStderr(t *testing.T) {
+	if path := os.Getenv("WEFT_TEST_ROTATE_PATH"); path != "" {
+		l, err := openRotatingLog(path, 200, true)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		for i := 0; i < 10; i++ {
+			fmt.Fprintf(l, "line %d %s\n", i, strings.Repeat("x", 40))
+		}
+		fmt.Fprintln(os.Stderr, "weft: direct to stderr")
+		fmt.Fprintln(os.Stdout, "direct to stdout")
+		os.Exit(0)
+	}
+	path := filepath.Join(t.TempDir(), "weft.log")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRotatingLogStderr$")
+	cmd.Env = append(os.Environ(), "WEFT_TEST_ROTATE_PATH="+path)
+	cmd.Stdout, cmd.Stderr = f, f // as launch starts the router
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	cur, _ := os.ReadFile(path)
+	old, _ := os.ReadFile(path + ".1")
+	if !strings.Contains(string(cur), "weft: direct to stderr\n") || !strings.Contains(string(cur), "direct to stdout\n") ||
+		!strings.HasPrefix(string(cur), "line ") || len(old) == 0 {
+		t.Errorf("weft.log:\n%s\nweft.log.1:\n%s\nwant the direct lines in weft.log, after the rotation", cur, old)
 	}
 }
