@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/daemon"
@@ -102,6 +104,9 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	}
 	if _, err := f.proxyTLS(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := checkNickName(f.nick); err != nil {
+		return nil, nil, fmt.Errorf("%s: --name %q: %w", name, f.nick, err)
 	}
 	if f.port < 1 || f.port > 65535 {
 		return nil, nil, fmt.Errorf("%s: --port %d: want a port from 1 to 65535", name, f.port)
@@ -341,6 +346,19 @@ func noPasswordWarning(host string, port int, password []byte) string {
 	}
 	return fmt.Sprintf("no password: traffic between peers is not encrypted, and anyone who reaches port %d %s can join this network; "+
 		"give --password-file FILE (or WEFT_PASSWORD) to every router (docs/security.md)", port, where)
+}
+
+// checkNickName accepts a router's nickname ("" for the hostname): it
+// is printed as one field of one line in status and logs, so it has no
+// spaces or control characters.
+func checkNickName(nick string) error {
+	switch {
+	case len(nick) > 64:
+		return fmt.Errorf("longer than 64 bytes; want a short name like the hostname")
+	case strings.IndexFunc(nick, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError }) >= 0:
+		return fmt.Errorf("has a space or control character; want a name like the hostname (host-1)")
+	}
+	return nil
 }
 
 // readPassword returns the password from file (one trailing newline

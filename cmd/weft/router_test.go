@@ -63,3 +63,25 @@ func TestNoPasswordWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestNickNameChecked(t *testing.T) {
+	g := &globals{stateDir: t.TempDir(), stdout: io.Discard, stderr: io.Discard}
+	for nick, ok := range map[string]bool{
+		"":                      true,
+		"host1":                 true,
+		"host-1.example.com":    true,
+		"web_1":                 true,
+		"two words":             false,
+		"a\nb":                  false,
+		"tab\t":                 false,
+		strings.Repeat("n", 65): false,
+	} {
+		_, _, err := parseRouterFlags(g, "launch", []string{"--name", nick})
+		if (err == nil) != ok {
+			t.Errorf("launch --name %q: %v, want ok %v", nick, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--name") {
+			t.Errorf("launch --name %q: %v does not name the flag", nick, err)
+		}
+	}
+}
