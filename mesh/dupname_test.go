@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 func nick(s string) func(*Config) { return func(c *Config) { c.NickName = s } }
@@ -183,4 +185,19 @@ func TestClosedByPeer(t *testing.T) {
 			t.Errorf("%q: error %q, want %q", tc.text, err, tc.want)
 		}
 	}
+}
+
+// FuzzClosedByPeer: any close reason yields a bounded, printable, valid
+// UTF-8 error that is a refusal only when it says duplicate peer name.
+func FuzzClosedByPeer(f *testing.F) {
+	f.Fuzz(func(t *testing.T, text []byte) {
+		err := closedByPeer(text)
+		s := err.Error()
+		if len(s) > len("refused by peer: ")+4*maxCloseReason || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+			t.Fatalf("close reason %q gave %q", text, s)
+		}
+		if isRefusal(err) != strings.HasPrefix(s, "refused by peer: "+ErrDuplicateName.Error()) {
+			t.Fatalf("close reason %q: refusal %v for %q", text, isRefusal(err), s)
+		}
+	})
 }

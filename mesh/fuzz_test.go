@@ -48,6 +48,10 @@ func fuzzSeeds() map[string][][]byte {
 			append(header{1, 1, 0}.encode(), stallingFrame(DefaultMaxMessageSize, 100)...), // features claim beyond maxFeaturesLen
 		},
 		"FuzzDecodeTopology": {topo, encodeTopology(nil), {tagTopology, 0, 1}},
+		"FuzzClosedByPeer": {
+			[]byte("duplicate peer name 00:00:00:00:00:01: already connected to \"a\" at 192.0.2.1:6783; refusing \"b\" at 192.0.2.2:4000"),
+			[]byte("peer forgotten"), {}, {0xff, 0xfe, '\n', 0}, bytes.Repeat([]byte("\u00e9"), 200),
+		},
 		"FuzzReadMsg": {
 			frames([]byte{tagHeartbeat}, topo, gossip, bcast, uni, []byte{tagOverlayControl, 1, 2}, []byte{tagClose, 'b', 'y', 'e'}),
 			{0, 0, 0, 0},
