@@ -16,8 +16,9 @@ type Status struct {
 	// Connections lists our connections and the targets we are trying to
 	// connect to, one entry each, then inbound connections recently
 	// refused in the handshake (State StateFailed, Outbound false, Reason
-	// such as "authentication failed: password mismatch", or the text of
-	// Config.CheckPeer's error), one per remote IP.
+	// such as "authentication failed: password mismatch", "duplicate peer
+	// name NAME: ...", or the text of Config.CheckPeer's error), one per
+	// remote IP.
 	Connections []ConnectionStatus
 	// Targets are the direct targets in the order given.
 	Targets []string
