@@ -225,11 +225,17 @@ func (f *forwarder) deliverPlain(entry []byte) {
 
 // deliverVnet queues a frame whose virtio-net header sits in the
 // VnetHdrLen bytes before it, at entry[RecordHeaderLen-VnetHdrLen:
-// RecordHeaderLen]. A device without such headers gets the frame made
-// plain, or nothing (counted) for a super-frame it cannot take.
+// RecordHeaderLen]. A header that does not fit the frame (vnetValid) is
+// dropped, counted, before it reaches the device. A device without such
+// headers gets the frame made plain, or nothing (counted) for a
+// super-frame it cannot take.
 func (f *forwarder) deliverVnet(entry []byte) {
+	hdr := entry[RecordHeaderLen-VnetHdrLen : RecordHeaderLen]
+	if !vnetValid(hdr, entry[RecordHeaderLen:]) {
+		f.st.drops[dropBadVnet].Add(1)
+		return
+	}
 	if !f.r.vnet {
-		hdr := entry[RecordHeaderLen-VnetHdrLen : RecordHeaderLen]
 		if hdr[1] != vnetGSONone {
 			f.deliverSegmented(hdr, entry[RecordHeaderLen:])
 			return

@@ -21,6 +21,7 @@ const (
 	dropUnknownKey           // sealed datagram under a key id the ring does not hold (or past its grace)
 	dropUnsealed             // plain datagram on a connection with data keys, or sealed without keys
 	dropSealFailed           // datagram not sent: the key ring refused a counter, or no known connection
+	dropBadVnet              // virtio-net header from a peer that does not fit its frame (vnetValid)
 	numDrops
 )
 
@@ -95,6 +96,10 @@ type Stats struct {
 	// DropSealFailed counts datagrams not sent because they could not be
 	// sealed (the key ring refused a counter).
 	DropSealFailed uint64
+	// DropBadVnet counts frames from peers whose virtio-net header did
+	// not fit the frame or announced what weft's TAP cannot produce:
+	// dropped before the device write.
+	DropBadVnet uint64
 }
 
 func (s *Stats) add(c *counters) {
@@ -130,4 +135,5 @@ func (s *Stats) add(c *counters) {
 	s.DropUnknownKey += c.drops[dropUnknownKey].Load()
 	s.DropUnsealed += c.drops[dropUnsealed].Load()
 	s.DropSealFailed += c.drops[dropSealFailed].Load()
+	s.DropBadVnet += c.drops[dropBadVnet].Load()
 }

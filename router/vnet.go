@@ -21,8 +21,12 @@ import (
 // runs on).
 const (
 	vnetFlagNeedsCsum = 1 // flags: checksum from csum_start to be completed
+	vnetFlagDataValid = 2 // flags: checksum already verified
 	vnetGSONone       = 0 // gso_type: not a super-frame
 )
+
+// maxVnetFrame is the longest frame a virtio-net header may come with.
+const maxVnetFrame = 65535
 
 // segmentHeaderLen is the header in front of a RecordSegment's data:
 // frame id (4), offset of the data in the header+frame blob (4), blob
@@ -39,6 +43,41 @@ const trainSegments = 64
 // vnetPlain reports whether a virtio-net header announces nothing: no
 // super-frame and no checksum left to do.
 func vnetPlain(h []byte) bool { return h[0] == 0 && h[1] == vnetGSONone }
+
+// vnetValid reports whether virtio-net header h, received from a peer,
+// fits frame and announces only what weft's TAP can produce: flags
+// NEEDS_CSUM and DATA_VALID only; gso_type none, TCPv4 or TCPv6 (with the
+// ECN bit only alongside a TCP type); a checksum field (csum_start +
+// csum_offset + 2 bytes, csum_start past the Ethernet header) and hdr_len
+// within the frame; for a super-frame, a gso_size of 1 to the frame's
+// length; and a frame of EthernetHeaderLen to maxVnetFrame bytes. The
+// receiving kernel trusts these fields; a frame that fails is dropped
+// before it reaches the device (dropBadVnet). It allocates nothing.
+func vnetValid(h, frame []byte) bool {
+	if len(h) < VnetHdrLen || len(frame) < EthernetHeaderLen || len(frame) > maxVnetFrame {
+		return false
+	}
+	flags, gso := h[0], h[1]
+	hdrLen := int(binary.LittleEndian.Uint16(h[2:4]))
+	gsoSize := int(binary.LittleEndian.Uint16(h[4:6]))
+	if flags&^(vnetFlagNeedsCsum|vnetFlagDataValid) != 0 || hdrLen > len(frame) {
+		return false
+	}
+	if flags&vnetFlagNeedsCsum != 0 {
+		start := int(binary.LittleEndian.Uint16(h[6:8]))
+		off := int(binary.LittleEndian.Uint16(h[8:10]))
+		if start < EthernetHeaderLen || start+off+2 > len(frame) {
+			return false
+		}
+	}
+	switch gso &^ vnetGSOECN {
+	case vnetGSONone:
+		return gso == vnetGSONone
+	case vnetGSOTCPv4, vnetGSOTCPv6:
+		return gsoSize > 0 && gsoSize <= len(frame)
+	}
+	return false
+}
 
 // completeChecksum does in software what a device with checksum offload
 // would: it folds the ones' complement sum of frame[start:] into the 16-bit
