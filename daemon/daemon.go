@@ -380,7 +380,8 @@ func (d *Daemon) setupNetwork() error {
 
 // restoreAttachments re-attaches persisted targets whose interface has
 // gone (the bridge was deleted, or the host rebooted) and re-exposes
-// persisted host addresses.
+// persisted host addresses. A pid: target whose PID now names a process
+// with another start time (or none) is forgotten, not re-attached.
 func (d *Daemon) restoreAttachments() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -408,6 +409,17 @@ func (d *Daemon) restoreAttachments() {
 				d.registerTarget(a.Target)
 			}
 			continue
+		}
+		if pid, ok := pidOf(a.Target); ok && a.PIDStart != 0 {
+			if started, err := d.processStart(pid); err != nil || started != a.PIDStart {
+				// The PID is free or names another process now: ours is gone.
+				d.log.Warn("process of a pid: target is gone (PID free or reused); forgetting the attachment",
+					"target", a.Target, "start", a.PIDStart, "now", started, "err", err)
+				if _, err := d.forgetGone(a.Target, ErrTargetGone); err != nil {
+					d.log.Warn("could not forget attachment", "target", a.Target, "err", err)
+				}
+				continue
+			}
 		}
 		addrs, err := parsePrefixes(a.Addrs)
 		if err == nil {

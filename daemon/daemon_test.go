@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type fakeHost struct {
 	exposed  []netip.Prefix
 	attaches int
 	ready    map[string]int // MarkReady calls per target
+	starts   map[int]uint64 // process start times, for pid: targets
 }
 
 func newFakeHost() *fakeHost { return &fakeHost{atts: map[string][]netip.Prefix{}} }
@@ -36,6 +38,9 @@ func (h *fakeHost) AttachToBridge(string, string, int) error { return nil }
 func (h *fakeHost) DeleteLink(string) error                  { return nil }
 func (h *fakeHost) ParseTarget(s string) (string, error) {
 	if strings.HasPrefix(s, ContainerPrefix) && len(s) > len(ContainerPrefix) {
+		return s, nil
+	}
+	if _, ok := pidOf(s); ok {
 		return s, nil
 	}
 	if !strings.HasPrefix(s, "netns:") || len(s) == len("netns:") {
@@ -147,6 +152,14 @@ func (h *fakeHost) vanish(target string) {
 	h.gone[target] = true
 }
 func (h *fakeHost) RouteRepliesFrom(string, netip.Addr) error { return nil }
+func (h *fakeHost) ProcessStart(pid int) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st, ok := h.starts[pid]; ok {
+		return st, nil
+	}
+	return 0, fmt.Errorf("process %d: %w", pid, os.ErrNotExist)
+}
 func (h *fakeHost) MarkReady(target string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

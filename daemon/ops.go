@@ -59,12 +59,17 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		undo()
 		return nil, err
 	}
+	var started uint64
+	if pid, ok := pidOf(target); ok {
+		// Read before attaching: the process whose namespace we join.
+		started, _ = d.processStart(pid)
+	}
 	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
 	if err != nil {
 		undo()
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
 	}
-	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS}
+	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS, PIDStart: started}
 	if err := d.store.PutAttachment(rec); err != nil {
 		return nil, err
 	}

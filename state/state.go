@@ -46,6 +46,11 @@ type Attachment struct {
 	Name string `json:"name,omitempty"`
 	// WithoutDNS records that the user asked for no DNS registration.
 	WithoutDNS bool `json:"without_dns,omitempty"`
+	// PIDStart is, for a pid: target, the process's start time (field 22
+	// of /proc/PID/stat) when it was attached: a re-attach after a
+	// restart checks that the PID still names that process. 0 (records
+	// made before it was kept) means unchecked.
+	PIDStart uint64 `json:"pid_start,omitempty"`
 }
 
 // Store is an open state database.
