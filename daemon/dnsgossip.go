@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"fmt"
+
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/nameserver"
 )
@@ -45,9 +47,13 @@ func (g *dnsGossiper) merge(b []byte) (mesh.GossipData, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.mergeSet(set), nil
+}
+
+func (g *dnsGossiper) mergeSet(set *nameserver.RecordSet) mesh.GossipData {
 	delta, reassert := g.store.Merge(set)
 	g.broadcast(reassert)
-	return wrapSet(delta), nil
+	return wrapSet(delta)
 }
 
 // broadcast sends a local change (or a re-assertion) to every peer: along
@@ -62,9 +68,21 @@ func (g *dnsGossiper) broadcast(set *nameserver.RecordSet) {
 	}
 }
 
-// OnGossipBroadcast implements mesh.Gossiper.
-func (g *dnsGossiper) OnGossipBroadcast(_ mesh.PeerName, b []byte) (mesh.GossipData, error) {
-	return g.merge(b)
+// OnGossipBroadcast implements mesh.Gossiper. A broadcast carries only
+// records of its source (its local changes and re-assertions; relays pass
+// on a part of it, under the same source): one holding another peer's
+// record is refused whole (issue 16). The source is only as trustworthy as
+// the relays until topology is signed; neighbour gossip (OnGossip) carries
+// every peer's records and is not restricted.
+func (g *dnsGossiper) OnGossipBroadcast(src mesh.PeerName, b []byte) (mesh.GossipData, error) {
+	set, err := nameserver.DecodeRecordSet(b)
+	if err != nil {
+		return nil, err
+	}
+	if !set.OwnedOnlyBy(src) {
+		return nil, fmt.Errorf("DNS broadcast from %s: %w", src, nameserver.ErrForeignRecord)
+	}
+	return g.mergeSet(set), nil
 }
 
 // OnGossip implements mesh.Gossiper.

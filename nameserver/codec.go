@@ -14,20 +14,22 @@ import (
 //	count   2 bytes (number of records)
 //	count times:
 //	  owner    6 bytes (mesh.PeerName)
-//	  version  4 bytes
+//	  version  8 bytes
 //	  flags    1 byte  (bit 0: tombstone; other bits zero)
 //	  addr     4 bytes (IPv4)
 //	  namelen  1 byte, name   (fully qualified, 1..254 bytes)
 //	  tgtlen   1 byte, target (0..255 printable ASCII bytes)
 const (
 	// FormatVersion is the record-set encoding this package writes and reads.
-	FormatVersion = 1
+	// Format 1 had 4-byte versions, which a member could pin at 2^32-1
+	// (issue 16); it is refused.
+	FormatVersion = 2
 	// MaxEncodedSize is the largest encoded message Encode produces and
 	// DecodeRecordSet accepts.
 	MaxEncodedSize = 60000
 
 	headerLen     = 3
-	fixedLen      = mesh.PeerNameLen + 4 + 1 + 4 + 1 + 1
+	fixedLen      = mesh.PeerNameLen + 8 + 1 + 4 + 1 + 1
 	minRecordLen  = fixedLen + 2 // a name is at least "a."
 	maxRecordLen  = fixedLen + 254 + MaxTargetLen
 	flagTombstone = 1
@@ -64,12 +66,12 @@ func (s *RecordSet) Encode() [][]byte {
 func appendRecord(b []byte, r *Record) []byte {
 	var fixed [fixedLen - 2]byte // everything before the name length
 	r.Owner.Put(fixed[0:6])
-	binary.BigEndian.PutUint32(fixed[6:10], r.Version)
+	binary.BigEndian.PutUint64(fixed[6:14], r.Version)
 	if r.Tombstone {
-		fixed[10] = flagTombstone
+		fixed[14] = flagTombstone
 	}
 	a := r.Addr.As4()
-	copy(fixed[11:15], a[:])
+	copy(fixed[15:19], a[:])
 	b = append(b, fixed[:]...)
 	b = append(b, byte(len(r.Name)))
 	b = append(b, r.Name...)
@@ -78,7 +80,7 @@ func appendRecord(b []byte, r *Record) []byte {
 }
 
 // DecodeRecordSet parses one message written by Encode. It checks every
-// record (valid name, IPv4 address, owner, version) and returns an error
+// record (valid name, IPv4 address, owner, version 1..MaxVersion) and returns an error
 // wrapping ErrMalformed, ErrUnsupportedFormat or ErrTooLarge for bad input;
 // it never panics.
 func DecodeRecordSet(b []byte) (*RecordSet, error) {
@@ -117,15 +119,15 @@ func decodeRecord(p []byte) (Record, []byte, error) {
 		return r, nil, fmt.Errorf("%w: truncated record", ErrMalformed)
 	}
 	r.Owner = mesh.PeerNameFrom(p[0:6])
-	r.Version = binary.BigEndian.Uint32(p[6:10])
-	flags := p[10]
+	r.Version = binary.BigEndian.Uint64(p[6:14])
+	flags := p[14]
 	if flags&^flagTombstone != 0 {
 		return r, nil, fmt.Errorf("%w: unknown flags %#x", ErrMalformed, flags)
 	}
 	r.Tombstone = flags&flagTombstone != 0
-	r.Addr = netip.AddrFrom4([4]byte(p[11:15]))
-	nameLen := int(p[15])
-	p = p[16:]
+	r.Addr = netip.AddrFrom4([4]byte(p[15:19]))
+	nameLen := int(p[19])
+	p = p[20:]
 	if len(p) < nameLen+1 {
 		return r, nil, fmt.Errorf("%w: truncated name", ErrMalformed)
 	}

@@ -65,15 +65,17 @@ func TestDecodeRecordSetErrors(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrMalformed},
-		{"future format", mod(func(b []byte) []byte { b[0] = 2; return b }), ErrUnsupportedFormat},
+		{"future format", mod(func(b []byte) []byte { b[0] = 3; return b }), ErrUnsupportedFormat},
+		{"format 1 (32-bit versions)", mod(func(b []byte) []byte { b[0] = 1; return b }), ErrUnsupportedFormat},
 		{"count too high", mod(func(b []byte) []byte { b[2] = 2; return b }), ErrMalformed},
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"trailing bytes", append(slices.Clone(good), 0), ErrMalformed},
-		{"unknown flag", mod(func(b []byte) []byte { b[3+10] = 2; return b }), ErrMalformed},
-		{"version zero", mod(func(b []byte) []byte { copy(b[3+6:], []byte{0, 0, 0, 0}); return b }), ErrMalformed},
+		{"unknown flag", mod(func(b []byte) []byte { b[3+14] = 2; return b }), ErrMalformed},
+		{"version zero", mod(func(b []byte) []byte { copy(b[3+6:], make([]byte, 8)); return b }), ErrMalformed},
+		{"version above MaxVersion", mod(func(b []byte) []byte { b[3+6] = 0x80; return b }), ErrMalformed},
 		{"no owner", mod(func(b []byte) []byte { copy(b[3:], make([]byte, 6)); return b }), ErrMalformed},
-		{"bad name", mod(func(b []byte) []byte { b[3+16] = '.'; return b }), ErrInvalidName},
-		{"zero address", mod(func(b []byte) []byte { copy(b[3+11:], make([]byte, 4)); return b }), ErrInvalidAddr},
+		{"bad name", mod(func(b []byte) []byte { b[3+20] = '.'; return b }), ErrInvalidName},
+		{"zero address", mod(func(b []byte) []byte { copy(b[3+15:], make([]byte, 4)); return b }), ErrInvalidAddr},
 		{"too large", make([]byte, MaxEncodedSize+1), ErrTooLarge},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -90,7 +92,7 @@ func FuzzDecodeRecordSet(f *testing.F) {
 		Record{Name: "Web.weft.local.", Addr: ip("10.32.0.1"), Owner: peerA, Target: "netns:c1", Version: 7},
 		Record{Name: "db.weft.local.", Addr: ip("10.32.0.2"), Owner: peerB, Version: 2, Tombstone: true},
 	).Encode()[0])
-	f.Add([]byte{1, 0, 0})
+	f.Add([]byte{2, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		set, err := DecodeRecordSet(b)
 		if err != nil {

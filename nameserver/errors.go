@@ -19,6 +19,9 @@ var (
 	ErrMalformed = errors.New("malformed record set")
 	// ErrUnsupportedFormat reports gossip bytes in a format version we do not know.
 	ErrUnsupportedFormat = errors.New("unsupported record set format")
+	// ErrForeignRecord reports a broadcast carrying a record owned by
+	// another peer than the broadcast's source.
+	ErrForeignRecord = errors.New("broadcast carries a record of another peer")
 	// ErrTooLarge reports gossip bytes or a record set over the size limits.
 	ErrTooLarge = errors.New("record set too large")
 	// ErrNoUpstream reports that no upstream resolver is configured or usable.

@@ -1,8 +1,6 @@
 package nameserver
 
 import (
-	"math"
-
 	"github.com/weftnet/weft/mesh"
 )
 
@@ -31,8 +29,12 @@ func (s *Store) Gossip() *RecordSet {
 //   - another peer holds an older version of ours: ours goes out unchanged.
 //
 // Records of other peers replace ours-held copies when they supersede them
-// (higher version, or equal version and tombstone). Either result may be
-// empty, never nil. Merge is idempotent and commutative per record, so stores
+// (higher version, or equal version and tombstone). A received record never
+// changes a record of ours: this router is the authority for its own records
+// and answers with its version instead. Records whose version is above
+// VersionCeiling (this store's clock plus StoreConfig.VersionAhead) are
+// ignored, so that nobody can pin a record at a version its owner cannot
+// exceed. Either result may be empty, never nil. Merge is idempotent and commutative per record, so stores
 // that exchange their states in any order converge.
 func (s *Store) Merge(in *RecordSet) (delta, reassert *RecordSet) {
 	delta, reassert = NewRecordSet(), NewRecordSet()
@@ -42,7 +44,18 @@ func (s *Store) Merge(in *RecordSet) (delta, reassert *RecordSet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	ceiling := VersionCeiling(now, s.ahead)
+	refused := 0
+	defer func() {
+		if refused > 0 {
+			s.log.Debug("dns: ignored records with versions above the ceiling", "count", refused, "ceiling", ceiling)
+		}
+	}()
 	for k, r := range in.m {
+		if r.Version > ceiling {
+			refused++
+			continue
+		}
 		old := s.records[k]
 		if r.Owner == s.self {
 			s.mergeOwn(r, old, delta, reassert)
@@ -61,8 +74,10 @@ func (s *Store) Merge(in *RecordSet) (delta, reassert *RecordSet) {
 	return delta, reassert
 }
 
-// mergeOwn handles a received record that claims to be ours. The caller
-// holds the write lock.
+// mergeOwn handles a received record that claims to be ours: it never
+// changes what we hold, except to remember a tombstone of a record we do not
+// have. r.Version is at most the ceiling (far below MaxVersion), so r.Version+1
+// does not wrap. The caller holds the write lock.
 func (s *Store) mergeOwn(r Record, ours *Record, delta, reassert *RecordSet) {
 	switch {
 	case ours == nil && r.Tombstone:
@@ -71,10 +86,7 @@ func (s *Store) mergeOwn(r Record, ours *Record, delta, reassert *RecordSet) {
 		s.put(&r)
 		delta.add(r)
 	case ours == nil:
-		// A record of a previous incarnation: take it back.
-		if r.Version == math.MaxUint32 {
-			return
-		}
+		// A record of a previous incarnation, or a forged one: take it back.
 		r.Version++
 		r.Tombstone = true
 		r.Changed = s.now()
@@ -83,9 +95,8 @@ func (s *Store) mergeOwn(r Record, ours *Record, delta, reassert *RecordSet) {
 		s.log.Debug("dns: tombstoning stale record of a previous incarnation", "record", r)
 	case ours.sameState(&r):
 	case r.supersedes(ours):
-		if r.Version == math.MaxUint32 {
-			return
-		}
+		// We restarted and reused versions, or somebody forged a change
+		// to our record: ours goes out above theirs.
 		mine := *ours
 		mine.Version = r.Version + 1
 		mine.Changed = s.now()

@@ -15,6 +15,32 @@ import (
 // MaxTargetLen is the longest target id a record may carry.
 const MaxTargetLen = 255
 
+// MaxVersion is the highest version a record may carry at all; the decoder
+// refuses higher ones. It is far above any VersionCeiling (the Unix time in
+// milliseconds plus a bound), so that Version+1 never wraps.
+const MaxVersion = 1 << 62
+
+// DefaultVersionAhead is how far, in milliseconds of the receiving store's
+// clock, a gossiped version may be above the current Unix time in
+// milliseconds (StoreConfig.VersionAhead).
+const DefaultVersionAhead = 24 * time.Hour
+
+// VersionCeiling returns the highest version a store whose clock reads now
+// accepts from gossip: the Unix time in milliseconds plus ahead. Versions
+// count an owner's changes from 1, so an honest record stays many orders of
+// magnitude below it; a forged one (a member speaking for another peer, which
+// nothing stops before records are signed) can reach it, but the owner
+// answers with that version plus one, which the same stores accept one
+// millisecond later. The ceiling only grows with time, so nobody can push a
+// record to a version its owner cannot go beyond, nor towards overflow.
+func VersionCeiling(now time.Time, ahead time.Duration) uint64 {
+	ms := now.UnixMilli() + ahead.Milliseconds()
+	if ms < 1 {
+		return 1
+	}
+	return min(uint64(ms), MaxVersion)
+}
+
 // Record is one name-to-address binding, owned by the peer that registered it.
 // Only the owner changes a record; every change raises Version. A removal is
 // a record with Tombstone set, so that it travels by gossip like an addition.
@@ -30,7 +56,9 @@ type Record struct {
 	// "pid:42", a container id), or empty for a name added by hand.
 	Target string
 	// Version counts the owner's changes to this record, starting at 1.
-	Version uint32
+	// Stores accept from gossip only versions up to VersionCeiling, so it
+	// cannot be pinned or made to overflow (docs/dns.md).
+	Version uint64
 	// Tombstone marks a removed record.
 	Tombstone bool
 	// Changed is the local time this store last changed the record. It is
@@ -89,8 +117,8 @@ func (r *Record) validate() error {
 	if r.Owner == mesh.UnknownPeerName {
 		return fmt.Errorf("%w: record without owner", ErrMalformed)
 	}
-	if r.Version == 0 {
-		return fmt.Errorf("%w: record version 0", ErrMalformed)
+	if r.Version == 0 || r.Version > MaxVersion {
+		return fmt.Errorf("%w: record version %d", ErrMalformed, r.Version)
 	}
 	return checkTarget(r.Target)
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/weftnet/weft/mesh"
 )
 
 // RecordSet is a set of records as gossiped: at most one record per key (the
@@ -54,6 +56,21 @@ func (s *RecordSet) Records() []Record {
 	}
 	sortRecords(out)
 	return out
+}
+
+// OwnedOnlyBy reports whether every record of the set is owned by owner
+// (true for an empty set). A DNS broadcast carries only records of the
+// peer that started it; the integrator refuses one that does not.
+func (s *RecordSet) OwnedOnlyBy(owner mesh.PeerName) bool {
+	if s == nil {
+		return true
+	}
+	for k := range s.m {
+		if k.owner != owner {
+			return false
+		}
+	}
+	return true
 }
 
 // Merge adds other's records to s, keeping per key the record that

@@ -14,7 +14,7 @@ type Entry struct {
 	Address   netip.Addr `json:"address"`
 	Owner     string     `json:"owner"`
 	Target    string     `json:"target,omitempty"`
-	Version   uint32     `json:"version"`
+	Version   uint64     `json:"version"`
 	Tombstone bool       `json:"tombstone,omitempty"`
 }
 

@@ -3,7 +3,6 @@ package nameserver
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -28,6 +27,10 @@ type StoreConfig struct {
 	// Merge drops records owned by peers it does not know, so that gossip
 	// from a slow peer does not bring back the records of a peer gone for good.
 	KnownPeer func(mesh.PeerName) bool
+	// VersionAhead bounds the versions Merge accepts: at most the Unix time
+	// in milliseconds plus VersionAhead, by this store's clock (see
+	// VersionCeiling). Zero means DefaultVersionAhead.
+	VersionAhead time.Duration
 	// Logger receives debug lines about re-asserted records; nil means discard.
 	Logger *slog.Logger
 }
@@ -40,6 +43,7 @@ type Store struct {
 	now       func() time.Time
 	ttl       time.Duration
 	knownPeer func(mesh.PeerName) bool
+	ahead     time.Duration
 	log       *slog.Logger
 
 	mu      sync.RWMutex
@@ -58,6 +62,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		now:       cfg.Now,
 		ttl:       cfg.TombstoneTTL,
 		knownPeer: cfg.KnownPeer,
+		ahead:     cfg.VersionAhead,
 		log:       cfg.Logger,
 		records:   make(map[recordKey]*Record),
 		byName:    make(map[string][]*Record),
@@ -68,6 +73,9 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTombstoneTTL
+	}
+	if s.ahead <= 0 {
+		s.ahead = DefaultVersionAhead
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -93,7 +101,7 @@ func (s *Store) Add(name string, addr netip.Addr, target string) (*RecordSet, er
 		if !old.Tombstone && old.Name == name {
 			return NewRecordSet(), nil
 		}
-		if old.Version == math.MaxUint32 {
+		if old.Version >= MaxVersion {
 			return nil, fmt.Errorf("add DNS record %s %s: %w", name, addr, ErrVersionExhausted)
 		}
 		r.Version = old.Version + 1
@@ -131,7 +139,7 @@ func (s *Store) Remove(f Filter) *RecordSet {
 	defer s.mu.Unlock()
 	now := s.now()
 	for _, old := range s.records {
-		if old.Owner != s.self || old.Tombstone || !f.matches(old) || old.Version == math.MaxUint32 {
+		if old.Owner != s.self || old.Tombstone || !f.matches(old) || old.Version >= MaxVersion {
 			continue
 		}
 		r := *old
@@ -165,13 +173,26 @@ next:
 }
 
 // LookupAddr appends to dst the distinct live names (as registered) that
-// resolve to addr and returns the extended slice.
+// resolve to addr and returns the extended slice. When this router has a
+// live record of its own for addr (a container attached here), only its own
+// names are answered: another peer cannot claim the PTR answer of our
+// addresses.
 func (s *Store) LookupAddr(dst []string, addr netip.Addr) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	start := len(dst)
+	onlyOurs := false
+	for _, r := range s.byAddr[addr] {
+		if r.Owner == s.self {
+			onlyOurs = true
+			break
+		}
+	}
 next:
 	for _, r := range s.byAddr[addr] {
+		if onlyOurs && r.Owner != s.self {
+			continue
+		}
 		for _, n := range dst[start:] {
 			if strings.EqualFold(n, r.Name) {
 				continue next

@@ -150,7 +150,7 @@ func TestStoreRemoveOnlyOwn(t *testing.T) {
 
 func TestStoreMergeRules(t *testing.T) {
 	base := Record{Name: "x.weft.local.", Addr: ip("10.0.0.9"), Owner: peerB, Target: "t", Version: 5}
-	with := func(v uint32, tomb bool) Record { r := base; r.Version, r.Tombstone = v, tomb; return r }
+	with := func(v uint64, tomb bool) Record { r := base; r.Version, r.Tombstone = v, tomb; return r }
 	for _, tc := range []struct {
 		desc     string
 		held, in Record

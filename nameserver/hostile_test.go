@@ -1,0 +1,191 @@
+package nameserver
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// Hostile updates (issue 16): a member, Mallory, speaks for peer A in the
+// gossip it sends. Records are not signed yet, so stores cannot tell a forged
+// record from A's own; what they enforce is that A stays the authority for
+// its records and that no version can be pinned.
+
+// fromWire builds a hostile update as Mallory would send it: records
+// encoded with the documented wire format and decoded by the receiver.
+func fromWire(t *testing.T, recs ...Record) *RecordSet {
+	t.Helper()
+	set := NewRecordSet()
+	for _, m := range NewRecordSet(recs...).Encode() {
+		part, err := DecodeRecordSet(m)
+		if err != nil {
+			t.Fatalf("hostile update does not decode: %v", err)
+		}
+		set.Merge(part)
+	}
+	return set
+}
+
+// victim returns A's store holding x.weft.local. and B's store that learned
+// it, and the record as gossiped.
+func victim(t *testing.T, clock *fakeClock) (a, b *Store, x Record) {
+	t.Helper()
+	a, b = newTestStore(t, peerA, clock), newTestStore(t, peerB, clock)
+	set := mustAdd(t, a, "x.weft.local.", "10.32.0.1", "netns:c1")
+	b.Merge(set)
+	return a, b, set.Records()[0]
+}
+
+// TestHostileVersionAboveCeiling: a tombstone for A's record at a version
+// above the ceiling (2^32-1 pinned records for good with 32-bit versions)
+// is ignored by every store, A's included.
+func TestHostileVersionAboveCeiling(t *testing.T) {
+	clock := newFakeClock()
+	a, b, x := victim(t, clock)
+	for _, v := range []uint64{math.MaxUint32 * 1000, MaxVersion} {
+		forged := x
+		forged.Version, forged.Tombstone = v, true
+		hostile := fromWire(t, forged)
+		if delta, _ := b.Merge(hostile); delta.Len() != 0 || len(lookup(b, "x.weft.local.")) != 1 {
+			t.Fatalf("B took the forged tombstone v%d: delta %v", v, delta.Records())
+		}
+		if delta, reassert := a.Merge(hostile); delta.Len()+reassert.Len() != 0 || len(a.Own()) != 1 {
+			t.Fatalf("A took the forged tombstone v%d: delta %v reassert %v", v, delta.Records(), reassert.Records())
+		}
+	}
+}
+
+// TestHostileVersionNotPinned: a forged tombstone at the highest version B
+// accepts deletes A's name on B for a moment only: A answers one version
+// above, which B accepts a millisecond later, and A can still change its
+// record afterwards. A restarted A gets its name back the same way.
+func TestHostileVersionNotPinned(t *testing.T) {
+	clock := newFakeClock()
+	a, b, x := victim(t, clock)
+	forged := x
+	forged.Version, forged.Tombstone = VersionCeiling(clock.Now(), DefaultVersionAhead), true
+	hostile := fromWire(t, forged)
+	if delta, _ := b.Merge(hostile); delta.Len() != 1 {
+		t.Fatalf("B refused a version at its ceiling: %v", delta.Records())
+	}
+	if got := lookup(b, "x.weft.local."); len(got) != 0 {
+		t.Fatalf("the forged tombstone did not apply on B: %v", got)
+	}
+
+	_, reassert := a.Merge(hostile)
+	r := reassert.Records()
+	if len(r) != 1 || r[0].Tombstone || r[0].Version != forged.Version+1 {
+		t.Fatalf("A re-asserted %v, want its live record at v%d", r, forged.Version+1)
+	}
+	if len(a.Own()) != 1 {
+		t.Fatalf("A's own record changed: %v", a.Own())
+	}
+	clock.Advance(time.Millisecond)
+	b.Merge(reassert)
+	if got := lookup(b, "x.weft.local."); len(got) != 1 {
+		t.Fatalf("A's re-assertion did not restore its name on B: %v", got)
+	}
+	// A can still remove and re-add its name: nothing is exhausted.
+	b.Merge(a.Remove(Filter{Name: "x.weft.local."}))
+	b.Merge(mustAdd(t, a, "x.weft.local.", "10.32.0.1", "netns:c1"))
+	if got := lookup(b, "x.weft.local."); len(got) != 1 {
+		t.Fatalf("A's later changes do not reach B: %v", got)
+	}
+
+	// Mallory pins the record again, at the new ceiling, and A restarts:
+	// the restarted A, at version 1, still wins.
+	forged.Version = VersionCeiling(clock.Now(), DefaultVersionAhead)
+	b.Merge(fromWire(t, forged))
+	a2 := newTestStore(t, peerA, clock)
+	mustAdd(t, a2, "x.weft.local.", "10.32.0.1", "netns:c1")
+	_, reassert = a2.Merge(b.Gossip())
+	clock.Advance(time.Millisecond)
+	b.Merge(reassert)
+	if got := lookup(b, "x.weft.local."); len(got) != 1 {
+		t.Fatalf("a restarted A did not get its name back: %v", got)
+	}
+	if d, r := a2.Merge(b.Gossip()); d.Len()+r.Len() != 0 {
+		t.Fatalf("not converged: delta %v reassert %v", d.Records(), r.Records())
+	}
+}
+
+// TestHostileRecordClaimingOurs: a live record that claims to be A's but
+// that A never made (Mallory pointing A's name at her address) is
+// tombstoned by A everywhere, even at the highest accepted version.
+func TestHostileRecordClaimingOurs(t *testing.T) {
+	clock := newFakeClock()
+	a, b, x := victim(t, clock)
+	forged := x
+	forged.Addr = ip("10.32.0.66")
+	forged.Version = VersionCeiling(clock.Now(), DefaultVersionAhead)
+	hostile := fromWire(t, forged)
+	b.Merge(hostile)
+	if got := lookup(b, "x.weft.local."); len(got) != 2 {
+		t.Fatalf("B holds %v, want both addresses before A answers", got)
+	}
+	delta, reassert := a.Merge(hostile)
+	if got := lookup(a, "x.weft.local."); len(got) != 1 || got[0] != "10.32.0.1" {
+		t.Fatalf("A answers %v for its own name", got)
+	}
+	if delta.Len() != 0 || reassert.Len() != 1 || !reassert.Records()[0].Tombstone {
+		t.Fatalf("A: delta %v reassert %v, want the forged record tombstoned", delta.Records(), reassert.Records())
+	}
+	clock.Advance(time.Millisecond)
+	b.Merge(reassert)
+	if got := lookup(b, "x.weft.local."); len(got) != 1 || got[0] != "10.32.0.1" {
+		t.Fatalf("B answers %v after A's answer", got)
+	}
+}
+
+func TestVersionCeiling(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	for _, tc := range []struct {
+		now   time.Time
+		ahead time.Duration
+		want  uint64
+	}{
+		{now, time.Hour, 1_700_000_000_000 + 3_600_000},
+		{time.UnixMilli(-5000), time.Second, 1},
+		{time.Unix(0, 0), 0, 1},
+		{time.Unix(math.MaxInt64/1000/1000, 0), 0, uint64(math.MaxInt64/1000/1000) * 1000}, // far below MaxVersion
+	} {
+		if got := VersionCeiling(tc.now, tc.ahead); got != tc.want {
+			t.Errorf("VersionCeiling(%v, %v) = %d, want %d", tc.now, tc.ahead, got, tc.want)
+		}
+	}
+}
+
+// TestHostilePTRClaim: Mallory (B) names A's container address after
+// herself. A's server, which answers A's containers, gives only A's name
+// for it; a third store, which cannot tell who holds the address, answers
+// both (the limit documented in docs/dns.md).
+func TestHostilePTRClaim(t *testing.T) {
+	clock := newFakeClock()
+	a, _, x := victim(t, clock)
+	c := newTestStore(t, peerC, clock)
+	c.Merge(a.Gossip())
+	claim := Record{Name: "evil.weft.local.", Addr: x.Addr, Owner: peerB, Version: 1}
+	a.Merge(fromWire(t, claim))
+	c.Merge(fromWire(t, claim))
+	if got := a.LookupAddr(nil, x.Addr); len(got) != 1 || got[0] != x.Name {
+		t.Fatalf("A answers PTR %s with %v, want only %s", x.Addr, got, x.Name)
+	}
+	if got := c.LookupAddr(nil, x.Addr); len(got) != 2 {
+		t.Fatalf("third store answers %v", got)
+	}
+	// An address nobody local holds is answered from every record.
+	other := Record{Name: "b.weft.local.", Addr: ip("10.32.0.9"), Owner: peerB, Version: 1}
+	a.Merge(fromWire(t, other))
+	if got := a.LookupAddr(nil, other.Addr); len(got) != 1 {
+		t.Fatalf("A answers PTR %s with %v", other.Addr, got)
+	}
+}
+
+func TestOwnedOnlyBy(t *testing.T) {
+	mine := Record{Name: "a.weft.local.", Addr: ip("10.0.0.1"), Owner: peerA, Version: 1}
+	theirs := Record{Name: "b.weft.local.", Addr: ip("10.0.0.2"), Owner: peerB, Version: 1}
+	var nilSet *RecordSet
+	if !nilSet.OwnedOnlyBy(peerA) || !NewRecordSet(mine).OwnedOnlyBy(peerA) || NewRecordSet(mine, theirs).OwnedOnlyBy(peerA) {
+		t.Fatal("OwnedOnlyBy wrong")
+	}
+}
