@@ -38,7 +38,8 @@ type Attachment struct {
 // which repairs an attachment after the bridge was recreated, and gives
 // an inner end made by an older weft whose MAC happens to carry the
 // marker a new MAC (announced for every address). A failed Attach leaves
-// nothing behind that it made.
+// nothing behind that it made: a veth it created is deleted, and on a
+// target that was attached already the addresses it added are removed.
 func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment, error) {
 	a, err := attach(bridge, t, addrs, mtu)
 	if err != nil {
@@ -46,6 +47,11 @@ func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment,
 	}
 	return a, nil
 }
+
+// attachFault, when set (by tests), is called once an attach has made
+// its veth and added its addresses; an error it returns fails the attach
+// there, as a late kernel error would.
+var attachFault func() error
 
 func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachment, err error) {
 	if err := checkPrefixes(addrs); err != nil {
@@ -94,6 +100,21 @@ func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachmen
 	added, err := addAddrs(tns.h, peer, addrs)
 	if err != nil {
 		return Attachment{}, err
+	}
+	if !created && len(added) > 0 {
+		// A veth made here goes whole; on one that was there, a later
+		// failure takes back only the addresses this call added.
+		mine := added
+		defer func() {
+			if err != nil {
+				_, _ = removeAddrs(tns.h, peer, mine)
+			}
+		}()
+	}
+	if attachFault != nil {
+		if err := attachFault(); err != nil {
+			return Attachment{}, err
+		}
 	}
 	if remac {
 		// Neighbours know every address under the old MAC.
