@@ -29,6 +29,7 @@ type fakeHost struct {
 	attaches int
 	ready    map[string]int // MarkReady calls per target
 	starts   map[int]uint64 // process start times, for pid: targets
+	readyErr error          // what MarkReady fails with, when set
 }
 
 func newFakeHost() *fakeHost { return &fakeHost{atts: map[string][]netip.Prefix{}} }
@@ -165,6 +166,9 @@ func (h *fakeHost) MarkReady(target string) error {
 	defer h.mu.Unlock()
 	if _, ok := h.atts[target]; !ok {
 		return fmt.Errorf("%s is not attached", target)
+	}
+	if h.readyErr != nil {
+		return h.readyErr
 	}
 	if h.ready == nil {
 		h.ready = map[string]int{}

@@ -59,6 +59,11 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		undo()
 		return nil, err
 	}
+	prev, err := d.attachmentOf(target)
+	if err != nil {
+		undo()
+		return nil, err
+	}
 	var started uint64
 	if pid, ok := pidOf(target); ok {
 		// Read before attaching: the process whose namespace we join.
@@ -70,21 +75,74 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
 	}
 	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS, PIDStart: started}
-	if err := d.store.PutAttachment(rec); err != nil {
+	// From here on a failure takes back what this attach did.
+	fail := func(err error) ([]string, error) {
+		d.undoAttach(target, prev, addrs)
+		undo()
 		return nil, err
+	}
+	if err := d.store.PutAttachment(rec); err != nil {
+		return fail(fmt.Errorf("attach %s: %w", target, err))
 	}
 	if d.dns != nil && !req.WithoutDNS {
 		if err := d.registerAttached(target, fqdn, addrs); err != nil {
-			return nil, fmt.Errorf("attach %s: register DNS name: %w", target, err)
+			return fail(fmt.Errorf("attach %s: register DNS name: %w", target, err))
 		}
 	}
 	if strings.HasPrefix(target, ContainerPrefix) {
 		// A container the Docker API proxy holds runs its command now.
 		if err := d.deps.Host.MarkReady(target); err != nil {
-			return nil, fmt.Errorf("attach %s: %w", target, err)
+			return fail(fmt.Errorf("attach %s: %w", target, err))
 		}
 	}
 	return prefixStrings(addrs), nil
+}
+
+// attachmentOf returns the persisted attachment of target, nil for none.
+func (d *Daemon) attachmentOf(target string) (*state.Attachment, error) {
+	atts, err := d.store.Attachments()
+	if err != nil {
+		return nil, fmt.Errorf("attach %s: %w", target, err)
+	}
+	if i := slices.IndexFunc(atts, func(a state.Attachment) bool { return a.Target == target }); i >= 0 {
+		return &atts[i], nil
+	}
+	return nil, nil
+}
+
+// undoAttach takes back an attach of addrs to target that failed after
+// the host attached it: for a target that was not attached before (prev
+// nil), its DNS records, resolv.conf, interface and record; for one that
+// was, the records and addresses this attach added, and its record as it
+// was. Failures are logged: the attach has failed already. Called with
+// d.mu held; the caller frees the addresses in IPAM.
+func (d *Daemon) undoAttach(target string, prev *state.Attachment, addrs []netip.Prefix) {
+	var added []netip.Prefix
+	if prev != nil {
+		for _, p := range addrs {
+			if !slices.Contains(prev.Addrs, p.String()) {
+				added = append(added, p)
+			}
+		}
+	}
+	if prev == nil || len(added) > 0 {
+		// Detach with no addresses removes them all, and the interface.
+		if err := d.unregisterDetached(target, added, prev == nil); err != nil {
+			d.log.Warn("undo failed attach: remove DNS records", "target", target, "err", err)
+		}
+		if _, err := d.deps.Host.Detach(d.cfg.Bridge, target, added); err != nil {
+			d.log.Warn("undo failed attach: detach", "target", target, "err", err)
+		}
+	}
+	var err error
+	if prev == nil {
+		err = d.store.DeleteAttachment(target)
+	} else {
+		err = d.store.PutAttachment(*prev)
+	}
+	if err != nil {
+		d.log.Warn("undo failed attach: restore the record", "target", target, "err", err)
+	}
 }
 
 // Detach implements control.Backend.
