@@ -1,9 +1,14 @@
 package nameserver
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/mesh"
 )
 
 // Hostile updates (issue 16): a member, Mallory, speaks for peer A in the
@@ -187,5 +192,146 @@ func TestOwnedOnlyBy(t *testing.T) {
 	var nilSet *RecordSet
 	if !nilSet.OwnedOnlyBy(peerA) || !NewRecordSet(mine).OwnedOnlyBy(peerA) || NewRecordSet(mine, theirs).OwnedOnlyBy(peerA) {
 		t.Fatal("OwnedOnlyBy wrong")
+	}
+}
+
+// TestStoreConvergenceWithForger runs random adds and removes on three
+// stores while Mallory injects forged updates in their names (tombstones and
+// changes at the version ceiling or just above the current version, and
+// records they never made), delivered out of order. Once she stops and the
+// stores have gossiped, all hold the same records, and each peer's live
+// records everywhere are exactly the ones it holds itself.
+func TestStoreConvergenceWithForger(t *testing.T) {
+	for seed := range uint64(30) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 16))
+			clock := newFakeClock()
+			peers := []mesh.PeerName{peerA, peerB, peerC}
+			stores := make([]*Store, len(peers))
+			for i, p := range peers {
+				stores[i] = newTestStore(t, p, clock)
+			}
+			pending := make([][]*RecordSet, len(stores))
+			broadcast := func(from int, set *RecordSet) {
+				for j := range stores {
+					if j != from && set.Len() > 0 {
+						pending[j] = append(pending[j], set)
+					}
+				}
+			}
+			deliver := func(i int) {
+				clock.Advance(time.Millisecond)
+				k := rng.IntN(len(pending[i]))
+				msg := pending[i][k]
+				pending[i] = slices.Delete(pending[i], k, k+1)
+				for _, b := range msg.Encode() {
+					set, err := DecodeRecordSet(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					delta, reassert := stores[i].Merge(set)
+					broadcast(i, delta)
+					broadcast(i, reassert)
+				}
+			}
+			forge := func() {
+				known := stores[rng.IntN(len(stores))].Gossip().Records()
+				var r Record
+				if len(known) == 0 || rng.IntN(4) == 0 {
+					r = Record{Name: fmt.Sprintf("n%d.weft.local.", rng.IntN(4)), Addr: ip("10.0.0.66"),
+						Owner: peers[rng.IntN(len(peers))], Target: "t", Version: 1}
+				} else {
+					r = known[rng.IntN(len(known))]
+				}
+				switch rng.IntN(3) {
+				case 0:
+					r.Version = VersionCeiling(clock.Now(), DefaultVersionAhead)
+				case 1:
+					r.Version += 1 + uint64(rng.IntN(1000))
+				default:
+					r.Version = MaxVersion
+				}
+				r.Tombstone = rng.IntN(2) == 0
+				j := rng.IntN(len(stores))
+				pending[j] = append(pending[j], fromWire(t, r))
+			}
+			for range 300 {
+				i := rng.IntN(len(stores))
+				name := fmt.Sprintf("n%d.weft.local.", rng.IntN(4))
+				switch op := rng.IntN(10); {
+				case op < 3:
+					set, err := stores[i].Add(name, ip(fmt.Sprintf("10.0.0.%d", 1+rng.IntN(3))), "t")
+					if err != nil {
+						t.Fatal(err)
+					}
+					broadcast(i, set)
+				case op < 5:
+					broadcast(i, stores[i].Remove(Filter{Name: name}))
+				case op < 7:
+					forge()
+				case op < 8:
+					if j := rng.IntN(len(stores)); j != i {
+						pending[j] = append(pending[j], stores[i].Gossip())
+					}
+				default:
+					if len(pending[i]) > 0 {
+						deliver(i)
+					}
+				}
+			}
+			drain := func() {
+				for busy := true; busy; {
+					busy = false
+					for i := range stores {
+						for len(pending[i]) > 0 {
+							busy = true
+							deliver(i)
+						}
+					}
+				}
+			}
+			drain()
+			for round := 0; ; round++ {
+				if round == 10 {
+					t.Fatal("still changing after 10 rounds of full gossip")
+				}
+				clock.Advance(time.Millisecond)
+				changed := false
+				for i := range stores {
+					for j := range stores {
+						if i != j {
+							delta, reassert := stores[j].Merge(stores[i].Gossip())
+							changed = changed || delta.Len() > 0 || reassert.Len() > 0
+							broadcast(j, reassert)
+						}
+					}
+				}
+				drain()
+				if !changed {
+					break
+				}
+			}
+			want := stores[0].Snapshot(true)
+			for i, s := range stores[1:] {
+				if got := s.Snapshot(true); !slices.Equal(got, want) {
+					t.Fatalf("store %d differs from store 0:\n%v\n%v", i+1, got, want)
+				}
+			}
+			for i, owner := range stores {
+				var live []string
+				for _, e := range stores[(i+1)%len(stores)].Snapshot(false) {
+					if e.Owner == peers[i].String() {
+						live = append(live, e.Name+" "+e.Address.String())
+					}
+				}
+				var own []string
+				for _, r := range owner.Own() {
+					own = append(own, r.Name+" "+r.Addr.String())
+				}
+				if !slices.Equal(live, own) {
+					t.Fatalf("peer %d's live records elsewhere %v, its own %v", i, live, own)
+				}
+			}
+		})
 	}
 }
