@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/weftnet/weft/mesh"
 )
 
@@ -333,5 +335,17 @@ func TestStoreConvergenceWithForger(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHandlerHostilePTR: the same PTR claim as TestHostilePTRClaim, asked
+// of the DNS handler of A, which holds the address.
+func TestHandlerHostilePTR(t *testing.T) {
+	h, s := newTestHandler(t, HandlerConfig{Upstream: &fakeUpstream{}})
+	mustAdd(t, s, "c1.weft.local.", "10.32.0.78", "netns:c1")
+	s.Merge(fromWire(t, Record{Name: "evil.weft.local.", Addr: ip("10.32.0.78"), Owner: peerB, Version: 1}))
+	resp := serve(t, h, &fakeWriter{}, query("78.0.32.10.in-addr.arpa.", dns.TypePTR))
+	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.PTR).Ptr != "c1.weft.local." {
+		t.Fatalf("PTR answer %v, want only c1.weft.local.", resp.Answer)
 	}
 }
