@@ -136,7 +136,7 @@ func statsMap(s router.Stats) map[string]uint64 {
 		"drop_bad_frame": s.DropBadFrame, "drop_link_local": s.DropLinkLocal, "drop_device": s.DropDevice,
 		"drop_offload": s.DropOffload, "drop_reassembly": s.DropReassembly, "drop_host_local": s.DropHostLocal,
 		"drop_auth_failed": s.DropAuthFailed, "drop_replay": s.DropReplay, "drop_unknown_key": s.DropUnknownKey,
-		"drop_unsealed": s.DropUnsealed, "drop_seal_failed": s.DropSealFailed,
+		"drop_unsealed": s.DropUnsealed, "drop_seal_failed": s.DropSealFailed, "drop_bad_vnet": s.DropBadVnet,
 	}
 }
 
