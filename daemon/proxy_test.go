@@ -55,11 +55,11 @@ func TestListenProxySocket(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 	// It answers on its final path.
-	go func() {
+	go func(ln net.Listener) {
 		if c, err := ln.Accept(); err == nil {
 			c.Close()
 		}
-	}()
+	}(ln)
 	if c, err := net.Dial("unix", path); err != nil {
 		t.Errorf("dial the socket: %v", err)
 	} else {
