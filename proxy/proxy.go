@@ -164,6 +164,10 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		p.splice(w, r)
 		return
 	}
+	if r.ProtoAtLeast(1, 1) && isRaw(r.Method, r.URL.Path) {
+		p.serveRaw(w, r)
+		return
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
