@@ -208,6 +208,9 @@ func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
 // the head stays in br.
 func readResponseHead(br *bufio.Reader, r *http.Request) ([]byte, int, error) {
 	var raw []byte
+	// lineStart: the next piece ReadSlice returns begins a line (a line
+	// longer than br's buffer comes in several pieces).
+	lineStart := true
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
@@ -220,9 +223,10 @@ func readResponseHead(br *bufio.Reader, r *http.Request) ([]byte, int, error) {
 		if len(raw) > maxResponseHead {
 			return nil, 0, errResponseHead
 		}
-		if err == nil && (bytes.Equal(line, []byte("\r\n")) || bytes.Equal(line, []byte("\n"))) {
+		if err == nil && lineStart && (bytes.Equal(line, []byte("\r\n")) || bytes.Equal(line, []byte("\n"))) {
 			break
 		}
+		lineStart = err == nil
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), r)
 	if err != nil {

@@ -537,3 +537,31 @@ func TestRawOnlyHTTP11(t *testing.T) {
 		t.Errorf("%v, %v, %d bytes", err, resp.TransferEncoding, len(got))
 	}
 }
+
+// TestReadResponseHead: heads whose lines are longer than the reader's
+// buffer, split at every place, come out whole, with Connection: close
+// instead of the Connection and Keep-Alive headers, and the body stays
+// behind.
+func TestReadResponseHead(t *testing.T) {
+	for pad := range 40 {
+		in := "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("a", pad) + "\r\nConnection: keep-alive\r\n" +
+			"keep-alive: timeout=5\r\nContent-Length: 4\r\n\r\nbody"
+		br := bufio.NewReaderSize(strings.NewReader(in), 16)
+		head, status, err := readResponseHead(br, nil)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("pad %d: %d, %v", pad, status, err)
+		}
+		want := "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("a", pad) + "\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+		if string(head) != want {
+			t.Errorf("pad %d: head %q, want %q", pad, head, want)
+		}
+		if rest, _ := io.ReadAll(br); string(rest) != "body" {
+			t.Errorf("pad %d: left %q, want the body", pad, rest)
+		}
+	}
+	for _, in := range []string{"", "HTTP/1.1 200 OK\r\n", "GARBAGE\r\n\r\n", "HTTP/1.1 abc OK\r\n\r\n"} {
+		if _, _, err := readResponseHead(bufio.NewReader(strings.NewReader(in)), nil); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
