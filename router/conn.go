@@ -36,6 +36,7 @@ type conn struct {
 	uid      uint64
 	outbound bool
 	keys     *secure.KeyRing // data keys; nil: datagrams travel unsealed
+	ctlIP    netip.Addr      // address of the control connection's remote end (unmapped); may be invalid
 
 	addr         atomic.Pointer[netip.AddrPort] // where to send; nil until known
 	counter      atomic.Uint64                  // datagram counter (future nonce)
@@ -74,6 +75,7 @@ func newConn(r *Router, p mesh.OverlayConnectionParams) *conn {
 		uid:      p.ConnUID,
 		outbound: p.Outbound,
 		keys:     p.Keys,
+		ctlIP:    p.RemoteAddr.Addr().Unmap(),
 		estCh:    make(chan struct{}),
 		failCh:   make(chan error, 1),
 	}
@@ -147,6 +149,24 @@ func (c *conn) Stop() {
 	})
 }
 
+// fromPeer reports whether an unsealed datagram of type typ from address
+// from may come from the peer, for a connection without data keys.
+// Nothing authenticates such a datagram but its source, so the connection
+// is bound to one address: the peer's data address once known (the
+// control connection's address and the announced data port when we
+// dialled; the source of the first heartbeat from the control
+// connection's address when the peer dialled). Before it is known only a
+// heartbeat from the control connection's address is taken. A datagram
+// from any other address is refused, so a forged heartbeat cannot move
+// the path (a peer whose address changes, NAT rebinding, is reconnected
+// by the mesh after HeartbeatTimeout). Readers; allocates nothing.
+func (c *conn) fromPeer(from netip.AddrPort, typ uint8) bool {
+	if a := c.addr.Load(); a != nil {
+		return a.Port() == from.Port() && a.Addr().Unmap() == from.Addr().Unmap()
+	}
+	return typ == TypeHeartbeat && (!c.ctlIP.IsValid() || c.ctlIP == from.Addr().Unmap())
+}
+
 // gotHeartbeat handles a heartbeat body from addr. Called by the UDP
 // reader; allocates only when the peer's address changes.
 func (c *conn) gotHeartbeat(body []byte, from netip.AddrPort, now int64) bool {
@@ -155,8 +175,10 @@ func (c *conn) gotHeartbeat(body []byte, from netip.AddrPort, now int64) bool {
 		return false
 	}
 	c.lastHeard.Store(now)
+	// Only an authenticated (sealed) heartbeat moves the path; an
+	// unsealed one sets it once (fromPeer refused any other source).
 	if !c.outbound {
-		if a := c.addr.Load(); a == nil || *a != from {
+		if a := c.addr.Load(); a == nil || (c.keys != nil && *a != from) {
 			c.addr.Store(&from)
 			c.r.log.Debug("learned peer address", "peer", c.peer, "addr", from)
 		}

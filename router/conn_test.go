@@ -191,12 +191,17 @@ func TestConnEstablishProbeFail(t *testing.T) {
 		t.Fatalf("%d datagrams in 10s after probing, want 1 heartbeat and 2 confirmations of 2 probes each", d)
 	}
 
-	// The inbound side follows the peer's address.
+	// Unencrypted, the inbound side is bound to the peer's address:
+	// datagrams from another address are refused and do not move it.
+	orig, dropped := s.pab.from, s.b.Stats().DropUnknownSender
 	moved := netip.MustParseAddrPort("192.0.2.7:9999")
 	s.pab.from = moved
 	s.step(10 * time.Second)
-	if a := s.ba.addr.Load(); a == nil || *a != moved {
-		t.Fatalf("inbound side did not follow the move: %v", a)
+	if a := s.ba.addr.Load(); a == nil || *a != orig {
+		t.Fatalf("inbound side moved to %v on unauthenticated datagrams, want %v", a, orig)
+	}
+	if d := s.b.Stats().DropUnknownSender - dropped; d == 0 {
+		t.Fatal("datagrams from an unexpected address were not counted")
 	}
 
 	// Silence: both sides fail after the heartbeat timeout.

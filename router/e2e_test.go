@@ -298,7 +298,7 @@ func TestInboundLearnsAddress(t *testing.T) {
 	}
 	ba, err = nodes[2].Router.PrepareConnection(mesh.OverlayConnectionParams{
 		LocalPeer: 2, RemotePeer: 1, ConnUID: 9,
-		RemoteAddr:  netip.MustParseAddrPort("192.0.2.1:5555"),
+		RemoteAddr:  netip.AddrPortFrom(addr(1).Addr(), 5555),
 		SendControl: func(m []byte) error { ab.HandleControl(m); return nil },
 	})
 	if err != nil {

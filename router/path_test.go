@@ -106,11 +106,13 @@ func newPathPairWith(t testing.TB, mod func(*pathPair)) *pathPair {
 	if p.b, err = New(Config{Self: peerB, Device: p.devB, Transport: p.trB}); err != nil {
 		t.Fatal(err)
 	}
-	addr := netip.MustParseAddrPort("10.0.0.2:6783")
+	// a sends to 10.0.0.2; b hears a from 10.0.0.1 (pipeTransport.WriteBatch).
 	for _, x := range []struct {
 		r    *Router
 		peer mesh.PeerName
-	}{{p.a, peerB}, {p.b, peerA}} {
+		addr netip.AddrPort
+	}{{p.a, peerB, netip.MustParseAddrPort("10.0.0.2:6783")}, {p.b, peerA, netip.MustParseAddrPort("10.0.0.1:6783")}} {
+		addr := x.addr
 		oc, err := x.r.PrepareConnection(mesh.OverlayConnectionParams{
 			LocalPeer: x.r.self, RemotePeer: x.peer, Outbound: true, ConnUID: 1,
 			RemoteAddr: addr, RemoteDataPort: addr.Port(), SendControl: func([]byte) error { return nil },

@@ -87,6 +87,10 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 		u.st.drops[dropUnknownSender].Add(1)
 		return
 	}
+	if c.keys == nil && !c.fromPeer(d.Addr, h.Type) {
+		u.st.drops[dropUnknownSender].Add(1)
+		return
+	}
 	body, ok := u.open(c, h, b, body)
 	if !ok {
 		return
