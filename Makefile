@@ -51,7 +51,7 @@ fuzz: go
 # time from docker run to a first ping through the Docker plugin and through
 # the Docker API proxy; and the proxy's overhead on docker ps and docker cp.
 bench: go deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./secure/... ./nameserver/... ./ipam/... ./state/... ./daemon/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
+	$(GO) test -run '^$$' -bench . -benchmem ./router/... ./mesh/... ./secure/... ./nameserver/... ./ipam/... ./state/... ./daemon/... 2>/dev/null | grep -E '^(Benchmark|ok|PASS)' || true
 	@pw=$$(mktemp); head -c 24 /dev/urandom | base64 > $$pw; \
 	  WEFT_BIN=$(CURDIR)/bin/weft bash test/bench.sh --password-file $$pw; rc=$$?; rm -f $$pw; exit $$rc
 	WEFT_BIN=$(CURDIR)/bin/weft bash test/bench-dns.sh

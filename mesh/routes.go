@@ -7,7 +7,9 @@ package mesh
 type Routes struct {
 	self      PeerName
 	unicast   map[PeerName]PeerName   // destination -> next hop
-	broadcast map[PeerName][]PeerName // source -> next hops
+	broadcast map[PeerName][]PeerName // source -> next hops, when given whole
+	lazy      *lazyBroadcast          // else computed per source on first use
+	gen       uint64                  // computation number, see publishRoutes
 }
 
 // NewRoutes builds a Routes value from precomputed tables. The maps are
@@ -38,6 +40,9 @@ func (r *Routes) Broadcast(src PeerName) []PeerName {
 	if r == nil {
 		return nil
 	}
+	if r.lazy != nil {
+		return r.lazy.next(src)
+	}
 	return r.broadcast[src]
 }
 
@@ -51,7 +56,12 @@ func (r *Routes) UnicastTable() map[PeerName]PeerName {
 }
 
 // BroadcastTable returns a copy of the broadcast table, for status output.
+// Routes computed from a topology fill in the tree of every source first,
+// one walk of the graph per source.
 func (r *Routes) BroadcastTable() map[PeerName][]PeerName {
+	if r.lazy != nil {
+		return r.lazy.table()
+	}
 	out := make(map[PeerName][]PeerName, len(r.broadcast))
 	for k, v := range r.broadcast {
 		out[k] = append([]PeerName(nil), v...)

@@ -43,8 +43,8 @@ func (n *Node) flush() {
 	for _, g := range gone {
 		delete(n.dirty, g)
 	}
-	data := computeRoutes(n.cfg.Name, n.topo.peers, true)
-	ctrl := computeRoutes(n.cfg.Name, n.topo.peers, false)
+	entries := slices.Collect(maps.Values(n.topo.peers)) // immutable values
+	gen := routeGen.Add(1)
 	var msg []byte
 	if len(n.dirty) > 0 {
 		msg = encodeTopology(n.topo.entries(slices.Collect(maps.Keys(n.dirty))))
@@ -54,9 +54,9 @@ func (n *Node) flush() {
 	hooks := slices.Clone(n.goneHooks)
 	n.mu.Unlock()
 
-	n.ctrlRoutes.Store(ctrl)
-	if old := n.routes.Load(); !routesEqual(old, data) {
-		n.routes.Store(data)
+	data, ctrl := computeRoutePair(n.cfg.Name, entries, gen)
+	publishRoutes(&n.ctrlRoutes, ctrl)
+	if old := n.routes.Load(); !routesEqual(old, data) && publishRoutes(&n.routes, data) {
 		n.cfg.Overlay.RoutesChanged(data)
 	}
 	if msg != nil {
