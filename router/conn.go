@@ -49,6 +49,8 @@ type conn struct {
 	probeAck     atomic.Uint32                  // id of the last acknowledged candidate probe (odd ids)
 	probeAckCtl  atomic.Uint32                  // id of the last acknowledged control probe (even ids)
 	confirmed    atomic.Bool
+	challenge    atomic.Pointer[pathChallenge] // live path challenge (unencrypted); nil: none
+	echo         atomic.Uint64                 // nonce of a challenge to echo over the control connection; 0: none
 	stopped      atomic.Bool
 	state        atomic.Int32
 
@@ -107,11 +109,16 @@ func (c *conn) Failed() <-chan error { return c.failCh }
 
 // HandleControl handles a message the peer sent with SendControl.
 func (c *conn) HandleControl(msg []byte) {
-	if len(msg) != ctlLen || binary.BigEndian.Uint64(msg[ctlUIDStart:]) != c.uid {
+	if len(msg) < ctlLen || binary.BigEndian.Uint64(msg[ctlUIDStart:]) != c.uid ||
+		(msg[0] == ctlHeard && len(msg) != ctlLen) || (msg[0] == ctlPathEcho && len(msg) != ctlPathEchoLen) {
 		c.r.log.Debug("ignoring control message", "peer", c.peer, "len", len(msg))
 		return
 	}
 	switch msg[0] {
+	case ctlPathEcho:
+		if c.keys == nil {
+			c.gotEcho(msg)
+		}
 	case ctlHeard:
 		if !c.heardBy.Swap(true) {
 			c.r.wake()
@@ -158,8 +165,9 @@ func (c *conn) Stop() {
 // connection's address when the peer dialled). Before it is known only a
 // heartbeat from the control connection's address is taken. A datagram
 // from any other address is refused, so a forged heartbeat cannot move
-// the path (a peer whose address changes, NAT rebinding, is reconnected
-// by the mesh after HeartbeatTimeout). Readers; allocates nothing.
+// the path: a heartbeat from a new address only starts a path challenge,
+// confirmed over the control connection (pathchange.go). Readers;
+// allocates nothing.
 func (c *conn) fromPeer(from netip.AddrPort, typ uint8) bool {
 	if a := c.addr.Load(); a != nil {
 		return a.Port() == from.Port() && a.Addr().Unmap() == from.Addr().Unmap()
@@ -245,6 +253,7 @@ func (c *conn) tick(now int64, s *sender) {
 			c.toldHear = true
 		}
 	}
+	c.sendEcho()
 	established := c.state.Load() == stateEstablished
 	if !established && c.heard.Load() && c.heardBy.Load() {
 		established = true

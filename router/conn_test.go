@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand"
 	"net/netip"
@@ -191,17 +192,36 @@ func TestConnEstablishProbeFail(t *testing.T) {
 		t.Fatalf("%d datagrams in 10s after probing, want 1 heartbeat and 2 confirmations of 2 probes each", d)
 	}
 
-	// Unencrypted, the inbound side is bound to the peer's address:
-	// datagrams from another address are refused and do not move it.
+	// Unencrypted, the inbound side is bound to the peer's address: a
+	// heartbeat from another address (the peer behind a NAT that rebound)
+	// is refused and only makes b challenge that address; a wrong echo
+	// changes nothing; the path moves when a echoes the nonce over the
+	// control connection.
 	orig, dropped := s.pab.from, s.b.Stats().DropUnknownSender
 	moved := netip.MustParseAddrPort("192.0.2.7:9999")
 	s.pab.from = moved
 	s.step(10 * time.Second)
 	if a := s.ba.addr.Load(); a == nil || *a != orig {
-		t.Fatalf("inbound side moved to %v on unauthenticated datagrams, want %v", a, orig)
+		t.Fatalf("inbound side moved to %v on an unconfirmed heartbeat, want %v", a, orig)
 	}
 	if d := s.b.Stats().DropUnknownSender - dropped; d == 0 {
 		t.Fatal("datagrams from an unexpected address were not counted")
+	}
+	ch := s.ba.challenge.Load()
+	if ch == nil || ch.addr != moved {
+		t.Fatalf("no challenge to %v: %+v", moved, ch)
+	}
+	wrong := make([]byte, ctlPathEchoLen)
+	wrong[0] = ctlPathEcho
+	binary.BigEndian.PutUint64(wrong[ctlUIDStart:], s.ba.uid)
+	binary.BigEndian.PutUint64(wrong[ctlLen:], ch.nonce+1)
+	s.ba.HandleControl(wrong)
+	if a := s.ba.addr.Load(); *a != orig {
+		t.Fatalf("moved to %v on a wrong echo", a)
+	}
+	s.step(100 * time.Millisecond) // a's timer echoes the nonce
+	if a := s.ba.addr.Load(); *a != moved {
+		t.Fatalf("inbound side did not follow the confirmed move: %v", a)
 	}
 
 	// Silence: both sides fail after the heartbeat timeout.

@@ -12,6 +12,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeFrames(1, Record{Type: RecordFrame, Src: 1, Dst: 2, Frame: make([]byte, 60)}))
 	hb := make([]byte, 64)
 	f.Add(hb[:putHeartbeat(hb, 3, 1, 42)])
+	f.Add(hb[:putPathChallenge(hb, 3, 1, 42, 7)])
 	f.Add([]byte{1, 1, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, body, err := ParseHeader(b)
@@ -25,6 +26,8 @@ func FuzzDecode(f *testing.F) {
 			_, _, _ = parseProbe(body)
 		case TypeProbeAck:
 			_, _, _, _ = parseProbeAck(body)
+		case TypePathChallenge:
+			_, _, _ = parsePathChallenge(body)
 		}
 		for off := 0; off < len(body); {
 			r, n, err := ParseRecord(body[off:])
@@ -89,6 +92,7 @@ func FuzzReceive(f *testing.F) {
 		Record{Type: RecordFrame, Src: peerA, Dst: 0x0c, Frame: ethFrame(0x0c, 0x0a, 100)}))
 	hb := make([]byte, 64)
 	f.Add(hb[:putHeartbeat(hb, peerA, 1, 1)])
+	f.Add(hb[:putPathChallenge(hb, peerA, 1, 1, 7)])
 	pr := make([]byte, 2000)
 	f.Add(pr[:putProbe(pr, 1500, peerA, 2, 1, 7)])
 	f.Add(pr[:putProbeAck(pr, peerA, 3, 1, 7, 1500)])
@@ -101,6 +105,7 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := &p.udpB.dgrams[0]
 		d.N = copy(d.Buf, b)
+		d.Addr = fromA // the connection is bound to A's address
 		p.udpB.handle(1)
 	})
 }

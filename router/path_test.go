@@ -61,7 +61,7 @@ func (p *pipeTransport) WriteBatch(d []Datagram) (int, error) {
 			dst := &p.to.dgrams[p.n]
 			dst.N = copy(dst.Buf, x.Buf)
 			dst.Segment = x.Segment
-			dst.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, 1}), 6783)
+			dst.Addr = fromA
 			p.n++
 		} else {
 			p.scratch = append(p.scratch[:0], x.Buf...)
@@ -80,6 +80,9 @@ type pathPair struct {
 	tapA       *tapReader
 	udpB       *udpReader
 }
+
+// fromA is the address b hears a from.
+var fromA = netip.MustParseAddrPort("10.0.0.1:6783")
 
 const (
 	peerA mesh.PeerName = 0x0a
@@ -111,7 +114,7 @@ func newPathPairWith(t testing.TB, mod func(*pathPair)) *pathPair {
 		r    *Router
 		peer mesh.PeerName
 		addr netip.AddrPort
-	}{{p.a, peerB, netip.MustParseAddrPort("10.0.0.2:6783")}, {p.b, peerA, netip.MustParseAddrPort("10.0.0.1:6783")}} {
+	}{{p.a, peerB, netip.MustParseAddrPort("10.0.0.2:6783")}, {p.b, peerA, fromA}} {
 		addr := x.addr
 		oc, err := x.r.PrepareConnection(mesh.OverlayConnectionParams{
 			LocalPeer: x.r.self, RemotePeer: x.peer, Outbound: true, ConnUID: 1,

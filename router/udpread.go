@@ -89,6 +89,12 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 	}
 	if c.keys == nil && !c.fromPeer(d.Addr, h.Type) {
 		u.st.drops[dropUnknownSender].Add(1)
+		if h.Type == TypeHeartbeat && h.Flags&FlagSealed == 0 {
+			if nonce, ok := c.challengeFrom(body, d.Addr, u.now); ok {
+				buf, i := u.out.control(c, d.Addr)
+				u.out.commit(i, putPathChallenge(buf, u.r.self, c.counter.Add(1), c.uid, nonce))
+			}
+		}
 		return
 	}
 	body, ok := u.open(c, h, b, body)
@@ -100,6 +106,10 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 		u.frames(h.Sender, body)
 	case TypeHeartbeat:
 		if !c.gotHeartbeat(body, d.Addr, u.now) {
+			u.st.drops[dropBadDatagram].Add(1)
+		}
+	case TypePathChallenge:
+		if c.keys != nil || !c.gotChallenge(body) {
 			u.st.drops[dropBadDatagram].Add(1)
 		}
 	case TypeProbe:

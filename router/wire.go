@@ -48,6 +48,10 @@ const (
 	TypeProbe uint8 = 3
 	// TypeProbeAck answers a probe that arrived.
 	TypeProbeAck uint8 = 4
+	// TypePathChallenge carries a nonce to a new address of the peer of an
+	// unencrypted connection; the peer echoes it over the control
+	// connection (pathchange.go).
+	TypePathChallenge uint8 = 5
 )
 
 // Header flags (header byte 2).
