@@ -30,57 +30,70 @@ type routeGraph struct {
 	index map[PeerName]int32
 	off   []int32 // neighbours of i are nbrs[off[i]:off[i+1]]
 	nbrs  []int32
+	in    *routeInput // what the graph was built from, for the next build
 }
 
 func (g *routeGraph) adj(i int32) []int32 { return g.nbrs[g.off[i]:g.off[i+1]] }
 
-// peerIndex sorts entries by name and indexes them.
-func peerIndex(entries []*peerEntry) ([]*peerEntry, map[PeerName]int32) {
-	type named struct {
-		name PeerName
-		e    *peerEntry
-	}
-	byName := make([]named, len(entries))
-	for i, e := range entries {
-		byName[i] = named{e.Name, e}
-	}
-	slices.SortFunc(byName, func(a, b named) int { return cmp.Compare(a.name, b.name) })
-	sorted := make([]*peerEntry, len(entries))
-	index := make(map[PeerName]int32, len(entries))
-	for i, n := range byName {
-		sorted[i] = n.e
-		index[n.name] = int32(i)
-	}
-	return sorted, index
-}
-
-// buildGraphs returns the data graph, of the connections both ends report
-// established, and the control graph, of the connections both ends report.
-// entries are sorted by name and index maps their names to their
-// positions. It runs in O(V+E) plus the sorting of each peer's reports.
-func buildGraphs(entries []*peerEntry, index map[PeerName]int32) (data, ctrl *routeGraph) {
+// routeInput is a topology snapshot prepared for building graphs: the
+// entries sorted by name, their index, and what each peer reports. It is
+// immutable, and the next computation reuses what did not change.
+type routeInput struct {
+	entries []*peerEntry
+	names   []PeerName
+	index   map[PeerName]int32
 	// rep[roff[i]:roff[i+1]] holds the peers i reports as index<<1 |
 	// established, sorted, one per peer (established if any report is).
-	roff := make([]int32, len(entries)+1)
+	roff []int32
+	rep  []uint32
+}
+
+// newRouteInput prepares entries. When the set of peers is the one prev
+// was built from, it keeps prev's index, and the reports of every entry
+// that is still the same value (entries are replaced whole, never edited).
+func newRouteInput(entries []*peerEntry, prev *routeInput) *routeInput {
+	in := &routeInput{}
+	if prev != nil && len(prev.entries) == len(entries) {
+		sorted := make([]*peerEntry, len(entries))
+		for _, e := range entries {
+			i, ok := prev.index[e.Name]
+			if !ok || sorted[i] != nil {
+				sorted = nil
+				break
+			}
+			sorted[i] = e
+		}
+		if sorted != nil {
+			in.entries, in.names, in.index = sorted, prev.names, prev.index
+		}
+	}
+	if in.entries == nil {
+		prev = nil
+		in.entries, in.names, in.index = peerIndex(entries)
+	}
+	in.roff = make([]int32, len(entries)+1)
 	total := 0
-	for _, e := range entries {
+	for _, e := range in.entries {
 		total += len(e.Conns)
 	}
-	rep := make([]uint32, 0, total)
-	names := make([]PeerName, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name
-		start := len(rep)
+	in.rep = make([]uint32, 0, total)
+	for i, e := range in.entries {
+		if prev != nil && prev.entries[i] == e {
+			in.rep = append(in.rep, prev.rep[prev.roff[i]:prev.roff[i+1]]...)
+			in.roff[i+1] = int32(len(in.rep))
+			continue
+		}
+		start := len(in.rep)
 		for _, c := range e.Conns {
-			if j, ok := index[c.Peer]; ok && j != int32(i) {
+			if j, ok := in.index[c.Peer]; ok && j != int32(i) {
 				v := uint32(j) << 1
 				if c.Established {
 					v |= 1
 				}
-				rep = append(rep, v)
+				in.rep = append(in.rep, v)
 			}
 		}
-		s := rep[start:]
+		s := in.rep[start:]
 		if !slices.IsSorted(s) {
 			slices.Sort(s)
 		}
@@ -93,18 +106,47 @@ func buildGraphs(entries []*peerEntry, index map[PeerName]int32) (data, ctrl *ro
 			s[w] = v
 			w++
 		}
-		rep = rep[:start+w]
-		roff[i+1] = int32(len(rep))
+		in.rep = in.rep[:start+w]
+		in.roff[i+1] = int32(len(in.rep))
 	}
+	return in
+}
+
+// peerIndex sorts entries by name and indexes them.
+func peerIndex(entries []*peerEntry) ([]*peerEntry, []PeerName, map[PeerName]int32) {
+	type named struct {
+		name PeerName
+		e    *peerEntry
+	}
+	byName := make([]named, len(entries))
+	for i, e := range entries {
+		byName[i] = named{e.Name, e}
+	}
+	slices.SortFunc(byName, func(a, b named) int { return cmp.Compare(a.name, b.name) })
+	sorted := make([]*peerEntry, len(entries))
+	names := make([]PeerName, len(entries))
+	index := make(map[PeerName]int32, len(entries))
+	for i, n := range byName {
+		sorted[i], names[i] = n.e, n.name
+		index[n.name] = int32(i)
+	}
+	return sorted, names, index
+}
+
+// graphs returns the data graph, of the connections both ends report
+// established, and the control graph, of the connections both ends
+// report, in O(V+E).
+func (in *routeInput) graphs() (data, ctrl *routeGraph) {
+	n, rep, roff := len(in.entries), in.rep, in.roff
 	newGraph := func() *routeGraph {
-		return &routeGraph{names: names, index: index, off: make([]int32, len(entries)+1), nbrs: make([]int32, 0, len(rep))}
+		return &routeGraph{names: in.names, index: in.index, off: make([]int32, n+1), nbrs: make([]int32, 0, len(rep)), in: in}
 	}
 	data, ctrl = newGraph(), newGraph()
 	// Peers are visited in ascending order, so the reports of j that name
 	// a peer below i were passed over already: cursor[j] skips them, and
 	// each report is passed over once in all.
-	cursor := slices.Clone(roff[:len(entries)])
-	for i := range entries {
+	cursor := slices.Clone(roff[:n])
+	for i := 0; i < n; i++ {
 		for _, v := range rep[roff[i]:roff[i+1]] {
 			j := v >> 1
 			k, end := cursor[j], roff[j+1]
@@ -168,7 +210,7 @@ func computeRoutes(self PeerName, peers map[PeerName]*peerEntry, establishedOnly
 	for _, e := range peers {
 		entries = append(entries, e)
 	}
-	data, ctrl := buildGraphs(peerIndex(entries))
+	data, ctrl := newRouteInput(entries, nil).graphs()
 	if establishedOnly {
 		return routesFromGraph(self, data, 0)
 	}
@@ -177,12 +219,17 @@ func computeRoutes(self PeerName, peers map[PeerName]*peerEntry, establishedOnly
 
 // computeRoutePair derives the data routes (established connections only)
 // and the control routes (any symmetric connection) for self from a
-// snapshot of the topology's entries, numbered gen.
-func computeRoutePair(self PeerName, entries []*peerEntry, gen uint64) (data, ctrl *Routes) {
+// snapshot of the topology's entries, numbered gen. prev, the routes of
+// the previous computation or nil, lends what did not change.
+func computeRoutePair(self PeerName, entries []*peerEntry, gen uint64, prev *Routes) (data, ctrl *Routes) {
 	if h := routeCalcHook.Load(); h != nil {
 		(*h)(self)
 	}
-	dg, cg := buildGraphs(peerIndex(entries))
+	var prevIn *routeInput
+	if prev != nil && prev.lazy != nil {
+		prevIn = prev.lazy.g.in
+	}
+	dg, cg := newRouteInput(entries, prevIn).graphs()
 	return routesFromGraph(self, dg, gen), routesFromGraph(self, cg, gen)
 }
 

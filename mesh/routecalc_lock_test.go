@@ -140,7 +140,8 @@ func refRoutes(self PeerName, peers map[PeerName]*peerEntry, establishedOnly boo
 
 // TestRoutesMatchReference compares the routes with the original
 // computation on random small meshes with one-way, pending and duplicate
-// connections listed in any order.
+// connections listed in any order, computed afresh and reusing a previous
+// computation.
 func TestRoutesMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for round := 0; round < 300; round++ {
@@ -170,6 +171,38 @@ func TestRoutesMatchReference(t *testing.T) {
 			again := computeRoutes(self, maps.Clone(peers), est)
 			if !routesEqual(r, again) {
 				t.Fatalf("round %d: routesEqual false for the same topology", round)
+			}
+		}
+		// Recompute after some entries changed, reusing the first
+		// computation, and sometimes after a peer joined.
+		_, prev := computeRoutePair(self, slices.Collect(maps.Values(peers)), 1, nil)
+		changed := maps.Clone(peers)
+		for k := rng.IntN(3); k >= 0; k-- {
+			p := PeerName(1 + rng.IntN(n))
+			e := *changed[p]
+			e.Conns = slices.Clone(e.Conns)
+			if len(e.Conns) > 0 && rng.IntN(2) == 0 {
+				i := rng.IntN(len(e.Conns))
+				e.Conns[i].Established = !e.Conns[i].Established
+			} else {
+				e.Conns = append(e.Conns, connEntry{Peer: PeerName(1 + rng.IntN(n)), Established: true})
+			}
+			changed[p] = &e
+		}
+		if rng.IntN(4) == 0 {
+			changed[PeerName(n+1)] = &peerEntry{Name: PeerName(n + 1), Conns: []connEntry{{Peer: self, Established: true}}}
+		}
+		data, ctrl := computeRoutePair(self, slices.Collect(maps.Values(changed)), 2, prev)
+		for _, c := range []struct {
+			r   *Routes
+			est bool
+		}{{data, true}, {ctrl, false}} {
+			wantU, wantB := refRoutes(self, changed, c.est)
+			if got := c.r.UnicastTable(); !maps.Equal(got, wantU) {
+				t.Fatalf("round %d est=%v, reused: unicast %v, want %v", round, c.est, got, wantU)
+			}
+			if got := c.r.BroadcastTable(); !maps.EqualFunc(got, wantB, slices.Equal) {
+				t.Fatalf("round %d est=%v, reused: broadcast %v, want %v", round, c.est, got, wantB)
 			}
 		}
 	}

@@ -54,7 +54,7 @@ func (n *Node) flush() {
 	hooks := slices.Clone(n.goneHooks)
 	n.mu.Unlock()
 
-	data, ctrl := computeRoutePair(n.cfg.Name, entries, gen)
+	data, ctrl := computeRoutePair(n.cfg.Name, entries, gen, n.ctrlRoutes.Load())
 	publishRoutes(&n.ctrlRoutes, ctrl)
 	if old := n.routes.Load(); !routesEqual(old, data) && publishRoutes(&n.routes, data) {
 		n.cfg.Overlay.RoutesChanged(data)
