@@ -152,3 +152,32 @@ func nsUDP(t *testing.T, ns string, port int) *net.UDPConn {
 	t.Cleanup(func() { r.c.Close() })
 	return r.c
 }
+
+// TestPathChangeConfirmed: the other side of source binding. h2 dialled h1
+// without a password; then h2's datagrams start leaving from another
+// address (a route with another source, as after a NAT rebinding) while
+// its control connection stays. h1 must follow once h2 echoes its path
+// challenge over the control connection: c2 reaches c1 again within
+// seconds, long before the heartbeat timeout would reconnect them.
+func TestPathChangeConfirmed(t *testing.T) {
+	t.Parallel()
+	w := netns.NewWorld(t, 2)
+	h1, h2 := w.Hosts[0], w.Hosts[1]
+	h1.Launch(t)
+	h2.Launch(t, h1.PeerAddr())
+	c1 := h1.AddContainer(t, "c1", "10.2.10.1/24")
+	c2 := h2.AddContainer(t, "c2", "10.2.10.2/24")
+	c2.WaitPing(t, c1.IP, pingTimeout)
+
+	moved := netns.UnderlayPrefix + ".52"
+	h2.MustRun(t, "ip", "addr", "add", moved+"/24", "dev", "eth0")
+	h2.MustRun(t, "ip", "route", "replace", h1.Addr+"/32", "dev", "eth0", "src", moved)
+	start := time.Now()
+	// Slow heartbeats come every 2 s: the first from the new address
+	// starts the challenge, and the path moves one round trip later.
+	c2.WaitPing(t, c1.IP, 8*time.Second)
+	t.Logf("c2 reaches c1 %v after the move", time.Since(start).Round(time.Millisecond))
+	if got, out := pingCount(c2, c1.IP, 50); got < 49 {
+		t.Errorf("c2 -> c1 after the move: %d of 50 answered\n%s", got, out)
+	}
+}
