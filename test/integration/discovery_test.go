@@ -5,13 +5,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/weftnet/weft/test/netns"
 )
@@ -119,33 +115,18 @@ type countingListener struct {
 // nsListen listens on addr inside the network namespace ns.
 func nsListen(t *testing.T, ns, addr string) *countingListener {
 	t.Helper()
-	type result struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	if err := netns.Inside(ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
 	}
-	res := make(chan result)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		f, err := os.Open("/run/netns/" + ns)
-		if err == nil {
-			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-			f.Close()
-		}
-		var ln net.Listener
-		if err == nil {
-			ln, err = net.Listen("tcp", addr)
-		}
-		res <- result{ln, err}
-	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("listen on %s in %s: %v", addr, ns, r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
-	cl := &countingListener{addr: r.ln.Addr().(*net.TCPAddr).AddrPort()}
+	t.Cleanup(func() { ln.Close() })
+	cl := &countingListener{addr: ln.Addr().(*net.TCPAddr).AddrPort()}
 	go func() {
 		for {
-			c, err := r.ln.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}

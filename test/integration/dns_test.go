@@ -6,14 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	vnetns "github.com/vishvananda/netns"
 
 	"github.com/weftnet/weft/daemon"
 	"github.com/weftnet/weft/test/netns"
@@ -271,43 +269,12 @@ func startUpstream(t *testing.T, h *netns.Host) {
 // /var/run/netns) and connects it to addr; the socket stays in that
 // namespace whichever thread uses it later.
 func dialIn(ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := vnetns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return // the thread is discarded with the goroutine
-		}
-		defer orig.Close()
-		target, err := vnetns.GetFromName(ns)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("namespace %s: %w", ns, err)}
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := vnetns.Set(target); err != nil {
-			ch <- result{err: fmt.Errorf("enter %s: %w", ns, err)}
-			return
-		}
-		c, err := net.DialTimeout(network, addr, 2*time.Second)
-		if err := vnetns.Set(orig); err != nil {
-			if c != nil {
-				c.Close()
-			}
-			ch <- result{err: fmt.Errorf("leave %s: %w", ns, err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+	var c net.Conn
+	err := netns.Inside(ns, func() (err error) {
+		c, err = net.DialTimeout(network, addr, 2*time.Second)
+		return err
+	})
+	return c, err
 }
 
 // query asks the DNS server of the container's host (at daemon.DNSAddr, as

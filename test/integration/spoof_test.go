@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,33 +122,15 @@ func findHeartbeat(pcap []byte, src string) []byte {
 // stays in ns; the thread that entered it ends with its goroutine.
 func nsUDP(t *testing.T, ns string, port int) *net.UDPConn {
 	t.Helper()
-	type result struct {
-		c   *net.UDPConn
-		err error
+	var c *net.UDPConn
+	if err := netns.Inside(ns, func() (err error) {
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+		return err
+	}); err != nil {
+		t.Fatalf("udp socket in %s: %v", ns, err)
 	}
-	res := make(chan result)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			res <- result{nil, err}
-			return
-		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err != nil {
-			res <- result{nil, err}
-			return
-		}
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
-		res <- result{c, err}
-	}()
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("udp socket in %s: %v", ns, r.err)
-	}
-	t.Cleanup(func() { r.c.Close() })
-	return r.c
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // TestPathChangeConfirmed: the other side of source binding. h2 dialled h1
