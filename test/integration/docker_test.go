@@ -115,6 +115,19 @@ func dockerFails(t *testing.T, d *netns.Dockerd, want []string, args ...string) 
 	}
 }
 
+// dockerPair makes two hosts, each with a dockerd and a router launched
+// beside it (h2's joined to h1's), and waits until they are connected.
+func dockerPair(t testing.TB) (h1, h2 *netns.Host, d1, d2 *netns.Dockerd) {
+	t.Helper()
+	w := netns.NewWorld(t, 2)
+	h1, h2 = w.Hosts[0], w.Hosts[1]
+	d1, d2 = h1.StartDockerd(t), h2.StartDockerd(t)
+	d1.Launch(t)
+	d2.Launch(t, h1.PeerAddr())
+	netns.Eventually(t, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
+	return h1, h2, d1, d2
+}
+
 // TestDocker runs weft with a real dockerd on each of two hosts, the
 // router serving the network and IPAM driver to its host's daemon:
 // containers attached by name across hosts, kept across restarts and
@@ -127,12 +140,7 @@ func dockerFails(t *testing.T, d *netns.Dockerd, want []string, args ...string) 
 // test, as the steps after it count on it.
 func TestDocker(t *testing.T) {
 	t.Parallel()
-	w := netns.NewWorld(t, 2)
-	h1, h2 := w.Hosts[0], w.Hosts[1]
-	d1, d2 := h1.StartDockerd(t), h2.StartDockerd(t)
-	d1.Launch(t)
-	d2.Launch(t, h1.PeerAddr())
-	netns.Eventually(t, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
+	h1, h2, d1, d2 := dockerPair(t)
 	both := []*netns.Dockerd{d1, d2}
 	hosts := []*netns.Host{h1, h2}
 

@@ -43,12 +43,7 @@ func containerAddr(b *testing.B, d *netns.Dockerd, name, net string) string {
 // same bridge. The goal: weft within 0.3 s of the bridge.
 // Reported per run: weft-s, bridge-s and their difference.
 func BenchmarkDockerRunFirstPing(b *testing.B) {
-	w := netns.NewWorld(b, 2)
-	h1, h2 := w.Hosts[0], w.Hosts[1]
-	d1, d2 := h1.StartDockerd(b), h2.StartDockerd(b)
-	d1.Launch(b)
-	d2.Launch(b, h1.PeerAddr())
-	netns.Eventually(b, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
+	_, _, d1, d2 := dockerPair(b)
 	for _, d := range []*netns.Dockerd{d1, d2} {
 		d.MustDocker(b, "network", "create", "-d", "weft", "--ipam-driver", "weft", "--subnet", "10.61.0.0/24", "wb")
 	}

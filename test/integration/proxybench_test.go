@@ -11,20 +11,6 @@ import (
 	"github.com/weftnet/weft/test/netns"
 )
 
-// proxyHost runs `weft env` on d's host and returns the DOCKER_HOST it
-// exports: the router's Docker API proxy (weftEnv, for benchmarks).
-func proxyHost(b *testing.B, d *netns.Dockerd) string {
-	b.Helper()
-	out := strings.TrimSpace(d.MustWeft(b, "env"))
-	for _, f := range strings.Fields(strings.TrimPrefix(out, "export ")) {
-		if v, ok := strings.CutPrefix(f, "DOCKER_HOST="); ok {
-			return strings.Trim(v, "'")
-		}
-	}
-	b.Fatalf("weft env printed %q: no DOCKER_HOST", out)
-	return ""
-}
-
 // timedDocker runs docker with args, through the Docker API at host
 // (the proxy) or straight to d when host is "", and returns how long it
 // took; it fails the benchmark unless docker exits 0.
@@ -75,13 +61,8 @@ func weftAddr(b *testing.B, d *netns.Dockerd, name string) string {
 // Reported per run: proxy-s (with the bridge), bridge-s, extra-s (their
 // difference) and weft-only-s.
 func BenchmarkProxyRunFirstPing(b *testing.B) {
-	w := netns.NewWorld(b, 2)
-	h1, h2 := w.Hosts[0], w.Hosts[1]
-	d1, d2 := h1.StartDockerd(b), h2.StartDockerd(b)
-	d1.Launch(b)
-	d2.Launch(b, h1.PeerAddr())
-	netns.Eventually(b, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
-	p1, p2 := proxyHost(b, d1), proxyHost(b, d2)
+	_, _, d1, d2 := dockerPair(b)
+	p1, p2 := weftEnv(b, d1), weftEnv(b, d2)
 	timedDocker(b, d1, p1, "run", "-d", "--name", "far", netns.BusyboxImage, "sleep", "3600")
 	d2.MustDocker(b, "network", "create", "-d", "bridge", "--subnet", "10.62.0.0/24", "br")
 	d2.MustDocker(b, "run", "-d", "--network", "br", "--name", "near", netns.BusyboxImage, "sleep", "3600")
@@ -130,7 +111,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	w := netns.NewWorld(b, 1)
 	d := w.Hosts[0].StartDockerd(b)
 	d.Launch(b)
-	p := proxyHost(b, d)
+	p := weftEnv(b, d)
 	for _, name := range []string{"l1", "l2", "l3", "l4", "l5"} {
 		timedDocker(b, d, p, "run", "-d", "--name", name, netns.BusyboxImage, "sleep", "3600")
 	}

@@ -13,7 +13,7 @@ import (
 
 // weftEnv runs `weft env` on d's host and returns the DOCKER_HOST it
 // exports (the proxy).
-func weftEnv(t *testing.T, d *netns.Dockerd) string {
+func weftEnv(t testing.TB, d *netns.Dockerd) string {
 	t.Helper()
 	out := strings.TrimSpace(d.MustWeft(t, "env"))
 	for _, f := range strings.Fields(strings.TrimPrefix(out, "export ")) {
@@ -46,12 +46,7 @@ const firstLines = `ip -4 -o addr show dev ethweft | awk '{print "first:", $4}';
 // name, and docker inspect shows the container as made.
 func TestProxyRun(t *testing.T) {
 	t.Parallel()
-	w := netns.NewWorld(t, 2)
-	h1, h2 := w.Hosts[0], w.Hosts[1]
-	d1, d2 := h1.StartDockerd(t), h2.StartDockerd(t)
-	d1.Launch(t)
-	d2.Launch(t, h1.PeerAddr())
-	netns.Eventually(t, connectTimeout, "h2 connected to h1", func() error { return h2.EstablishedWith(h1) })
+	h1, h2, d1, d2 := dockerPair(t)
 	p1, p2 := weftEnv(t, d1), weftEnv(t, d2)
 
 	step := func(name string, f func(t *testing.T)) {
