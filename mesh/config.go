@@ -14,7 +14,11 @@ const DefaultPort = 6783
 
 // Config configures a Node. Zero timing fields take the defaults noted.
 type Config struct {
-	// Name identifies this peer; required, persistent across restarts.
+	// Identity is the router's long-term identity key; required,
+	// persistent across restarts. The peer name is derived from it.
+	Identity *Identity
+	// Name identifies this peer: Identity's name (NameOf). It may be left
+	// zero; NewNode sets it, and refuses any other value.
 	Name PeerName
 	// NickName is a human-readable name (the hostname); defaults to Name.
 	NickName string
@@ -118,11 +122,25 @@ type Config struct {
 	BackoffReset time.Duration
 	// MaxMessageSize bounds a control message (default 10 MiB).
 	MaxMessageSize int
+	// MaxPeers bounds the peers the topology holds, ourselves included
+	// (default DefaultMaxPeers). Entries of further peers are refused and
+	// counted (TopologyRefusals); known peers stay.
+	MaxPeers int
+	// TopologyBudget is how many topology entries one connection may have
+	// us check per second, after a burst of MaxPeers (default
+	// DefaultTopologyBudget). Entries beyond it are dropped, to come
+	// again with the next gossip, and counted.
+	TopologyBudget int
 }
 
 func (c *Config) setDefaults() error {
+	if c.Identity == nil {
+		return fmt.Errorf("mesh config: identity key is required")
+	}
 	if c.Name == UnknownPeerName {
-		return fmt.Errorf("mesh config: peer name is required")
+		c.Name = c.Identity.Name()
+	} else if c.Name != c.Identity.Name() {
+		return fmt.Errorf("mesh config: peer name %s is not the name of the identity key (%s)", c.Name, c.Identity.Name())
 	}
 	if c.Overlay == nil {
 		return fmt.Errorf("mesh config: overlay is required")
@@ -175,6 +193,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = DefaultMaxPeers
+	}
+	if c.TopologyBudget <= 0 {
+		c.TopologyBudget = DefaultTopologyBudget
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ type conn struct {
 	closed      bool  // close has run
 	writing     bool  // registered: the writer goroutine owns writes
 	rejectErr   error // set by rejectWith
+
+	// Owned by the reader goroutine.
+	topoBudget  tokenBucket // topology entries we check for this connection
+	lastTopoLog time.Time   // when a refused entry from it was last logged
 }
 
 // close ends the connection with err (the first error wins).
@@ -96,6 +100,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 		remoteAddr: addrPortOf(nc.RemoteAddr()),
 		sendq:      make(chan []byte, sendQueueLen),
 		done:       make(chan struct{}),
+		topoBudget: tokenBucket{burst: n.cfg.MaxPeers, every: time.Second / time.Duration(n.cfg.TopologyBudget)},
 	}
 	defer slot.release()
 	n.mu.Lock()
@@ -153,9 +158,10 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 	if err != nil {
 		return false, err
 	}
-	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
+	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
 	res, err := handshake(c.nc, handshakeConfig{
 		local:     local,
+		identity:  n.cfg.Identity,
 		header:    header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
 		psk:       n.cfg.PSK,
 		initiator: c.outbound,
@@ -264,7 +270,9 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 	}
 	if e, ok := n.topo.peers[name]; !ok || e.UID != c.remote.UID {
 		// A new peer or a new incarnation: show it until its own gossip arrives.
-		n.topo.merge([]peerEntry{{Name: name, NickName: c.remote.NickName, UID: c.remote.UID}})
+		// It is unsigned (version 0), never gossiped, and replaced by
+		// the peer's first signed entry.
+		n.topo.merge([]peerEntry{{Name: name, Key: c.remote.Key, NickName: c.remote.NickName, UID: c.remote.UID}})
 	}
 	n.localChangedLocked()
 	return old, nil
@@ -407,7 +415,7 @@ func (n *Node) handleMsg(c *conn, msg []byte) error {
 		if err != nil {
 			return err
 		}
-		n.applyTopology(entries)
+		n.applyTopology(c, entries)
 	case tagGossip, tagGossipBroadcast, tagGossipUnicast:
 		return n.handleGossip(c, msg)
 	case tagOverlayControl:

@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math"
 	"maps"
 	"net"
 	"net/netip"
@@ -69,6 +70,7 @@ type Node struct {
 
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
+	topoRefused    topoRefusalCounters
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.
@@ -249,35 +251,20 @@ func (n *Node) selfEntryLocked() *peerEntry {
 		c := n.conns[name]
 		e.Conns = append(e.Conns, connEntry{Peer: name, Addr: c.remoteAddr, Outbound: c.outbound, Established: c.established.Load()})
 	}
+	signEntry(n.cfg.Identity, e)
 	return e
 }
 
 // localChangedLocked bumps our version after our connections changed and
 // schedules a broadcast.
 func (n *Node) localChangedLocked() {
-	n.version++
+	if n.version < math.MaxUint64 {
+		n.version++
+	}
 	n.topo.setSelf(n.selfEntryLocked())
 	n.dirty[n.cfg.Name] = struct{}{}
 	n.kick(n.kickUpdate)
 	n.kick(n.kickMaker)
-}
-
-// applyTopology merges entries received from a neighbour.
-func (n *Node) applyTopology(entries []peerEntry) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delta, floor := n.topo.merge(n.dropNameClashesLocked(entries))
-	if floor > n.version {
-		n.version = floor - 1
-		n.localChangedLocked()
-	}
-	for _, name := range delta {
-		n.dirty[name] = struct{}{}
-	}
-	if len(delta) > 0 {
-		n.kick(n.kickUpdate)
-		n.kick(n.kickMaker)
-	}
 }
 
 // connsSnapshotLocked returns the registered connections sorted by peer.
