@@ -101,8 +101,8 @@ func fuzzResponder(psk *secure.PSK) handshakeConfig {
 	return handshakeConfig{
 		local:    features{NickName: "fuzz", UID: 1, ConnNonce: 1, DataPort: 1},
 		identity: testIdentity(0xf0),
-		header: header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
-		psk:    psk, timeout: time.Second, maxMsg: 1 << 16,
+		header:   header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
+		psk:      psk, timeout: time.Second, maxMsg: 1 << 16,
 		suite: secure.SuiteChaCha20Poly1305, rand: rand.NewChaCha8([32]byte{2}),
 	}
 }

@@ -160,7 +160,7 @@ func TestHandshakeRefusesLargeFeaturesClaim(t *testing.T) {
 		local:    features{UID: 1, ConnNonce: 1},
 		identity: testIdentity(1),
 		header:   header{minVersion: 2, maxVersion: 2},
-		timeout: 3 * time.Second, maxMsg: DefaultMaxMessageSize,
+		timeout:  3 * time.Second, maxMsg: DefaultMaxMessageSize,
 	})
 	if !errors.Is(err, ErrMessageTooLarge) {
 		t.Fatalf("handshake with a 10 MiB features claim: %v; want %v", err, ErrMessageTooLarge)
