@@ -48,10 +48,11 @@ func (n *Node) TopologyRefusals() TopologyRefusals {
 
 // applyTopology merges entries received from neighbour c. The entries
 // that would change our view are picked under the lock, their signatures
-// checked outside it (the costly part), and the survivors merged.
+// checked outside it (the costly part), and the survivors merged, except
+// those of another incarnation under a name we know (dupname.go).
 func (n *Node) applyTopology(c *conn, entries []peerEntry) {
 	n.mu.Lock()
-	cand := n.topologyCandidatesLocked(c, n.dropNameClashesLocked(entries))
+	cand := n.topologyCandidatesLocked(c, entries)
 	n.mu.Unlock()
 	if len(cand) == 0 {
 		return
@@ -69,7 +70,7 @@ func (n *Node) applyTopology(c *conn, entries []peerEntry) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delta, floor := n.topo.merge(ok)
+	delta, floor := n.topo.merge(n.dropNameClashesLocked(ok))
 	if floor > n.version {
 		n.version = floor - 1
 		n.localChangedLocked()
