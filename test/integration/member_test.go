@@ -76,12 +76,12 @@ type topoConn struct {
 
 // topoEntry is a topology entry; key signs it (unless sig is set).
 type topoEntry struct {
-	key                memberKey
-	name               uint64 // 0: key's name
-	uid, version       uint64
-	nick               string
-	conns              []topoConn
-	sig                []byte // set: sent instead of the key's signature
+	key          memberKey
+	name         uint64 // 0: key's name
+	uid, version uint64
+	nick         string
+	conns        []topoConn
+	sig          []byte // set: sent instead of the key's signature
 }
 
 func (e topoEntry) body() []byte {
