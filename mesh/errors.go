@@ -15,6 +15,9 @@ var (
 	// ErrBadSignature means a topology entry is not signed by the key
 	// of the peer it describes.
 	ErrBadSignature = errors.New("signature does not verify")
+	// ErrForgedSource means a gossip message does not come from the
+	// peer it names as its source.
+	ErrForgedSource = errors.New("gossip source forged")
 	// ErrIdentityProof means a peer failed to prove it holds the private
 	// identity key of the name it claims.
 	ErrIdentityProof = errors.New("identity proof failed")

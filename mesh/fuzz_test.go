@@ -37,8 +37,8 @@ func fuzzSeeds() map[string][][]byte {
 		return buf.Bytes()
 	}
 	gossip := encodeGossip(tagGossip, "dns", 1, [][]byte{[]byte("a"), []byte("bc")})
-	bcast := encodeGossip(tagGossipBroadcast, "ipam", 2, [][]byte{[]byte("x")})
-	uni := append([]byte{tagGossipUnicast, 3, 'd', 'n', 's', 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2}, "hello"...)
+	bcast := signGossip(testIdentity(2), encodeGossip(tagGossipBroadcast, "ipam", testName(2), [][]byte{[]byte("x")}))
+	uni := signGossip(testIdentity(1), putNames([]byte{tagGossipUnicast, 3, 'd', 'n', 's'}, testName(1), testName(2), "hello"))
 	return map[string][][]byte{
 		"FuzzHandshake": {
 			plainStream(initiator, feat, frames, []byte{tagHeartbeat}, topo),
@@ -125,6 +125,14 @@ func (c teeConn) Write(b []byte) (int, error) {
 }
 
 func encodeFeatures(f features) []byte { return f.encode() }
+
+// putNames appends src, dst and a payload, as in a gossip unicast.
+func putNames(b []byte, src, dst PeerName, payload string) []byte {
+	e := encoder{b: b}
+	e.name(src)
+	e.name(dst)
+	return append(e.b, payload...)
+}
 
 // plainFeatures is f as id sends it.
 func plainFeatures(id *Identity, f features) features {

@@ -79,8 +79,9 @@ func contextMessage(context string, msg []byte) []byte {
 
 // Signature contexts.
 const (
-	sigContextEntry = "weft topology entry v2"
-	sigContextProof = "weft identity proof v2"
+	sigContextEntry  = "weft topology entry v2"
+	sigContextProof  = "weft identity proof v2"
+	sigContextGossip = "weft gossip v2"
 )
 
 // NameOf derives the peer name of a public identity key: the first six

@@ -71,6 +71,7 @@ type Node struct {
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
 	topoRefused    topoRefusalCounters
+	gossipRefused  atomic.Uint64 // gossip messages whose source did not check out
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.

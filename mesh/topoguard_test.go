@@ -158,3 +158,62 @@ func TestPlaceholdersNotGossiped(t *testing.T) {
 		t.Fatalf("decoded %+v, %v", got, err)
 	}
 }
+
+// A member cannot send gossip in another peer's name: a broadcast or a
+// unicast not signed by its source, and neighbour gossip naming another
+// source, are dropped and counted; the connection stays.
+func TestGossipSourceForgery(t *testing.T) {
+	a := startNode(t, 1, nil)
+	d := startNode(t, 2, nil)
+	gd := newSetGossiper()
+	d.RegisterGossip("test", gd)
+	a.RegisterGossip("test", newSetGossiper())
+	d.connect(t, a)
+	eventually(t, converge, func() error { return directMesh(a, d) })
+	ch := joinAsMember(t, d, 9, []peerEntry{signed(9, peerEntry{NickName: "member", UID: 99, Version: 1,
+		Conns: []connEntry{{Peer: d.Name(), Established: true}}})})
+	member := testIdentity(9)
+	forged := [][]byte{
+		// A broadcast in a's name, signed by the member.
+		signGossip(member, encodeGossip(tagGossipBroadcast, "test", a.Name(), [][]byte{[]byte("bcast")})),
+		// A unicast to d in a's name, signed by the member.
+		signGossip(member, putNames([]byte{tagGossipUnicast, 4, 't', 'e', 's', 't'}, a.Name(), d.Name(), "uni")),
+		// Neighbour gossip naming a as its source.
+		encodeGossip(tagGossip, "test", a.Name(), [][]byte{[]byte("gossip")}),
+		// A broadcast in a's name with a's signature over something else.
+		append(encodeGossip(tagGossipBroadcast, "test", a.Name(), [][]byte{[]byte("bcast2")}),
+			testIdentity(1).sign(sigContextGossip, []byte("other"))...),
+	}
+	for _, m := range forged {
+		if err := ch.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then the member's own broadcast, which is fine.
+	if err := ch.WriteMsg(signGossip(member, encodeGossip(tagGossipBroadcast, "test", member.Name(), [][]byte{[]byte("own")}))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, converge, func() error {
+		if !gd.has("own") {
+			return fmt.Errorf("the member's own broadcast did not arrive")
+		}
+		return nil
+	})
+	if got := d.GossipRefused(); got != uint64(len(forged)) {
+		t.Fatalf("%d gossip messages refused, want %d", got, len(forged))
+	}
+	for _, k := range []string{"bcast", "bcast2", "gossip"} {
+		if gd.has(k) {
+			t.Errorf("forged %q reached the gossiper", k)
+		}
+	}
+	gd.mu.Lock()
+	unicasts := gd.unicasts
+	gd.mu.Unlock()
+	if len(unicasts) != 0 {
+		t.Errorf("forged unicasts reached the gossiper: %v", unicasts)
+	}
+	if _, ok := d.conn(testName(9)); !ok {
+		t.Fatal("the member's connection was closed")
+	}
+}
