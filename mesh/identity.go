@@ -62,6 +62,18 @@ func (id *Identity) sign(context string, msg []byte) []byte {
 	return ed25519.Sign(id.priv, contextMessage(context, msg))
 }
 
+// Sign signs msg for another subsystem under its own context label (one
+// that none of the mesh's own contexts, which start "weft topology",
+// "weft identity" and "weft gossip", can equal), so that a signature made
+// for one purpose never verifies for another. VerifySignature checks it.
+func (id *Identity) Sign(context string, msg []byte) []byte { return id.sign(context, msg) }
+
+// VerifySignature checks a signature made by Identity.Sign with the same
+// context, by the key pub (see Node.PeerKey).
+func VerifySignature(pub ed25519.PublicKey, context string, msg, sig []byte) bool {
+	return verifySig(pub, context, msg, sig)
+}
+
 // verifySig checks a signature made by sign with the same context.
 func verifySig(pub ed25519.PublicKey, context string, msg, sig []byte) bool {
 	if len(pub) != IdentityKeyLen || len(sig) != identitySigLen {

@@ -16,6 +16,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -225,6 +226,18 @@ func (n *Node) PeerNickName(p PeerName) string {
 		return e.NickName
 	}
 	return ""
+}
+
+// PeerKey returns the identity key of a peer in our topology (its own,
+// proven in a handshake or carried by its signed entry), or nil when the
+// peer is unknown. Our own name gives our key.
+func (n *Node) PeerKey(p PeerName) ed25519.PublicKey {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e, ok := n.topo.peers[p]; ok && len(e.Key) == IdentityKeyLen {
+		return ed25519.PublicKey(e.Key)
+	}
+	return nil
 }
 
 // OnPeerGone registers f to be called, from the node's update goroutine,
