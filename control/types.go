@@ -227,6 +227,10 @@ type AttachRequest struct {
 	CIDRs      []string `json:"cidrs"`
 	Name       string   `json:"name,omitempty"`
 	WithoutDNS bool     `json:"without_dns,omitempty"`
+	// SourceCheck turns the source guard on or off (attach only); nil
+	// keeps what the target had, or for a new target: on unless an
+	// address is given exactly (CIDR or ip:CIDR).
+	SourceCheck *bool `json:"source_check,omitempty"`
 }
 
 // AddrsRequest is the body of /expose and /hide.

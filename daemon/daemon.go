@@ -448,7 +448,7 @@ func (d *Daemon) restoreAttachments() {
 		}
 		addrs, err := parsePrefixes(a.Addrs)
 		if err == nil {
-			_, err = d.deps.Host.Attach(d.cfg.Bridge, a.Target, addrs, d.mtu)
+			_, err = d.deps.Host.Attach(d.cfg.Bridge, a.Target, addrs, d.mtu, AttachOptions{SourceCheck: a.SourceCheck})
 		}
 		if err != nil {
 			d.log.Warn("could not restore attachment; it stays recorded", "target", a.Target, "err", err)

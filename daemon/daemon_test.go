@@ -27,9 +27,10 @@ type fakeHost struct {
 	gone     map[string]bool // targets whose namespace vanished
 	exposed  []netip.Prefix
 	attaches int
-	ready    map[string]int // MarkReady calls per target
-	starts   map[int]uint64 // process start times, for pid: targets
-	readyErr error          // what MarkReady fails with, when set
+	ready    map[string]int            // MarkReady calls per target
+	starts   map[int]uint64            // process start times, for pid: targets
+	readyErr error                     // what MarkReady fails with, when set
+	guards   map[string][]netip.Prefix // source-guarded targets: the addresses their guard allows
 }
 
 func newFakeHost() *fakeHost { return &fakeHost{atts: map[string][]netip.Prefix{}} }
@@ -49,13 +50,20 @@ func (h *fakeHost) ParseTarget(s string) (string, error) {
 	}
 	return s, nil
 }
-func (h *fakeHost) Attach(_ string, target string, addrs []netip.Prefix, _ int) (Attachment, error) {
+func (h *fakeHost) Attach(_ string, target string, addrs []netip.Prefix, _ int, opts AttachOptions) (Attachment, error) {
 	if target == "netns:missing" {
 		return Attachment{}, errors.New(`network namespace "missing" not found`)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.attaches++
+	if h.guards == nil {
+		h.guards = map[string][]netip.Prefix{}
+	}
+	delete(h.guards, target)
+	if opts.SourceCheck {
+		h.guards[target] = append(slices.Clone(opts.Given), addrs...)
+	}
 	for _, a := range addrs {
 		if !slices.Contains(h.atts[target], a) {
 			h.atts[target] = append(h.atts[target], a)

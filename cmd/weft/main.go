@@ -44,7 +44,7 @@ func commands() []command {
 		{"forget", "PEER...", "remove peers: close their connections, never retry", runForget},
 		{"status", "[peers|connections|targets|dns|ipam]", "show what the router is doing", runStatus},
 		{"report", "", "print the router's whole state as JSON", runReport},
-		{"attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET", "give TARGET (a Docker container, netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
+		{"attach", "[--without-dns] [--name NAME] [--source-check | --no-source-check] [ADDRESS...] TARGET", "give TARGET (a Docker container, netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
 		{"detach", "[CIDR...] TARGET", "remove addresses (all when none given) from TARGET", runDetach},
 		{"ps", "[TARGET...]", "list attached targets: target, MAC, addresses", runPS},
 		{"expose", "[ADDRESS...]", "give this host addresses on the weft network (allocated automatically when none is given; forms as for attach)", runExpose},
