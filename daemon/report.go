@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -140,8 +139,9 @@ func statsMap(s router.Stats) map[string]uint64 {
 	}
 }
 
-// statusHandler serves the read-only HTTP status API: /status,
-// /status/VIEW, /report and /metrics.
+// statusHandler serves the read-only HTTP status API: the topology page
+// (/ and /api/topology), /status, /status/VIEW, /report and /metrics;
+// 404 for any other path, 405 for any method but GET and HEAD.
 func (d *Daemon) statusHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &metrics{d: d})
@@ -151,10 +151,11 @@ func (d *Daemon) statusHandler() http.Handler {
 	mux.Handle("GET /status/{view}", api)
 	mux.Handle("GET /report", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.servePage(mux) // GET / (the topology page) and GET /api/topology: page.go
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics\n")
+		http.Error(w, "weft status API: no such path; there are /, /api/topology, /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics", http.StatusNotFound)
 	})
-	return mux
+	return cleanPaths(mux)
 }
 
 // metrics is a Prometheus collector reading the router's counters and the
