@@ -228,6 +228,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		Logger:         d.log.With("part", "mesh"),
 		Features:       map[string]string{featureIPAllocRange: d.cfg.IPAllocRange.String()},
 		CheckPeer:      d.checkRange,
+		ConnRTT:        tcpRTT,
 	})
 	if err != nil {
 		return err

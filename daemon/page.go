@@ -163,8 +163,8 @@ type topoLink struct {
 	// PMTU is the verified path MTU of an established link of ours; 0
 	// when not known.
 	PMTU int `json:"pmtu,omitempty"`
-	// RTTMillis is always null: weft does not measure round-trip times
-	// (heartbeats go one way).
+	// RTTMillis is the round-trip time of our established control
+	// connection (the kernel's smoothed TCP RTT), null when not known.
 	RTTMillis *float64 `json:"rtt_ms"`
 	// Traffic per link is not counted by the data path: null.
 	Bytes  *uint64 `json:"bytes"`
@@ -264,6 +264,10 @@ func topologyOf(r control.Report, now time.Time) topology {
 		c := best[id]
 		l := topoLink{A: self, B: id, Connection: c.State, Address: c.Address, Outbound: c.Outbound,
 			Encrypted: c.Encrypted, Reason: c.Reason}
+		if c.State == mesh.StateEstablished && c.RTTMicros > 0 {
+			ms := float64(c.RTTMicros) / 1000
+			l.RTTMillis = &ms
+		}
 		switch {
 		case c.State == mesh.StateEstablished && c.Encrypted:
 			l.State, l.PMTU = linkEncrypted, c.MTU

@@ -31,7 +31,7 @@ func TestTopologyOf(t *testing.T) {
 			{Name: "ee", NickName: "<img src=x>", Connections: []control.PeerLink{{Name: "bb", Established: false}}},
 		},
 		Connections: []control.Connection{
-			{Outbound: true, Address: "10.0.0.2:6783", State: "established", Peer: "bb", NickName: "b", Encrypted: true, MTU: 1410},
+			{Outbound: true, Address: "10.0.0.2:6783", State: "established", Peer: "bb", NickName: "b", Encrypted: true, MTU: 1410, RTTMicros: 1500},
 			{Outbound: false, Address: "10.0.0.3:40000", State: "established", Peer: "cc", NickName: "c", MTU: 1438},
 			{Outbound: true, Address: "10.0.0.3:6783", State: "retrying", Peer: "cc", Reason: "connection refused"},
 			{Outbound: true, Address: "10.0.0.4:6783", State: "retrying", Peer: "dd", Reason: "timeout"},
@@ -58,10 +58,10 @@ func TestTopologyOf(t *testing.T) {
 			t.Errorf("link %s: %+v, want state %s", k, states[k], s)
 		}
 	}
-	if l := states["aa-bb"]; l.PMTU != 1410 || l.RTTMillis != nil || l.Bytes != nil || !l.Outbound {
+	if l := states["aa-bb"]; l.PMTU != 1410 || l.RTTMillis == nil || *l.RTTMillis != 1.5 || l.Bytes != nil || !l.Outbound {
 		t.Errorf("aa-bb: %+v", l)
 	}
-	if l := states["aa-cc"]; l.PMTU != 1438 || l.Connection != "established" || l.Reason != "" {
+	if l := states["aa-cc"]; l.PMTU != 1438 || l.Connection != "established" || l.Reason != "" || l.RTTMillis != nil {
 		t.Errorf("aa-cc: the established connection should win over the attempt: %+v", l)
 	}
 	if l := states["aa-dd"]; l.Via != "bb" || l.Connection != "retrying" || l.Reason != "timeout" || l.PMTU != 0 {
@@ -83,8 +83,8 @@ func TestTopologyOf(t *testing.T) {
 		t.Errorf("snapshot %+v", got)
 	}
 	b, _ := json.Marshal(got)
-	if !strings.Contains(string(b), `"rtt_ms":null`) {
-		t.Errorf("rtt_ms is not null in %s", b)
+	if !strings.Contains(string(b), `"rtt_ms":null`) || !strings.Contains(string(b), `"rtt_ms":1.5`) {
+		t.Errorf("rtt_ms is not 1.5 for aa-bb and null for the others in %s", b)
 	}
 }
 
@@ -171,11 +171,12 @@ func TestStatusAPIHostileInput(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &topo); err != nil {
 			t.Fatalf("GET /api/topology: %v in %.200q", err, body)
 		}
-		if len(topo.Peers) == 2 && len(topo.Links) == 1 && topo.Links[0].State == linkDirect && topo.Links[0].PMTU > 0 {
+		if len(topo.Peers) == 2 && len(topo.Links) == 1 && topo.Links[0].State == linkDirect && topo.Links[0].PMTU > 0 &&
+			topo.Links[0].RTTMillis != nil && *topo.Links[0].RTTMillis > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no direct link with a PMTU after 15 s: %s", body)
+			t.Fatalf("no direct link with a PMTU and an RTT after 15 s: %s", body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

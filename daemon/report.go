@@ -56,6 +56,7 @@ func (d *Daemon) Report() control.Report {
 		cc := control.Connection{
 			Outbound: c.Outbound, Address: c.Address, State: c.State,
 			Encrypted: c.Overlay.Encrypted, MTU: c.Overlay.MTU, Reason: c.Reason,
+			RTTMicros: c.RTT.Microseconds(),
 		}
 		if c.Peer != mesh.UnknownPeerName {
 			cc.Peer, cc.NickName = c.Peer.String(), c.PeerNickName

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -22,6 +23,9 @@ import (
 // control characters) that runs script if a page puts it into the
 // document as markup.
 const hostileNick = "<img/src=x/onerror=document.body.dataset.pwned=1>"
+
+// rttRE matches a round-trip time as the page shows it.
+var rttRE = regexp.MustCompile(`\b\d+(\.\d+)? ms\b`)
 
 // pageState is what the topology page shows, read from its document.
 type pageState struct {
@@ -231,6 +235,9 @@ func TestPage(t *testing.T) {
 		}
 		if s.link(n1, n2) != "direct" || s.link(n1, n3) != "direct" || s.link(n2, n3) != "remote" || len(s.Links) != 3 {
 			return fmt.Errorf("links %+v", s.Links)
+		}
+		if !rttRE.MatchString(s.Text) {
+			return fmt.Errorf("no round-trip time shown in %.600q", s.Text)
 		}
 		if !strings.Contains(s.Text, "web.weft.local") || !strings.Contains(s.Text, "netns:"+w.Prefix+"-web") {
 			return fmt.Errorf("no target or DNS name web in %.600q", s.Text)
