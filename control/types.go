@@ -151,8 +151,8 @@ type Connection struct {
 	MTU       int    `json:"mtu,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	// RTTMicros is the round-trip time of the established control
-	// connection in microseconds, as the kernel measures it for the TCP
-	// connection; 0 when unknown.
+	// connection in microseconds: the lowest the kernel measured for the
+	// TCP connection in the last five minutes; 0 when unknown.
 	RTTMicros int64 `json:"rtt_us,omitempty"`
 }
 

@@ -164,7 +164,8 @@ type topoLink struct {
 	// when not known.
 	PMTU int `json:"pmtu,omitempty"`
 	// RTTMillis is the round-trip time of our established control
-	// connection (the kernel's smoothed TCP RTT), null when not known.
+	// connection (the kernel's lowest TCP RTT sample of the last five
+	// minutes, rtt.go), null when not known.
 	RTTMillis *float64 `json:"rtt_ms"`
 	// Traffic per link is not counted by the data path: null.
 	Bytes  *uint64 `json:"bytes"`
