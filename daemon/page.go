@@ -248,7 +248,8 @@ func topologyOf(r control.Report, now time.Time) topology {
 			id = "addr:" + c.Address
 			addNode(topoPeer{ID: id, Address: c.Address})
 		} else {
-			addNode(topoPeer{ID: id, Name: c.Peer, NickName: c.NickName})
+			_, reach := via[id]
+			addNode(topoPeer{ID: id, Name: c.Peer, NickName: c.NickName, Reachable: reach})
 		}
 		if id == self {
 			continue

@@ -36,8 +36,10 @@ func TestTopologyOf(t *testing.T) {
 			{Outbound: true, Address: "10.0.0.3:6783", State: "retrying", Peer: "cc", Reason: "connection refused"},
 			{Outbound: true, Address: "10.0.0.4:6783", State: "retrying", Peer: "dd", Reason: "timeout"},
 			{Outbound: true, Address: "10.0.0.9:6783", State: "connecting"},
+			// Connected, not yet in the topology: a node, reachable once routed.
+			{Outbound: true, Address: "10.0.0.6:6783", State: "pending", Peer: "ff", NickName: "f"},
 		},
-		UnicastRoutes: []control.UnicastRoute{{Dest: "bb", Via: "bb"}, {Dest: "cc", Via: "cc"}, {Dest: "dd", Via: "bb"}},
+		UnicastRoutes: []control.UnicastRoute{{Dest: "bb", Via: "bb"}, {Dest: "cc", Via: "cc"}, {Dest: "dd", Via: "bb"}, {Dest: "ff", Via: "ff"}},
 		Stats:         map[string]uint64{"udp_bytes_in": 7, "relayed": 3},
 	}, Attachments: []control.Attachment{{Target: "netns:x", MAC: "02:00:00:00:00:01", Name: "web"}},
 		DNS: &control.DNSReport{Entries: []control.DNSRecord{{Name: "web.weft.local.", Address: "10.32.0.1", Peer: "aa", NickName: "a"}}}}
@@ -48,7 +50,7 @@ func TestTopologyOf(t *testing.T) {
 	}
 	want := map[string]string{
 		"aa-bb": linkEncrypted, "aa-cc": linkDirect, "aa-dd": linkRelayed,
-		"aa-addr:10.0.0.9:6783": linkFailing, "bb-dd": linkRemote,
+		"aa-addr:10.0.0.9:6783": linkFailing, "bb-dd": linkRemote, "aa-ff": linkFailing,
 	}
 	if len(states) != len(want) {
 		t.Errorf("links %+v, want %v", got.Links, want)
@@ -67,14 +69,17 @@ func TestTopologyOf(t *testing.T) {
 	if l := states["aa-dd"]; l.Via != "bb" || l.Connection != "retrying" || l.Reason != "timeout" || l.PMTU != 0 {
 		t.Errorf("aa-dd: %+v", l)
 	}
-	if len(got.Peers) != 6 || !got.Peers[0].Self || got.Peers[0].ID != "aa" {
+	if len(got.Peers) != 7 || !got.Peers[0].Self || got.Peers[0].ID != "aa" {
 		t.Errorf("peers %+v", got.Peers)
 	}
 	for _, p := range got.Peers {
 		if p.ID == "ee" && (p.Reachable || p.NickName != "<img src=x>") {
 			t.Errorf("ee: %+v", p)
 		}
-		if p.ID == "addr:10.0.0.9:6783" && (p.Name != "" || p.Address != "10.0.0.9:6783") {
+		if p.ID == "ff" && (!p.Reachable || p.NickName != "f") {
+			t.Errorf("ff: %+v", p)
+		}
+		if p.ID == "addr:10.0.0.9:6783" && (p.Name != "" || p.Address != "10.0.0.9:6783" || p.Reachable) {
 			t.Errorf("attempt node: %+v", p)
 		}
 	}
