@@ -96,10 +96,17 @@ func startBrowser(t *testing.T, h *netns.Host) *browser {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	tmp := filepath.Join(h.World().Dir, "chromium-tmp-"+h.Nick)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var cmd *exec.Cmd
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(wrapper),
 		chromedp.UserDataDir(filepath.Join(h.World().Dir, "chromium-profile-"+h.Nick)),
+		// Its temporary files (shared memory among them) go into the
+		// world's directory, removed with the world.
+		chromedp.Env("TMPDIR="+tmp),
 		// The tests run as root, and Chromium's sandbox refuses to run as
 		// root; the browser only loads the page of a router the test
 		// started, inside a namespace without a way out.
