@@ -192,9 +192,9 @@ func (b *browser) screenshot(t *testing.T, path string) {
 // direct and the link h2-h3 as one between other peers, and a nickname
 // that is markup stays text. Blocking h1-h3 on the underlay turns the
 // drawn link h1-h3 into one relayed through h2, within the time the
-// routers need to notice. With WEFT_SCREENSHOT=FILE (make screenshot) it
-// writes a PNG of the page at the end, for the docs, and h3 keeps the
-// nickname h3.
+// routers need to notice; stopping h3's router then turns it failing.
+// With WEFT_SCREENSHOT=FILE (make screenshot) it writes a PNG of the page
+// with the relayed link, for the docs, and h3 keeps the nickname h3.
 func TestPage(t *testing.T) {
 	shot := os.Getenv("WEFT_SCREENSHOT")
 	w := netns.NewWorld(t, 3)
@@ -290,6 +290,20 @@ func TestPage(t *testing.T) {
 		time.Sleep(2 * time.Second)        // one more poll
 		b.screenshot(t, shot)
 	}
+
+	// Stop h3's router: nothing reaches it, and h1's attempts fail.
+	h3.Stop(t)
+	netns.Eventually(t, rerouteTimeout, "the link h1-h3 drawn as failing", func() error {
+		var err error
+		if s, err = b.state(); err != nil {
+			return err
+		}
+		if st := s.link(n1, n3) + s.link(n1, "addr:"+h3.PeerAddr()); st != "failing" {
+			return fmt.Errorf("link h1-h3 is %q: %+v", st, s.Links)
+		}
+		return nil
+	})
+	t.Logf("h1-h3 drawn failing after h3 stopped: %+v", s.Links)
 	if err := b.ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("browser: %v", err)
 	}
