@@ -150,6 +150,10 @@ type Connection struct {
 	Encrypted bool   `json:"encrypted"`
 	MTU       int    `json:"mtu,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// RTTMicros is the round-trip time of the established control
+	// connection in microseconds: the lowest the kernel measured for the
+	// TCP connection in the last five minutes; 0 when unknown.
+	RTTMicros int64 `json:"rtt_us,omitempty"`
 }
 
 // UnicastRoute says which neighbour frames for Dest go to.

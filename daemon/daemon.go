@@ -230,6 +230,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		Logger:         d.log.With("part", "mesh"),
 		Features:       map[string]string{featureIPAllocRange: d.cfg.IPAllocRange.String()},
 		CheckPeer:      d.checkRange,
+		ConnRTT:        tcpRTT,
 	})
 	if err != nil {
 		return err
@@ -528,7 +529,12 @@ func (d *Daemon) startStatusServer(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status server on %s: %w (choose another with --status-addr, or '' to disable)", addr, err)
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: hostGuard(addr, d.statusHandler()), ReadHeaderTimeout: 10 * time.Second}
+	// Bounded: a request line and headers of 32 KiB at most (431 beyond),
+	// idle keep-alive connections closed after a minute; OPTIONS * goes to
+	// the handler (405) like every other method but GET and HEAD.
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: hostGuard(addr, d.statusHandler()),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 32 << 10,
+		DisableGeneralOptionsHandler: true}
 	go srv.Serve(ln)
 	return srv, nil
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -57,6 +56,7 @@ func (d *Daemon) Report() control.Report {
 		cc := control.Connection{
 			Outbound: c.Outbound, Address: c.Address, State: c.State,
 			Encrypted: c.Overlay.Encrypted, MTU: c.Overlay.MTU, Reason: c.Reason,
+			RTTMicros: c.RTT.Microseconds(),
 		}
 		if c.Peer != mesh.UnknownPeerName {
 			cc.Peer, cc.NickName = c.Peer.String(), c.PeerNickName
@@ -140,8 +140,9 @@ func statsMap(s router.Stats) map[string]uint64 {
 	}
 }
 
-// statusHandler serves the read-only HTTP status API: /status,
-// /status/VIEW, /report and /metrics.
+// statusHandler serves the read-only HTTP status API: the topology page
+// (/ and /api/topology), /status, /status/VIEW, /report and /metrics;
+// 404 for any other path, 405 for any method but GET and HEAD.
 func (d *Daemon) statusHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &metrics{d: d})
@@ -151,10 +152,11 @@ func (d *Daemon) statusHandler() http.Handler {
 	mux.Handle("GET /status/{view}", api)
 	mux.Handle("GET /report", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.servePage(mux) // GET / (the topology page) and GET /api/topology: page.go
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics\n")
+		http.Error(w, "weft status API: no such path; there are /, /api/topology, /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics", http.StatusNotFound)
 	})
-	return mux
+	return cleanPaths(mux)
 }
 
 // metrics is a Prometheus collector reading the router's counters and the

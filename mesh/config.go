@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"time"
 
 	"github.com/weftnet/weft/secure"
@@ -98,6 +99,11 @@ type Config struct {
 	// connection's goroutine, possibly concurrently for several
 	// connections, and must not block.
 	CheckPeer func(remoteName PeerName, remoteNick string, remote map[string]string) error
+	// ConnRTT, if set, measures the round-trip time of an established
+	// control connection (the daemon asks the kernel for the TCP
+	// connection's smoothed RTT); Status reports it per connection. It
+	// must not block; 0 means unknown. nil: no round-trip times.
+	ConnRTT func(net.Conn) time.Duration
 
 	// HandshakeTimeout bounds the handshake (default 10 s).
 	HandshakeTimeout time.Duration

@@ -65,6 +65,9 @@ type ConnectionStatus struct {
 	// Reason explains why the connection is not established; empty
 	// otherwise.
 	Reason string
+	// RTT is the round-trip time of the control connection as
+	// Config.ConnRTT measures it; 0 when unknown or for attempts.
+	RTT time.Duration
 	// NextTry is when a retrying target is tried again.
 	NextTry time.Time
 }
@@ -119,6 +122,9 @@ func (n *Node) Status() Status {
 
 	for _, c := range conns {
 		cs := ConnectionStatus{Outbound: c.outbound, Address: c.remoteAddr.String(), Peer: c.remote.Name, PeerNickName: c.remote.NickName, Overlay: c.oc.Status()}
+		if n.cfg.ConnRTT != nil {
+			cs.RTT = n.cfg.ConnRTT(c.nc)
+		}
 		if c.established.Load() {
 			cs.State = StateEstablished
 		} else {
