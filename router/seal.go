@@ -58,6 +58,7 @@ func (s *sender) finishDatagrams() []Datagram {
 		default:
 			PutTag(b[n:])
 		}
+		c.pc.countTx(n+TagLen, s.dgrams[i].Segment)
 		s.dgrams[j] = Datagram{Buf: b[:n+TagLen], Addr: s.dgrams[i].Addr, Segment: s.dgrams[i].Segment}
 		s.seal.kept = append(s.seal.kept, i)
 		j++

@@ -1,6 +1,13 @@
 package router
 
-import "sync/atomic"
+import (
+	"cmp"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
 
 // Drop reasons, indexes into counters.drops.
 const (
@@ -38,6 +45,7 @@ type counters struct {
 	icmpSent, fragmented      atomic.Uint64
 	segmented                 atomic.Uint64
 	trainsRefused             atomic.Uint64
+	flooded                   atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
 }
@@ -67,6 +75,10 @@ type Stats struct {
 	// TrainsRefused counts trains of datagrams a path refused
 	// (ErrTrainRefused), which went again datagram by datagram.
 	TrainsRefused uint64
+	// Flooded counts frames read from the device that went to every peer
+	// along the broadcast tree: broadcasts, multicasts and unicasts to a
+	// MAC not (or no longer) known.
+	Flooded uint64
 	// MACMoves counts MACs that moved between peers (or to/from local).
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
@@ -118,6 +130,7 @@ func (s *Stats) add(c *counters) {
 	s.Fragmented += c.fragmented.Load()
 	s.Segmented += c.segmented.Load()
 	s.TrainsRefused += c.trainsRefused.Load()
+	s.Flooded += c.flooded.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()
@@ -136,4 +149,109 @@ func (s *Stats) add(c *counters) {
 	s.DropUnsealed += c.drops[dropUnsealed].Load()
 	s.DropSealFailed += c.drops[dropSealFailed].Load()
 	s.DropBadVnet += c.drops[dropBadVnet].Load()
+}
+
+// peerCounters are the counters of one connection's data path, shared by
+// every goroutine that sends to or receives from the peer: one atomic add
+// per datagram or record, nothing allocated.
+type peerCounters struct {
+	txDatagrams, txBytes atomic.Uint64 // datagrams (and their bytes) handed to the transport
+	rxDatagrams, rxBytes atomic.Uint64 // datagrams (and their bytes) that passed the checks of open
+	txFrames, rxFrames   atomic.Uint64 // frame records put into datagrams to the peer, and taken from its datagrams
+	rekeys               atomic.Uint64 // changes of the sending key epoch
+	rtt                  atomic.Int64  // nanoseconds of the last probe or ping round trip; 0: none yet
+	probeAt              atomic.Int64  // unix nanos the last probe pair went out
+	probeIDs             atomic.Uint64 // candidate id << 32 | control id of that pair
+}
+
+// PeerStats is a snapshot of the data path to one neighbour: the peer of
+// one confirmed connection.
+type PeerStats struct {
+	// Peer is the neighbour's name, NickName its nickname.
+	Peer     mesh.PeerName
+	NickName string
+	// Established is true once heartbeats flow both ways.
+	Established bool
+	// Addr is the peer's data address ("" while unknown).
+	Addr string
+	// TxDatagrams and TxBytes count datagrams sent to the peer (heartbeats
+	// and probes included), RxDatagrams and RxBytes those received from
+	// it that were accepted.
+	TxDatagrams, TxBytes, RxDatagrams, RxBytes uint64
+	// TxFrames and RxFrames count frame records sent to and received from
+	// the peer, relayed ones included.
+	TxFrames, RxFrames uint64
+	// MTU is the path MTU in use; MTUVerified says a probe of that size
+	// came back (else it is assumed).
+	MTU         int
+	MTUVerified bool
+	// RTT is the round trip time of the last probe or ping answered over
+	// this connection; 0 when none was measured yet.
+	RTT time.Duration
+	// LastHeard is when the last valid heartbeat arrived.
+	LastHeard time.Time
+	// Since is when the connection's handshake completed (its data path
+	// was prepared).
+	Since time.Time
+	// Encrypted says datagrams are sealed; Rekeys counts changes of the
+	// sending key since the handshake.
+	Encrypted bool
+	Rekeys    uint64
+	// Reason explains a degraded or failed data path; empty when healthy.
+	Reason string
+}
+
+// PeerStats returns the data path of every confirmed connection, sorted by
+// peer name.
+func (r *Router) PeerStats() []PeerStats {
+	conns := *r.conns.Load()
+	out := make([]PeerStats, 0, len(conns))
+	for _, c := range conns {
+		st := c.Status()
+		ps := PeerStats{
+			Peer: c.peer, NickName: c.p.RemoteNickName, Established: st.State == "established",
+			TxDatagrams: c.pc.txDatagrams.Load(), TxBytes: c.pc.txBytes.Load(),
+			RxDatagrams: c.pc.rxDatagrams.Load(), RxBytes: c.pc.rxBytes.Load(),
+			TxFrames: c.pc.txFrames.Load(), RxFrames: c.pc.rxFrames.Load(),
+			MTU: st.MTU, MTUVerified: c.mtuVerified.Load(), RTT: time.Duration(c.pc.rtt.Load()),
+			LastHeard: time.Unix(0, c.lastHeard.Load()), Since: c.since,
+			Encrypted: c.keys != nil, Rekeys: c.pc.rekeys.Load(), Reason: st.Reason,
+		}
+		if a := c.addr.Load(); a != nil {
+			ps.Addr = a.String()
+		}
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b PeerStats) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
+}
+
+// probeSent notes a probe pair sent at now, for the round trip time.
+// Timer goroutine.
+func (c *conn) probeSent(now int64, cand, ctl uint32) {
+	c.pc.probeIDs.Store(uint64(cand)<<32 | uint64(ctl))
+	c.pc.probeAt.Store(now)
+}
+
+// probeAcked measures the round trip of the probe with id, acknowledged
+// at now, when it belongs to the last pair sent. Readers; no allocation.
+func (c *conn) probeAcked(id uint32, now int64) {
+	ids := c.pc.probeIDs.Load()
+	if id == 0 || (uint32(ids>>32) != id && uint32(ids) != id) {
+		return
+	}
+	if d := now - c.pc.probeAt.Load(); d > 0 {
+		c.pc.rtt.Store(d)
+	}
+}
+
+// countTx counts a datagram of n bytes to the peer, or a train of
+// datagrams of seg bytes each but the last. Senders; no allocation.
+func (pc *peerCounters) countTx(n, seg int) {
+	d := uint64(1)
+	if seg > 0 {
+		d = uint64((n + seg - 1) / seg)
+	}
+	pc.txDatagrams.Add(d)
+	pc.txBytes.Add(uint64(n))
 }

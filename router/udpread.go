@@ -101,9 +101,11 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 	if !ok {
 		return
 	}
+	c.pc.rxDatagrams.Add(1)
+	c.pc.rxBytes.Add(uint64(len(b)))
 	switch h.Type {
 	case TypeFrames:
-		u.frames(h.Sender, body)
+		c.pc.rxFrames.Add(u.frames(h.Sender, body))
 	case TypeHeartbeat:
 		if !c.gotHeartbeat(body, d.Addr, u.now) {
 			u.st.drops[dropBadDatagram].Add(1)
@@ -126,6 +128,7 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 			u.st.drops[dropBadDatagram].Add(1)
 			return
 		}
+		c.probeAcked(id, u.now)
 		if id&1 == 1 {
 			c.probeAck.Store(id)
 		} else {
@@ -138,8 +141,8 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 }
 
 // frames handles the records of a frames datagram that neighbour from
-// sent.
-func (u *udpReader) frames(from mesh.PeerName, body []byte) {
+// sent and returns how many records it held.
+func (u *udpReader) frames(from mesh.PeerName, body []byte) uint64 {
 	var records uint64
 	for off := 0; off < len(body); {
 		rec, n, err := ParseRecord(body[off:])
@@ -161,11 +164,14 @@ func (u *udpReader) frames(from mesh.PeerName, body []byte) {
 			u.vhdr = nil
 		case RecordSegment:
 			u.segment(from, rec)
+		case RecordPing, RecordPong:
+			u.ping(from, rec)
 		default:
 			u.st.drops[dropBadDatagram].Add(1)
 		}
 	}
 	u.st.recordsIn.Add(records)
+	return records
 }
 
 // frame delivers, relays or floods one frame from peer src to peer dst.

@@ -1,0 +1,104 @@
+package router_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+	"github.com/weftnet/weft/router"
+)
+
+// TestPingPaths pings over a line 1-2-3: 2 answers over the direct path,
+// 3 through 2; an unknown peer has no route.
+func TestPingPaths(t *testing.T) {
+	nodes, _ := startNet(t, 3, 1500, [][2]int{{1, 2}, {2, 3}}, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, tc := range []struct {
+		peer, via mesh.PeerName
+		direct    bool
+	}{{2, 2, true}, {3, 2, false}} {
+		res, err := nodes[1].Router.Ping(ctx, tc.peer)
+		if err != nil {
+			t.Fatalf("ping %v: %v", tc.peer, err)
+		}
+		if res.Peer != tc.peer || res.SentVia != tc.via || res.AnsweredVia != tc.via || res.Direct() != tc.direct {
+			t.Errorf("ping %v: %+v, want via %v, direct %v", tc.peer, res, tc.via, tc.direct)
+		}
+		if res.RTT <= 0 || res.RTT > wait {
+			t.Errorf("ping %v: RTT %v", tc.peer, res.RTT)
+		}
+		// One clock for all nodes: the offset is below the round trip.
+		if res.ClockOffset > res.RTT || -res.ClockOffset > res.RTT {
+			t.Errorf("ping %v: clock offset %v with RTT %v", tc.peer, res.ClockOffset, res.RTT)
+		}
+	}
+	if _, err := nodes[1].Router.Ping(ctx, 99); !errors.Is(err, router.ErrNoPeerRoute) {
+		t.Errorf("ping of an unknown peer: %v, want ErrNoPeerRoute", err)
+	}
+	if _, err := nodes[1].Router.Ping(ctx, 1); err == nil {
+		t.Error("ping of ourselves succeeded")
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel2()
+	<-short.Done()
+	if _, err := nodes[1].Router.Ping(short, 3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ping with an expired context: %v", err)
+	}
+	// Nothing reached a device.
+	quiet(t, nodes[1:]...)
+}
+
+// TestPeerStatsCountTraffic checks the per-peer counters against frames
+// sent between two routers.
+func TestPeerStatsCountTraffic(t *testing.T) {
+	nodes, _ := startNet(t, 2, 1500, [][2]int{{1, 2}}, nil, nil)
+	a, b := nodes[1], nodes[2]
+	before := peerStats(t, a.Router, 2)
+	const n = 10
+	for i := range n {
+		f := frame(bcast, mac(1), 100, byte(i))
+		a.Device.Inject(f)
+		if got := recv(t, b); !bytes.Equal(got, f) {
+			t.Fatalf("b got % x", got)
+		}
+	}
+	after := peerStats(t, a.Router, 2)
+	if d := after.TxFrames - before.TxFrames; d != n {
+		t.Errorf("a's TxFrames to b grew by %d, want %d", d, n)
+	}
+	if d := after.TxBytes - before.TxBytes; d < n*100 {
+		t.Errorf("a's TxBytes to b grew by %d, want at least %d", d, n*100)
+	}
+	if got := peerStats(t, b.Router, 1); got.RxFrames < n || got.RxBytes < n*100 || got.RxDatagrams == 0 {
+		t.Errorf("b's counters of a: %+v", got)
+	}
+	if !after.Established || after.Since.IsZero() || after.MTU == 0 || after.Addr == "" {
+		t.Errorf("a's stats of b: %+v", after)
+	}
+	if st := a.Router.Stats(); st.Flooded < n {
+		t.Errorf("Flooded %d, want at least %d", st.Flooded, n)
+	}
+	// The probes of the path MTU search measure the round trip.
+	deadline := time.Now().Add(wait)
+	for peerStats(t, a.Router, 2).RTT == 0 || !peerStats(t, a.Router, 2).MTUVerified {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTT or verified MTU: %+v", peerStats(t, a.Router, 2))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func peerStats(t *testing.T, r *router.Router, peer mesh.PeerName) router.PeerStats {
+	t.Helper()
+	for _, s := range r.PeerStats() {
+		if s.Peer == peer {
+			return s
+		}
+	}
+	t.Fatalf("no stats of peer %v", peer)
+	return router.PeerStats{}
+}
