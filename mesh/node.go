@@ -69,6 +69,8 @@ type Node struct {
 
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
+	refusals       refusalCounts // handshake refusals by kind (status.go)
+	traffic        trafficCounts // control-plane bytes by message tag (status.go)
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.
