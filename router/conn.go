@@ -220,6 +220,7 @@ func (c *conn) fail(err error) {
 	default:
 	}
 	c.r.log.Info("connection failed", "peer", c.peer, "err", err)
+	c.r.failures.note(c.peer, err.Error(), c.r.cfg.Now())
 }
 
 // tick runs the connection's timers: failure, telling the peer we hear

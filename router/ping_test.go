@@ -9,6 +9,7 @@ import (
 
 	"github.com/weftnet/weft/mesh"
 	"github.com/weftnet/weft/router"
+	"github.com/weftnet/weft/router/routertest"
 )
 
 // TestPingPaths pings over a line 1-2-3: 2 answers over the direct path,
@@ -101,4 +102,26 @@ func peerStats(t *testing.T, r *router.Router, peer mesh.PeerName) router.PeerSt
 	}
 	t.Fatalf("no stats of peer %v", peer)
 	return router.PeerStats{}
+}
+
+// TestLinkFailuresRemembered blocks the only link: the connection fails
+// for want of heartbeats, and LinkFailures says so.
+func TestLinkFailuresRemembered(t *testing.T) {
+	var nw *routertest.Network
+	nodes, _ := startNet(t, 2, 1500, nil, func(n *routertest.Network) { nw = n }, shortTimeout)
+	ab, ba, err := routertest.Connect(nodes[1], nodes[2], 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	established(t, ab, ba)
+	nw.SetLinkBoth(addr(1), addr(2), routertest.LinkConfig{Blocked: true})
+	select {
+	case <-ab.Failed():
+	case <-time.After(wait):
+		t.Fatal("connection did not fail")
+	}
+	f := nodes[1].Router.LinkFailures()
+	if len(f) != 1 || f[0].Peer != 2 || f[0].Reason != router.ErrHeartbeatTimeout.Error() || f[0].At.IsZero() {
+		t.Errorf("LinkFailures %+v", f)
+	}
 }

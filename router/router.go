@@ -168,6 +168,8 @@ type Router struct {
 	segmenter Segmenter
 	// pings are the pings of `weft ping` in flight (ping.go).
 	pings pinger
+	// failures remembers why the data path to each peer last failed.
+	failures linkFailures
 }
 
 var _ mesh.Overlay = (*Router)(nil)

@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -254,4 +255,55 @@ func (pc *peerCounters) countTx(n, seg int) {
 	}
 	pc.txDatagrams.Add(d)
 	pc.txBytes.Add(uint64(n))
+}
+
+// maxLinkFailures bounds the peers whose last failure is remembered.
+const maxLinkFailures = 256
+
+// LinkFailure is the last failure of the data path to a peer.
+type LinkFailure struct {
+	Peer mesh.PeerName
+	// Reason is the error that failed the connection (for instance
+	// ErrHeartbeatTimeout: UDP heartbeats stopped arriving, or never did).
+	Reason string
+	At     time.Time
+}
+
+// linkFailures remembers the last failure per peer, at most
+// maxLinkFailures peers (the oldest is forgotten first). Safe for
+// concurrent use; its zero value is ready.
+type linkFailures struct {
+	mu sync.Mutex
+	m  map[mesh.PeerName]LinkFailure
+}
+
+func (f *linkFailures) note(peer mesh.PeerName, reason string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[mesh.PeerName]LinkFailure{}
+	}
+	if _, ok := f.m[peer]; !ok && len(f.m) >= maxLinkFailures {
+		var oldest LinkFailure
+		for _, v := range f.m {
+			if oldest.At.IsZero() || v.At.Before(oldest.At) {
+				oldest = v
+			}
+		}
+		delete(f.m, oldest.Peer)
+	}
+	f.m[peer] = LinkFailure{Peer: peer, Reason: reason, At: at}
+}
+
+// LinkFailures returns the last failure of the data path to each peer
+// whose connection ever failed, sorted by peer.
+func (r *Router) LinkFailures() []LinkFailure {
+	r.failures.mu.Lock()
+	out := make([]LinkFailure, 0, len(r.failures.m))
+	for _, v := range r.failures.m {
+		out = append(out, v)
+	}
+	r.failures.mu.Unlock()
+	slices.SortFunc(out, func(a, b LinkFailure) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
 }
