@@ -140,4 +140,3 @@ func dnsHistogram(l nameserver.Latency) control.Histogram {
 	}
 	return h
 }
-
