@@ -121,7 +121,7 @@ func Diagnose(in DoctorInput) DoctorReport {
 		case !d.Reachable:
 			out.Problems = append(out.Problems, fmt.Sprintf("%s: unreachable: %s; next: %s", who, d.WhyNotDirect, d.NextStep))
 		case !d.OK:
-			out.Problems = append(out.Problems, fmt.Sprintf("%s: reachable %s, not direct: %s; next: %s", who, pathText(d.Path, d.Via, d.ViaNickName), d.WhyNotDirect, d.NextStep))
+			out.Problems = append(out.Problems, fmt.Sprintf("%s: reachable, %s, not direct: %s; next: %s", who, pathText(d.Path, d.Via, d.ViaNickName), d.WhyNotDirect, d.NextStep))
 		}
 		if d.OK && d.MTU > 0 && !d.MTUVerified {
 			out.Warnings = append(out.Warnings, fmt.Sprintf("%s: path MTU %d not verified by a probe yet (probes get no answer); large packets may be lost", who, d.MTU))
