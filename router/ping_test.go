@@ -125,3 +125,55 @@ func TestLinkFailuresRemembered(t *testing.T) {
 		t.Errorf("LinkFailures %+v", f)
 	}
 }
+
+// TestHostilePingRecords sends malformed and stray ping and pong records
+// from a neighbour: each is dropped and counted, or ignored, and pings
+// still work.
+func TestHostilePingRecords(t *testing.T) {
+	nodes, _ := startNet(t, 2, 1500, [][2]int{{1, 2}}, nil, nil)
+	a, b := nodes[1], nodes[2]
+	send := func(recs ...[]byte) {
+		t.Helper()
+		dg := make([]byte, router.HeaderLen, 2048)
+		router.PutHeader(dg, router.Header{Type: router.TypeFrames, Sender: b.Name, Counter: 1 << 40})
+		for _, r := range recs {
+			dg = append(dg, r...)
+		}
+		dg = append(dg, make([]byte, router.TagLen)...)
+		if _, err := b.Transport.WriteBatch([]router.Datagram{{Buf: dg, N: len(dg), Addr: a.Addr}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := func(typ uint8, src, dst mesh.PeerName, body []byte) []byte {
+		r := make([]byte, router.RecordHeaderLen+len(body))
+		router.PutRecord(r, typ, src, dst, body)
+		return r
+	}
+	before := a.Router.Stats()
+	send(
+		rec(router.RecordPing, b.Name, a.Name, make([]byte, 3)),    // short ping: bad
+		rec(router.RecordPong, b.Name, a.Name, make([]byte, 5)),    // short pong: bad
+		rec(router.RecordPong, b.Name, a.Name, make([]byte, 16)),   // pong of no ping: ignored
+		rec(router.RecordPing, a.Name, b.Name, make([]byte, 8)),    // our own: a loop
+		rec(router.RecordPing, b.Name, 99, make([]byte, 8)),        // to nobody: no route
+		rec(router.RecordPong, b.Name, a.Name, make([]byte, 1000)), // long pong: bad
+	)
+	deadline := time.Now().Add(wait)
+	for {
+		st := a.Router.Stats()
+		bad, loop, noRoute := st.DropBadDatagram-before.DropBadDatagram, st.DropLoop-before.DropLoop, st.DropNoRoute-before.DropNoRoute
+		if bad == 3 && loop == 1 && noRoute == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drops: bad %d (want 3), loop %d (want 1), no route %d (want 1)", bad, loop, noRoute)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if res, err := a.Router.Ping(ctx, b.Name); err != nil || !res.Direct() {
+		t.Fatalf("ping after hostile records: %+v %v", res, err)
+	}
+	quiet(t, a, b)
+}
