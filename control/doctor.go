@@ -131,11 +131,19 @@ func Diagnose(in DoctorInput) DoctorReport {
 		}
 	}
 	if in.Peer == "" {
+		// Connections that failed to a peer not in the topology (the
+		// handshake never completed, or the peer is not known yet): no
+		// peer line above says why.
+		known := map[string]bool{}
+		for _, p := range r.Router.Paths {
+			known[p.Peer] = true
+		}
 		for _, c := range r.Router.Connections {
-			if c.Peer == "" && c.State == "failed" && c.Reason != "" {
-				why, next := classify(c.Reason, c.Address, r.Router.Port)
-				out.Problems = append(out.Problems, fmt.Sprintf("connection from %s refused: %s; next: %s", c.Address, why, next))
+			if (c.State != "failed" && c.State != "retrying") || c.Reason == "" || (c.Peer != "" && known[c.Peer]) {
+				continue
 			}
+			why, next := classify(c.Reason, c.Address, r.Router.Port)
+			out.Problems = append(out.Problems, fmt.Sprintf("connection %s %s failed: %s; next: %s", dirWord(c.Outbound), c.Address, why, next))
 		}
 		if len(r.Router.Paths) == 0 {
 			out.Notes = append(out.Notes, "no other peer is known: connect one with 'weft connect HOST'")

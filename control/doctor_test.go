@@ -83,7 +83,16 @@ func TestDiagnose(t *testing.T) {
 		{"refused inbound, unknown peer", func(r *Report, in *DoctorInput) {
 			r.Router.Connections = append(r.Router.Connections, Connection{Address: "10.0.0.9:50000", State: "failed", Reason: "protocol version mismatch"})
 			r.Router.Refusals = map[string]uint64{"version": 2}
-		}, false, []string{"connection from 10.0.0.9:50000 refused", "refused by version", "same weft version"}, "2 version"},
+		}, false, []string{"connection from 10.0.0.9:50000 failed", "refused by version", "same weft version"}, "2 version"},
+		{"refused outbound, peer unknown", func(r *Report, in *DoctorInput) {
+			r.Router.Connections = append(r.Router.Connections, Connection{Outbound: true, Address: "10.0.0.8:6783", State: "retrying", Reason: "authentication failed: peer requires a password, we have none"})
+		}, false, []string{"connection to 10.0.0.8:6783 failed", "refused by password", "same --password-file"}, ""},
+		{"target silent, peer unknown", func(r *Report, in *DoctorInput) {
+			r.Router.Connections = append(r.Router.Connections, Connection{Outbound: true, Address: "10.0.0.7:6783", State: "retrying", Reason: "dial tcp 10.0.0.7:6783: i/o timeout"})
+		}, false, []string{"connection to 10.0.0.7:6783 failed", "blocked TCP", "allow TCP port 6783 from this host to 10.0.0.7"}, ""},
+		{"connecting is not yet a problem", func(r *Report, in *DoctorInput) {
+			r.Router.Connections = append(r.Router.Connections, Connection{Outbound: true, Address: "10.0.0.7:6783", State: "connecting"})
+		}, true, nil, ""},
 		{"ping lost although the routes say direct", func(r *Report, in *DoctorInput) {
 			in.Pings[peerB] = PingOutcome{Error: "no answer within 2s"}
 		}, false, []string{"unreachable", "no answer within 2s"}, ""},

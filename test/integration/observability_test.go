@@ -24,17 +24,18 @@ import (
 // hosts, all connected directly: /metrics against known traffic, `weft
 // doctor` and `weft ping` on the healthy mesh, bad input to the status
 // API, then doctor and ping after UDP between h1 and h2 is blocked (the
-// path goes through h3). The subtests share the world and run in order.
+// path goes through h3), then a fourth host with a password refused by h1.
+// The subtests share the world and run in order.
 func TestObservability(t *testing.T) {
 	t.Parallel()
-	w := netns.NewWorld(t, 3)
-	h1, h2, h3 := w.Hosts[0], w.Hosts[1], w.Hosts[2]
+	w := netns.NewWorld(t, 4)
+	h1, h2, h3, h4 := w.Hosts[0], w.Hosts[1], w.Hosts[2], w.Hosts[3]
 	h1.Launch(t)
 	h2.Launch(t, h1.PeerAddr())
 	h3.Launch(t, h1.PeerAddr())
 	// No IPv6 anywhere: its neighbour discovery and multicast reports
 	// would add frames to those the metrics are checked against.
-	for _, h := range w.Hosts {
+	for _, h := range []*netns.Host{h1, h2, h3} {
 		h.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	}
 	c1 := h1.NewContainer(t, "c1")
@@ -154,7 +155,7 @@ func TestObservability(t *testing.T) {
 	})
 
 	t.Run("doctor healthy", func(t *testing.T) {
-		for _, h := range w.Hosts {
+		for _, h := range []*netns.Host{h1, h2, h3} {
 			r := h.Weft("doctor")
 			if !r.OK() || !strings.Contains(r.Stdout, "all is well") {
 				t.Errorf("%s: weft doctor: %v\n%s%s", h.Nick, r.Err, r.Stdout, r.Stderr)
@@ -259,6 +260,28 @@ func TestObservability(t *testing.T) {
 		}
 		if n, out := pingCount(c1, c2.IP, 5); n != 5 {
 			t.Errorf("containers through the relay: %d of 5 answered: %s", n, out)
+		}
+	})
+
+	t.Run("refused by password", func(t *testing.T) {
+		h4.Launch(t, "--password-file", writePassword(t, w, "pw4", "only h4 has one"), h1.PeerAddr())
+		netns.Eventually(t, connectTimeout, "h1 counts and shows the refusal", func() error {
+			v, ok := series(scrape(t, h1), "weft_refused_connections_total", map[string]string{"reason": "password"})
+			if !ok || v < 1 {
+				return fmt.Errorf("weft_refused_connections_total{reason=password} = %v (present %v)", v, ok)
+			}
+			out := h1.MustWeft(t, "status")
+			if !strings.Contains(out, "warning: connection from "+h4.Addr+":") || !strings.Contains(out, "authentication failed") ||
+				!strings.Contains(out, "connections refused since start:") {
+				return fmt.Errorf("status:\n%s", out)
+			}
+			return nil
+		})
+		// h4 knows no peer but its target, refused: doctor says why.
+		r := h4.Weft("doctor")
+		if r.OK() || !strings.Contains(r.Stderr, "connection to "+h1.PeerAddr()+" failed: refused by password") ||
+			!strings.Contains(r.Stderr, "same --password-file") {
+			t.Errorf("doctor on h4: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
 		}
 	})
 }
