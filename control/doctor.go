@@ -51,6 +51,9 @@ type DNSCheck struct {
 	Upstream        []string `json:"upstream,omitempty"`
 	UpstreamError   string   `json:"upstream_error,omitempty"`
 	UpstreamSeconds float64  `json:"upstream_seconds,omitempty"`
+	// Unanswered are records held (up to 3 per peer) whose name our
+	// server did not answer with the record's address.
+	Unanswered []DNSRecord `json:"unanswered,omitempty"`
 }
 
 // DoctorReport is the verdict of `weft doctor`.
@@ -158,6 +161,9 @@ func Diagnose(in DoctorInput) DoctorReport {
 	if in.DNS.Enabled {
 		if in.DNS.ServerError != "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("DNS: our server on %s does not answer: %s; next: check the router's log (weft.log in the state dir)", in.DNS.Address, in.DNS.ServerError))
+		}
+		for _, u := range in.DNS.Unanswered {
+			out.Problems = append(out.Problems, fmt.Sprintf("DNS: our server does not answer %s with %s, a record of %s; next: check the router's log (weft.log in the state dir)", u.Name, u.Address, label(u.Peer, u.NickName)))
 		}
 		if in.DNS.UpstreamError != "" {
 			out.Warnings = append(out.Warnings, fmt.Sprintf("DNS: upstream %s does not answer (%s): names outside %s will not resolve", strings.Join(in.DNS.Upstream, ", "), in.DNS.UpstreamError, in.DNS.Domain))

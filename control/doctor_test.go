@@ -109,6 +109,9 @@ func TestDiagnose(t *testing.T) {
 		{"our DNS server silent", func(r *Report, in *DoctorInput) {
 			in.DNS.ServerError = "read udp: i/o timeout"
 		}, false, []string{"DNS: our server on 169.254.53.53:53 does not answer"}, ""},
+		{"a peer's record not answered", func(r *Report, in *DoctorInput) {
+			in.DNS.Unanswered = []DNSRecord{{Name: "x.weft.local.", Address: "10.32.0.5", Peer: peerB, NickName: "b"}}
+		}, false, []string{"does not answer x.weft.local. with 10.32.0.5, a record of " + peerB + "(b)"}, ""},
 		{"upstream silent is a warning", func(r *Report, in *DoctorInput) {
 			in.DNS.Upstream, in.DNS.UpstreamError = []string{"10.9.9.9:53"}, "i/o timeout"
 		}, true, nil, "upstream 10.9.9.9:53 does not answer"},

@@ -154,8 +154,9 @@ func pingFailure(err error) string {
 	return err.Error()
 }
 
-// dnsCheck asks our DNS server for the SOA of its domain, and the
-// upstream resolvers for the root's NS records.
+// dnsCheck asks our DNS server for the SOA of its domain and for some
+// records of every peer, and the upstream resolvers for the root's NS
+// records.
 func (d *Daemon) dnsCheck() control.DNSCheck {
 	if d.dns == nil {
 		return control.DNSCheck{}
@@ -168,6 +169,8 @@ func (d *Daemon) dnsCheck() control.DNSCheck {
 		c.ServerError = err.Error()
 	} else if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) == 0 {
 		c.ServerError = "answered " + dns.RcodeToString[resp.Rcode] + " without the domain's SOA record"
+	} else {
+		c.Unanswered = d.unansweredRecords(cl, c.Address)
 	}
 	ups, err := d.dns.forwarder.Servers()
 	if err != nil {
@@ -191,4 +194,42 @@ func (d *Daemon) dnsCheck() control.DNSCheck {
 		c.UpstreamSeconds = time.Since(start).Seconds()
 	}
 	return c
+}
+
+// maxRecordChecks bounds the records of one peer, and of all, that doctor
+// asks our DNS server for.
+const (
+	maxRecordChecksPerPeer = 3
+	maxRecordChecks        = 64
+)
+
+// unansweredRecords asks our server at addr for the A records of a few
+// names of each peer's records, and lists those whose answer lacks the
+// record's address.
+func (d *Daemon) unansweredRecords(cl *dns.Client, addr string) []control.DNSRecord {
+	var out []control.DNSRecord
+	perPeer := map[string]int{}
+	asked := 0
+	for _, e := range d.dns.store.Snapshot(false) {
+		if !e.Address.Is4() || perPeer[e.Owner] >= maxRecordChecksPerPeer || asked >= maxRecordChecks {
+			continue
+		}
+		perPeer[e.Owner]++
+		asked++
+		q := new(dns.Msg)
+		q.SetQuestion(e.Name, dns.TypeA)
+		found := false
+		if resp, _, err := cl.Exchange(q, addr); err == nil {
+			for _, rr := range resp.Answer {
+				if a, ok := rr.(*dns.A); ok && a.A.Equal(e.Address.AsSlice()) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			peer, _ := mesh.ParsePeerName(e.Owner)
+			out = append(out, control.DNSRecord{Name: e.Name, Address: e.Address.String(), Peer: e.Owner, NickName: d.node.PeerNickName(peer)})
+		}
+	}
+	return out
 }
