@@ -186,6 +186,10 @@ type DataPath struct {
 	RxBytes             uint64  `json:"rx_bytes"`
 	RxFrames            uint64  `json:"rx_frames"`
 	Reason              string  `json:"reason,omitempty"`
+	// Drops counts datagrams of this peer dropped, by reason:
+	// auth_failed, replay, unknown_key, unsealed (received), seal_failed
+	// (to send).
+	Drops map[string]uint64 `json:"drops"`
 }
 
 // LinkFailure is why the data path to a peer last failed.

@@ -174,6 +174,28 @@ var peerMetrics = []peerMetric{
 		always(func(p *control.DataPath) float64 { return float64(p.Rekeys) })},
 }
 
+// peerDrops is the table of the drops counted per peer, by the value of
+// the reason label (the same as weft_dropped_total's).
+var peerDrops = []struct {
+	reason string
+	get    func(*router.PeerStats) uint64
+}{
+	{"auth_failed", func(p *router.PeerStats) uint64 { return p.DropAuthFailed }},
+	{"replay", func(p *router.PeerStats) uint64 { return p.DropReplay }},
+	{"unknown_key", func(p *router.PeerStats) uint64 { return p.DropUnknownKey }},
+	{"unsealed", func(p *router.PeerStats) uint64 { return p.DropUnsealed }},
+	{"seal_failed", func(p *router.PeerStats) uint64 { return p.DropSealFailed }},
+}
+
+// peerDropsMap is the report's data_paths[].drops.
+func peerDropsMap(p *router.PeerStats) map[string]uint64 {
+	m := make(map[string]uint64, len(peerDrops))
+	for _, d := range peerDrops {
+		m[d.reason] = d.get(p)
+	}
+	return m
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -184,6 +206,7 @@ func b2f(b bool) float64 {
 // Router-wide families that are not counters of router.Stats.
 var (
 	descPeerPath    = prometheus.NewDesc("weft_peer_path", "1 for the path frames take to a known peer: direct, relayed (via a neighbour) or unreachable.", []string{"peer", "nickname", "path", "via"}, nil)
+	descPeerDropped = prometheus.NewDesc("weft_peer_dropped_total", "Datagrams of a neighbour dropped, by reason: auth_failed, replay, unknown_key, unsealed (received), seal_failed (to send).", []string{"peer", "nickname", "reason"}, nil)
 	descConnections = prometheus.NewDesc("weft_connections", "Connections by state and encryption.", []string{"state", "encryption"}, nil)
 	descPeers       = prometheus.NewDesc("weft_peers", "Peers known in the topology, ourselves included.", nil, nil)
 	descMACs        = prometheus.NewDesc("weft_macs", "MACs learned (entries of the MAC table).", nil, nil)

@@ -30,7 +30,7 @@ func newCollector(d *Daemon) *collector {
 }
 
 var otherDescs = []*prometheus.Desc{
-	descPeerPath, descConnections, descPeers, descMACs, descRefused, descClashes, descCtlSent, descCtlRecv,
+	descPeerPath, descPeerDropped, descConnections, descPeers, descMACs, descRefused, descClashes, descCtlSent, descCtlRecv,
 	descDNS, descDNSAnswers, descDNSUpstream, descDNSRecords, descIPAMOwned, descIPAMUsed, descIPAMHeld, descIPAMConfl,
 }
 
@@ -74,6 +74,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if v, ok := m.get(p); ok {
 				ch <- prometheus.MustNewConstMetric(c.peers[j], m.kind, v, p.Peer, p.NickName)
 			}
+		}
+	}
+	for _, p := range rr.DataPaths {
+		for reason, n := range p.Drops {
+			counter(descPeerDropped, float64(n), p.Peer, p.NickName, reason)
 		}
 	}
 	for _, p := range rr.Paths {

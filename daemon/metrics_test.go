@@ -286,3 +286,35 @@ next:
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
 }
+
+// TestPeerDropsCoverPeerStats: every Drop field of router.PeerStats is in
+// the per-peer table once, under a reason weft_dropped_total uses too.
+func TestPeerDropsCoverPeerStats(t *testing.T) {
+	var p router.PeerStats
+	v := reflect.ValueOf(&p).Elem()
+	n := 0
+	for i := range v.NumField() {
+		if strings.HasPrefix(v.Type().Field(i).Name, "Drop") {
+			v.Field(i).SetUint(uint64(100 + i))
+			n++
+		}
+	}
+	m := peerDropsMap(&p)
+	if len(m) != n || len(peerDrops) != n {
+		t.Fatalf("%d per-peer drops in the table, %d Drop fields", len(peerDrops), n)
+	}
+	reasons := map[string]bool{}
+	for _, c := range routerCounters {
+		reasons[c.reason] = true
+	}
+	seen := map[uint64]bool{}
+	for reason, x := range m {
+		if !reasons[reason] || reason == "" {
+			t.Errorf("per-peer reason %q is not a reason of weft_dropped_total", reason)
+		}
+		if seen[x] {
+			t.Errorf("two reasons read one field")
+		}
+		seen[x] = true
+	}
+}

@@ -134,6 +134,7 @@ func (d *Daemon) linkReport(st *mesh.Status, r *control.RouterReport, now time.T
 			HandshakeAgeSeconds: now.Sub(ps.Since).Seconds(), Encrypted: ps.Encrypted, Rekeys: ps.Rekeys,
 			TxDatagrams: ps.TxDatagrams, TxBytes: ps.TxBytes, TxFrames: ps.TxFrames,
 			RxDatagrams: ps.RxDatagrams, RxBytes: ps.RxBytes, RxFrames: ps.RxFrames, Reason: ps.Reason,
+			Drops: peerDropsMap(&ps),
 		}
 		if !ps.LastHeard.IsZero() {
 			dp.LastHeardSeconds = max(now.Sub(ps.LastHeard).Seconds(), 0)

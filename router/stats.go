@@ -160,10 +160,23 @@ type peerCounters struct {
 	rxDatagrams, rxBytes atomic.Uint64 // datagrams (and their bytes) that passed the checks of open
 	txFrames, rxFrames   atomic.Uint64 // frame records put into datagrams to the peer, and taken from its datagrams
 	rekeys               atomic.Uint64 // changes of the sending key epoch
+	drops                [numPeerDrops]atomic.Uint64
 	rtt                  atomic.Int64  // nanoseconds of the last probe or ping round trip; 0: none yet
 	probeAt              atomic.Int64  // unix nanos the last probe pair went out
 	probeIDs             atomic.Uint64 // candidate id << 32 | control id of that pair
 }
+
+// Drops counted per peer as well as for the router: those that say
+// something about the peer's keys or its path, indexes into
+// peerCounters.drops.
+const (
+	peerDropAuthFailed = iota
+	peerDropReplay
+	peerDropUnknownKey
+	peerDropUnsealed
+	peerDropSealFailed
+	numPeerDrops
+)
 
 // PeerStats is a snapshot of the data path to one neighbour: the peer of
 // one confirmed connection.
@@ -200,6 +213,10 @@ type PeerStats struct {
 	Rekeys    uint64
 	// Reason explains a degraded or failed data path; empty when healthy.
 	Reason string
+	// DropAuthFailed, DropReplay, DropUnknownKey and DropUnsealed count
+	// the peer's datagrams dropped as Stats counts them; DropSealFailed
+	// those to the peer that could not be sealed.
+	DropAuthFailed, DropReplay, DropUnknownKey, DropUnsealed, DropSealFailed uint64
 }
 
 // PeerStats returns the data path of every confirmed connection, sorted by
@@ -217,6 +234,9 @@ func (r *Router) PeerStats() []PeerStats {
 			MTU: st.MTU, MTUVerified: c.mtuVerified.Load(), RTT: time.Duration(c.pc.rtt.Load()),
 			LastHeard: time.Unix(0, c.lastHeard.Load()), Since: c.since,
 			Encrypted: c.keys != nil, Rekeys: c.pc.rekeys.Load(), Reason: st.Reason,
+			DropAuthFailed: c.pc.drops[peerDropAuthFailed].Load(), DropReplay: c.pc.drops[peerDropReplay].Load(),
+			DropUnknownKey: c.pc.drops[peerDropUnknownKey].Load(), DropUnsealed: c.pc.drops[peerDropUnsealed].Load(),
+			DropSealFailed: c.pc.drops[peerDropSealFailed].Load(),
 		}
 		if a := c.addr.Load(); a != nil {
 			ps.Addr = a.String()

@@ -117,6 +117,7 @@ func TestObservability(t *testing.T) {
 			{"weft_peer_handshake_age_seconds", peer, 0.1, 600},
 			{"weft_peer_path_mtu_bytes", peer, 552, 65535},
 			{"weft_peer_established", peer, 1, 1},
+			{"weft_peer_dropped_total", map[string]string{"peer": name2, "reason": "auth_failed"}, 0, 0},
 			{"weft_peer_path", map[string]string{"peer": name2, "path": "direct", "via": ""}, 1, 1},
 			{"weft_peer_path", map[string]string{"peer": name3, "path": "direct", "via": ""}, 1, 1},
 			{"weft_peers", nil, 3, 3},
