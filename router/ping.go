@@ -72,8 +72,9 @@ type pingOutcome struct {
 }
 
 // pinger holds the pings in flight: queued by Ping, sent by the timer
-// goroutine, answered by the readers. Safe for concurrent use; its zero
-// value is ready.
+// goroutine, answered by the readers. At most maxPings are pending, and
+// at most maxPings queued (those given up stay queued until the next
+// tick). Safe for concurrent use; its zero value is ready.
 type pinger struct {
 	mu      sync.Mutex
 	pending map[uint64]*pendingPing
@@ -91,7 +92,7 @@ func (r *Router) Ping(ctx context.Context, peer mesh.PeerName) (PingResult, erro
 	p := &pendingPing{peer: peer, done: make(chan pingOutcome, 1)}
 	pg := &r.pings
 	pg.mu.Lock()
-	if len(pg.pending) >= maxPings {
+	if len(pg.pending) >= maxPings || len(pg.queue) >= maxPings {
 		pg.mu.Unlock()
 		return PingResult{}, fmt.Errorf("ping %s: %w", peer, ErrTooManyPings)
 	}
