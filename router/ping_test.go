@@ -177,3 +177,42 @@ func TestHostilePingRecords(t *testing.T) {
 	}
 	quiet(t, a, b)
 }
+
+// TestPingsBounded: with 64 pings in flight on a path that answers none,
+// the next is refused at once.
+func TestPingsBounded(t *testing.T) {
+	var nw *routertest.Network
+	nodes, _ := startNet(t, 2, 1500, [][2]int{{1, 2}}, func(n *routertest.Network) { nw = n }, nil)
+	nw.SetLinkBoth(addr(1), addr(2), routertest.LinkConfig{Blocked: true})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	errs := make(chan error, 64)
+	for range 64 {
+		go func() {
+			_, err := nodes[1].Router.Ping(ctx, 2)
+			errs <- err
+		}()
+	}
+	// Wait for the 64 to take their places (a probe that came first
+	// would take one), then try one more.
+	time.Sleep(200 * time.Millisecond)
+	deadline := time.Now().Add(wait / 2)
+	for {
+		time.Sleep(20 * time.Millisecond)
+		short, c := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err := nodes[1].Router.Ping(short, 2)
+		c()
+		if errors.Is(err, router.ErrTooManyPings) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("65th ping: %v, want ErrTooManyPings", err)
+		}
+	}
+	cancel()
+	for range 64 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("blocked ping: %v, want canceled", err)
+		}
+	}
+}
