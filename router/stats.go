@@ -158,7 +158,7 @@ func (s *Stats) add(c *counters) {
 type peerCounters struct {
 	txDatagrams, txBytes atomic.Uint64 // datagrams (and their bytes) handed to the transport
 	rxDatagrams, rxBytes atomic.Uint64 // datagrams (and their bytes) that passed the checks of open
-	txFrames, rxFrames   atomic.Uint64 // frame records put into datagrams to the peer, and taken from its datagrams
+	txFrames, rxFrames   atomic.Uint64 // frames sent to the peer, and received from it (a frame cut into segments counts once)
 	rekeys               atomic.Uint64 // changes of the sending key epoch
 	drops                [numPeerDrops]atomic.Uint64
 	rtt                  atomic.Int64  // nanoseconds of the last probe or ping round trip; 0: none yet
@@ -192,8 +192,9 @@ type PeerStats struct {
 	// and probes included), RxDatagrams and RxBytes those received from
 	// it that were accepted.
 	TxDatagrams, TxBytes, RxDatagrams, RxBytes uint64
-	// TxFrames and RxFrames count frame records sent to and received from
-	// the peer, relayed ones included.
+	// TxFrames and RxFrames count the frames sent to and received from
+	// the peer, relayed ones included; a frame cut into segments counts
+	// once.
 	TxFrames, RxFrames uint64
 	// MTU is the path MTU in use; MTUVerified says a probe of that size
 	// came back (else it is assumed).
