@@ -138,7 +138,23 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, struct{}{})
 		go b.Reset()
 	})
-	return mux
+	return LimitQuery(mux)
+}
+
+// MaxQuery bounds the query string of a request to the control API or
+// the status server: no endpoint takes more than a peer name.
+const MaxQuery = 1024
+
+// LimitQuery answers a request whose query string exceeds MaxQuery with
+// 414 before h sees it.
+func LimitQuery(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.RawQuery) > MaxQuery {
+			http.Error(w, "query string too long", http.StatusRequestURITooLong)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func withBody[T any](log *slog.Logger, fn func(T) (any, error)) http.HandlerFunc {

@@ -185,21 +185,5 @@ func (d *Daemon) statusHandler() http.Handler {
 		}
 		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics\n")
 	})
-	return limitQuery(mux)
-}
-
-// maxStatusQuery bounds the query string of a status API request: no
-// endpoint takes parameters beyond a few short ones.
-const maxStatusQuery = 1024
-
-// limitQuery answers requests whose query string exceeds maxStatusQuery
-// with 414 before h sees them.
-func limitQuery(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.URL.RawQuery) > maxStatusQuery {
-			http.Error(w, "query string too long", http.StatusRequestURITooLong)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return control.LimitQuery(mux)
 }
