@@ -185,6 +185,11 @@ func TestWarnings(t *testing.T) {
 	r.Router.Paths[0].Path = PathUnreachable
 	r.Router.Paths[1] = PeerPath{Peer: peerC, NickName: "c", Path: PathRelayed, Via: peerB, ViaNickName: "b"}
 	r.Router.Connections = append(r.Router.Connections, Connection{Address: "10.0.0.9:5000", State: "failed", Reason: "duplicate peer name 7a:00:00:00:00:01: ..."})
+	r.Router.Connections = append(r.Router.Connections,
+		Connection{Outbound: true, Address: "10.0.0.8:6783", State: "retrying", Reason: "authentication failed: password mismatch"},
+		Connection{Outbound: true, Address: "10.0.0.7:6783", State: "retrying", Reason: "dial tcp 10.0.0.7:6783: i/o timeout"},
+		Connection{Outbound: true, Address: "10.0.0.2:6783", State: "retrying", Peer: peerC, Reason: "connection reset"}, // c is reached
+		Connection{Outbound: true, Address: "10.0.0.6:6783", State: "connecting"})
 	r.Router.Refusals = map[string]uint64{"preauth_limit": 7, "duplicate_name": 1, "password": 0}
 	r.Router.NameClashes = 2
 	r.IPAM = &IPAMReport{Pools: []IPAMPool{{Pool: "10.32.0.0/12", Conflicts: []IPAMConflict{{Addr: "10.32.0.1"}}}}}
@@ -193,6 +198,8 @@ func TestWarnings(t *testing.T) {
 		"peer " + peerB + "(b) is unreachable",
 		"peer " + peerC + "(c) is relayed via " + peerB + "(b)",
 		"connection from 10.0.0.9:5000 refused: duplicate peer name",
+		"connection to 10.0.0.8:6783 refused: authentication failed: password mismatch",
+		"cannot connect to 10.0.0.7:6783: dial tcp 10.0.0.7:6783: i/o timeout",
 		"connections refused since start: 1 duplicate_name, 7 preauth_limit",
 		"2 other router(s) seen using our peer name",
 		"1 address conflict(s) in pool 10.32.0.0/12",
@@ -200,6 +207,9 @@ func TestWarnings(t *testing.T) {
 		if !strings.Contains(w, want) {
 			t.Errorf("warnings lack %q:\n%s", want, w)
 		}
+	}
+	if got := len(Warnings(r)); got != 8 {
+		t.Errorf("%d warnings, want 8:\n%s", got, w)
 	}
 	s := FormatStatus(r)
 	if !strings.Contains(s, "warning: peer "+peerB+"(b) is unreachable") || !strings.Contains(s, "Reachable: 0 of 2 peers connected directly, 1 relayed, 1 unreachable") {

@@ -103,9 +103,17 @@ func Warnings(r *Report) []string {
 			out = append(out, fmt.Sprintf("peer %s is relayed via %s, not direct ('weft doctor %s' says why)", who, label(p.Via, p.ViaNickName), p.Peer))
 		}
 	}
+	reached := map[string]bool{}
+	for _, p := range r.Router.Paths {
+		reached[p.Peer] = p.Path != PathUnreachable
+	}
 	for _, c := range r.Router.Connections {
-		if c.State == "failed" && c.Reason != "" && isRefusalReason(c.Reason) {
+		switch {
+		case c.State != "failed" && c.State != "retrying" || c.Reason == "":
+		case isRefusalReason(c.Reason):
 			out = append(out, fmt.Sprintf("connection %s %s refused: %s", dirWord(c.Outbound), c.Address, c.Reason))
+		case c.Outbound && !reached[c.Peer]:
+			out = append(out, fmt.Sprintf("cannot connect to %s: %s", c.Address, c.Reason))
 		}
 	}
 	if refusalTotal(r.Router.Refusals) > 0 {

@@ -278,6 +278,9 @@ func TestObservability(t *testing.T) {
 			}
 			return nil
 		})
+		if out := h4.MustWeft(t, "status"); !strings.Contains(out, "warning: connection to "+h1.PeerAddr()+" refused: authentication failed") {
+			t.Errorf("status on h4:\n%s", out)
+		}
 		// h4 knows no peer but its target, refused: doctor says why.
 		r := h4.Weft("doctor")
 		if r.OK() || !strings.Contains(r.Stderr, "connection to "+h1.PeerAddr()+" failed: refused by password") ||
