@@ -211,18 +211,21 @@ func diagnosePeer(r *Report, p PeerPath, ping PingOutcome) PeerDiagnosis {
 	if d.OK {
 		return d
 	}
-	d.WhyNotDirect, d.NextStep = whyNotDirect(r, p.Peer, dp)
-	if d.PingError != "" && d.Path != PathUnreachable {
-		d.WhyNotDirect = "the ping got no answer (" + d.PingError + "); " + d.WhyNotDirect
-	}
+	d.WhyNotDirect, d.NextStep = whyNotDirect(r, p.Peer, dp, d.PingError)
 	return d
 }
 
 // whyNotDirect explains why there is no established direct connection to
-// peer, from the most telling fact the report holds.
-func whyNotDirect(r *Report, peer string, dp *DataPath) (why, next string) {
+// peer, or why pings over it get no answer (pingErr), from the most
+// telling fact the report holds.
+func whyNotDirect(r *Report, peer string, dp *DataPath, pingErr string) (why, next string) {
 	port := r.Router.Port
 	addr := peerAddress(r, peer)
+	if dp != nil && dp.Established && pingErr != "" {
+		// The path was up a moment ago: heartbeats will time it out.
+		return classify(fmt.Sprintf("the direct path is up but the ping got no answer (%s); last UDP heartbeat %s ago",
+			pingErr, ago(dp.LastHeardSeconds)), firstNonEmpty(dp.Addr, addr), port)
+	}
 	// A connection to the peer refused for a reason its operator must fix.
 	for _, c := range r.Router.Connections {
 		if c.Peer == peer && c.State != "established" && c.Reason != "" && isRefusalReason(c.Reason) {
@@ -245,6 +248,13 @@ func whyNotDirect(r *Report, peer string, dp *DataPath) (why, next string) {
 		if c.Peer == peer && c.Reason != "" {
 			return classify(c.Reason, c.Address, port)
 		}
+	}
+	if pingErr != "" && dp == nil {
+		why, next = "no direct connection, and the ping got no answer ("+pingErr+")", "read 'weft status connections' and the log on both hosts"
+		if addr != "" {
+			next = fmt.Sprintf("connect it directly with 'weft connect %s'", addr)
+		}
+		return why, next
 	}
 	if addr == "" {
 		return "no direct connection, and no address of the peer is known",

@@ -95,7 +95,7 @@ func TestDiagnose(t *testing.T) {
 		}, true, nil, ""},
 		{"ping lost although the routes say direct", func(r *Report, in *DoctorInput) {
 			in.Pings[peerB] = PingOutcome{Error: "no answer within 2s"}
-		}, false, []string{"unreachable", "no answer within 2s"}, ""},
+		}, false, []string{"unreachable", "no UDP answer", "the direct path is up but the ping got no answer (no answer within 2s)", "allow UDP port 6783 both ways between this host and 10.0.0.2"}, ""},
 		{"answer came back relayed", func(r *Report, in *DoctorInput) {
 			in.Pings[peerB] = relayed(peerB, peerC)
 		}, false, []string{"relayed via " + peerC}, ""},
