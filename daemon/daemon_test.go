@@ -201,6 +201,7 @@ type testRouter struct {
 	client   *control.Client
 	cancel   context.CancelFunc
 	done     chan error
+	dev      *routertest.Device // the router's TAP
 }
 
 func startRouter(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, peers ...string) *testRouter {
@@ -221,7 +222,8 @@ func startRouterDocker(t *testing.T, nw *routertest.Network, stateDir string, ho
 	deps := Deps{
 		Host: host,
 		OpenTAP: func(string, int) (router.Device, error) {
-			return routertest.NewDevice(1406, 256), nil
+			tr.dev = routertest.NewDevice(1406, 256)
+			return tr.dev, nil
 		},
 		ListenUDP: func(netip.AddrPort) (router.Transport, error) {
 			return nw.Transport(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), udpPort), 256), nil

@@ -314,5 +314,10 @@ func (d *Daemon) dnsReport() *control.DNSReport {
 		"forwarded": st.Forwarded, "forward_failed": st.ForwardFailed,
 		"refused": st.Refused, "malformed": st.Malformed, "truncated": st.Truncated,
 	}
+	r.Answers = []control.DNSAnswers{}
+	for _, a := range st.Answers {
+		r.Answers = append(r.Answers, control.DNSAnswers{Type: a.Type, Rcode: a.Rcode, N: a.N})
+	}
+	r.UpstreamLatency = dnsHistogram(st.Upstream)
 	return r
 }

@@ -135,6 +135,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 		// Refused by us, or by the peer after we registered it (a
 		// duplicate peer name only the peer could see).
 		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", reason(err), "err", err)
+		n.refusals.count(err)
 		if !c.outbound {
 			n.noteRefusal(c.remoteAddr, reason(err))
 		}
@@ -335,6 +336,7 @@ func (c *conn) writeLoop() {
 			c.close(fmt.Errorf("write: %w", err))
 			return false
 		}
+		n.traffic.count(&n.traffic.sent, msg)
 		return true
 	}
 	for {
@@ -398,6 +400,7 @@ func (c *conn) readLoop() error {
 			}
 			return fmt.Errorf("read: %w", err)
 		}
+		n.traffic.count(&n.traffic.received, msg)
 		if err := n.handleMsg(c, msg); err != nil {
 			return err
 		}

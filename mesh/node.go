@@ -73,6 +73,8 @@ type Node struct {
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
 	topoRefused    topoRefusalCounters
 	gossipRefused  atomic.Uint64 // gossip messages whose source did not check out
+	refusals       refusalCounts // handshake refusals by kind (status.go)
+	traffic        trafficCounts // control-plane bytes by message tag (status.go)
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.

@@ -231,6 +231,9 @@ func TestNodePreauthLimits(t *testing.T) {
 	if n := a.preauthRefused.Load(); n != 7 {
 		t.Errorf("refused count %d, want 7", n)
 	}
+	if n := a.Status().Refusals[RefusalPreauth]; n != 7 {
+		t.Errorf("status: %d refused by the pre-authentication gate, want 7", n)
+	}
 }
 
 func isTimeout(err error) bool {

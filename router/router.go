@@ -166,6 +166,10 @@ type Router struct {
 	streams atomic.Uint32
 	// segmenter is the transport when it can send datagram trains.
 	segmenter Segmenter
+	// pings are the pings of `weft ping` in flight (ping.go).
+	pings pinger
+	// failures remembers why the data path to each peer last failed.
+	failures linkFailures
 }
 
 var _ mesh.Overlay = (*Router)(nil)

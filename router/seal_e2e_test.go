@@ -244,5 +244,9 @@ func TestSealedTamperAndReplayOnTheWire(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Counted against the peer whose datagrams they claim to be, too.
+	if ps := peerStats(t, b.Router, a.Name); ps.DropAuthFailed != 1 || ps.DropReplay != 1 || ps.DropUnsealed != 0 {
+		t.Errorf("b's stats of a: %+v", ps)
+	}
 	quiet(t, b)
 }

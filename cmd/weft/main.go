@@ -54,6 +54,8 @@ func commands() []command {
 		{"dns-lookup", "NAME", "resolve NAME through this host's DNS server", runDNSLookup},
 		{"env", "[--restore]", "print the shell line that points DOCKER_HOST at weft's Docker API proxy (eval $(weft env)), or with --restore the line that undoes it", runEnv},
 		{"rmpeer", "PEER", "take over the address ranges of a peer that is gone for good", runRmPeer},
+		{"doctor", "[--json] [PEER]", "check every peer (or one) and DNS: reachable, direct or relayed and why, PMTU, RTT; exit 1 when something is wrong", runDoctor},
+		{"ping", "[-c N] PEER", "probe a peer over the overlay; say which path answered and the RTT", runPing},
 		{"version", "", "print the version and protocol version", runVersion},
 	}
 }
