@@ -158,6 +158,10 @@ func Diagnose(in DoctorInput) DoctorReport {
 	if n := refusalTotal(r.Router.Refusals); n > 0 {
 		out.Warnings = append(out.Warnings, "connections refused since start: "+refusalText(r.Router.Refusals))
 	}
+	if n := refusalTotal(r.Router.Forgeries); n > 0 {
+		out.Warnings = append(out.Warnings, "gossip dropped since start: "+refusalText(r.Router.Forgeries)+
+			" (a member speaking for other peers or flooding the topology; the log names the connection)")
+	}
 	if in.DNS.Enabled {
 		if in.DNS.ServerError != "" {
 			out.Problems = append(out.Problems, fmt.Sprintf("DNS: our server on %s does not answer: %s; next: check the router's log (weft.log in the state dir)", in.DNS.Address, in.DNS.ServerError))

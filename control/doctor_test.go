@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -225,5 +226,22 @@ func TestFormatPing(t *testing.T) {
 	p.NickName = "b"
 	if s := FormatPing(p); s != "answer from "+peerB+"(b) relayed via "+peerC+"(c): rtt 0.900 ms\n" {
 		t.Errorf("relayed: %q", s)
+	}
+}
+
+// A flood of made-up peers gives a summary line, not one line per peer,
+// and dropped gossip gives a warning.
+func TestWarningsBounded(t *testing.T) {
+	r := &Report{}
+	for i := range 500 {
+		r.Router.Paths = append(r.Router.Paths, PeerPath{Peer: fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256), Path: PathRelayed, Via: "x"})
+	}
+	r.Router.Forgeries = map[string]uint64{"topology_signature": 2}
+	w := Warnings(r)
+	if len(w) != maxPeerWarnings+2 {
+		t.Fatalf("%d warnings:\n%s", len(w), strings.Join(w, "\n"))
+	}
+	if !strings.Contains(w[maxPeerWarnings], "and 490 more") || !strings.Contains(w[maxPeerWarnings+1], "gossip dropped since start: 2 topology_signature") {
+		t.Fatalf("warnings:\n%s", strings.Join(w, "\n"))
 	}
 }

@@ -89,12 +89,25 @@ func pathSummary(paths []PeerPath) string {
 	return s
 }
 
+// maxPeerWarnings bounds the lines about single peers in Warnings, so
+// that a mesh flooded with made-up peers gives a summary, not thousands
+// of lines.
+const maxPeerWarnings = 10
+
 // Warnings lists what a user should look at first, one line each: peers
 // unreachable or relayed, connections refused (recently, or counted since
 // start), name clashes, address conflicts. Empty when all is well.
 func Warnings(r *Report) []string {
 	var out []string
+	more := 0
 	for _, p := range r.Router.Paths {
+		if p.Path != PathUnreachable && p.Path != PathRelayed {
+			continue
+		}
+		if len(out) == maxPeerWarnings {
+			more++
+			continue
+		}
 		who := label(p.Peer, p.NickName)
 		switch p.Path {
 		case PathUnreachable:
@@ -102,6 +115,9 @@ func Warnings(r *Report) []string {
 		case PathRelayed:
 			out = append(out, fmt.Sprintf("peer %s is relayed via %s, not direct ('weft doctor %s' says why)", who, label(p.Via, p.ViaNickName), p.Peer))
 		}
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("and %d more peers unreachable or relayed ('weft doctor' lists them)", more))
 	}
 	reached := map[string]bool{}
 	for _, p := range r.Router.Paths {
@@ -118,6 +134,10 @@ func Warnings(r *Report) []string {
 	}
 	if refusalTotal(r.Router.Refusals) > 0 {
 		out = append(out, "connections refused since start: "+refusalText(r.Router.Refusals))
+	}
+	if refusalTotal(r.Router.Forgeries) > 0 {
+		out = append(out, "gossip dropped since start: "+refusalText(r.Router.Forgeries)+
+			" (a member speaking for other peers or flooding the topology; the log names the connection)")
 	}
 	if r.Router.NameClashes > 0 {
 		out = append(out, fmt.Sprintf("%d other router(s) seen using our peer name or a connected peer's: give each router its own state dir", r.Router.NameClashes))

@@ -136,6 +136,12 @@ type RouterReport struct {
 	// NameClashes counts other routers seen using our name or a
 	// connected peer's.
 	NameClashes int `json:"name_clashes"`
+	// Forgeries counts gossip dropped since the router started, by kind:
+	// topology entries and gossip not signed by the peer they speak for
+	// (topology_signature, gossip_source), DNS records not signed by
+	// their owner (dns_record_signature), and topology entries beyond
+	// the limits (topology_peer_limit, topology_budget).
+	Forgeries map[string]uint64 `json:"forgeries"`
 	// ControlBytesSent and ControlBytesReceived count control-plane
 	// bytes by kind (topology, gossip, heartbeat, overlay, other).
 	ControlBytesSent     map[string]uint64 `json:"control_bytes_sent"`

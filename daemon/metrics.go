@@ -211,6 +211,7 @@ var (
 	descPeers       = prometheus.NewDesc("weft_peers", "Peers known in the topology, ourselves included.", nil, nil)
 	descMACs        = prometheus.NewDesc("weft_macs", "MACs learned (entries of the MAC table).", nil, nil)
 	descRefused     = prometheus.NewDesc("weft_refused_connections_total", "Connections refused, by reason: preauth_limit, password, version, duplicate_name, incompatible, malformed_handshake.", []string{"reason"}, nil)
+	descForgeries   = prometheus.NewDesc("weft_gossip_dropped_total", "Gossip dropped, by reason: topology_signature, gossip_source, dns_record_signature (not the word of the peer it speaks for), topology_peer_limit, topology_budget.", []string{"reason"}, nil)
 	descClashes     = prometheus.NewDesc("weft_peer_name_clashes", "Other routers seen using our peer name or a connected peer's.", nil, nil)
 	descCtlSent     = prometheus.NewDesc("weft_control_sent_bytes_total", "Bytes of control messages sent to peers, by kind (topology, gossip, heartbeat, overlay, other).", []string{"kind"}, nil)
 	descCtlRecv     = prometheus.NewDesc("weft_control_received_bytes_total", "Bytes of control messages received from peers, by kind.", []string{"kind"}, nil)

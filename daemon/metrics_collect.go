@@ -30,7 +30,7 @@ func newCollector(d *Daemon) *collector {
 }
 
 var otherDescs = []*prometheus.Desc{
-	descPeerPath, descPeerDropped, descConnections, descPeers, descMACs, descRefused, descClashes, descCtlSent, descCtlRecv,
+	descPeerPath, descPeerDropped, descConnections, descPeers, descMACs, descRefused, descForgeries, descClashes, descCtlSent, descCtlRecv,
 	descDNS, descDNSAnswers, descDNSUpstream, descDNSRecords, descIPAMOwned, descIPAMUsed, descIPAMHeld, descIPAMConfl,
 }
 
@@ -88,6 +88,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRefused, float64(n), reason)
 	}
 	gauge(descClashes, float64(rr.NameClashes))
+	for reason, n := range rr.Forgeries {
+		counter(descForgeries, float64(n), reason)
+	}
 	for kind, n := range rr.ControlBytesSent {
 		counter(descCtlSent, float64(n), kind)
 	}

@@ -162,6 +162,10 @@ func (d *Daemon) linkReport(st *mesh.Status, r *control.RouterReport, now time.T
 		})
 	}
 	r.Refusals, r.NameClashes = st.Refusals, st.NameClashes
+	r.Forgeries = st.Forgeries
+	if d.dns != nil {
+		r.Forgeries["dns_record_signature"] = d.dns.store.Refused()
+	}
 	r.ControlBytesSent, r.ControlBytesReceived = st.ControlBytesSent, st.ControlBytesReceived
 }
 

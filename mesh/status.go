@@ -38,6 +38,10 @@ type Status struct {
 	// of a connected peer (duplicate peer names; dupname.go), not counting
 	// old incarnations of ourselves.
 	NameClashes int
+	// Forgeries counts gossip dropped since the node started, by kind
+	// (the Forged constants): topology entries and gossip messages that
+	// were not their peer's own word, or beyond the topology's limits.
+	Forgeries map[string]uint64
 	// ControlBytesSent and ControlBytesReceived count the bytes of the
 	// control messages exchanged with peers after the handshake, by kind
 	// ("topology", "gossip", "heartbeat", "overlay", "other").
@@ -60,6 +64,19 @@ const (
 	RefusalIncompatible = "incompatible"
 	// RefusalMalformed: the handshake was malformed.
 	RefusalMalformed = "malformed_handshake"
+)
+
+// Kinds of dropped gossip, the keys of Status.Forgeries.
+const (
+	// ForgedEntry: a topology entry not signed by its peer's key.
+	ForgedEntry = "topology_signature"
+	// ForgedSource: a gossip broadcast, unicast or neighbour gossip not
+	// from the source it names.
+	ForgedSource = "gossip_source"
+	// OverPeerLimit: an entry of a new peer while the topology was full.
+	OverPeerLimit = "topology_peer_limit"
+	// OverBudget: entries beyond a connection's checking budget.
+	OverBudget = "topology_budget"
 )
 
 // refusalKinds lists the kinds counted in the handshake, in index order.
@@ -223,6 +240,9 @@ func (n *Node) Status() Status {
 		st.Refusals[k] = n.refusals[i].Load()
 	}
 	st.ControlBytesSent, st.ControlBytesReceived = controlBytes(&n.traffic.sent), controlBytes(&n.traffic.received)
+	tr := n.TopologyRefusals()
+	st.Forgeries = map[string]uint64{ForgedEntry: tr.BadSignature, ForgedSource: n.GossipRefused(),
+		OverPeerLimit: tr.OverPeerLimit, OverBudget: tr.OverBudget}
 
 	for _, c := range conns {
 		cs := ConnectionStatus{Outbound: c.outbound, Address: c.remoteAddr.String(), Peer: c.remote.Name, PeerNickName: c.remote.NickName, Overlay: c.oc.Status()}

@@ -118,6 +118,17 @@ func TestTopologyForgery(t *testing.T) {
 	if err := c1.Ping(c2.IP, 0); err != nil {
 		t.Fatalf("c1 no longer reaches c2: %v", err)
 	}
+	// Status says so, and the report counts it.
+	if out := h1.MustWeft(t, "status"); !strings.Contains(out, "gossip dropped since start") {
+		t.Errorf("h1's status has no warning about the forgeries:\n%s", out)
+	}
+	rep, err := h1.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Router.Forgeries["topology_signature"] == 0 || rep.Router.Forgeries["topology_peer_limit"] == 0 {
+		t.Errorf("h1's report counts %v", rep.Router.Forgeries)
+	}
 }
 
 func other(h, a, b *netns.Host) *netns.Host {
