@@ -119,7 +119,7 @@ const (
 )
 
 // topology is the answer of GET /api/topology (documented in
-// docs/observability-page.md).
+// docs/observability.md#the-topology-page).
 type topology struct {
 	Time       string         `json:"time"`
 	Version    string         `json:"version"`
@@ -167,7 +167,9 @@ type topoLink struct {
 	// connection (the kernel's lowest TCP RTT sample of the last five
 	// minutes, rtt.go), null when not known.
 	RTTMillis *float64 `json:"rtt_ms"`
-	// Traffic per link is not counted by the data path: null.
+	// Bytes is the data this router sent and received on its direct data
+	// path to the peer (report's data_paths tx_bytes + rx_bytes); null
+	// for links of other peers and relayed ones.
 	Bytes  *uint64 `json:"bytes"`
 	Reason string  `json:"reason,omitempty"`
 }
@@ -261,11 +263,18 @@ func topologyOf(r control.Report, now time.Time) topology {
 			best[id] = c
 		}
 	}
+	traffic := map[string]uint64{}
+	for _, dp := range r.Router.DataPaths {
+		traffic[dp.Peer] = dp.TxBytes + dp.RxBytes
+	}
 	ours := map[string]bool{}
 	for _, id := range order {
 		c := best[id]
 		l := topoLink{A: self, B: id, Connection: c.State, Address: c.Address, Outbound: c.Outbound,
 			Encrypted: c.Encrypted, Reason: c.Reason}
+		if n, ok := traffic[id]; ok {
+			l.Bytes = &n
+		}
 		if c.State == mesh.StateEstablished && c.RTTMicros > 0 {
 			ms := float64(c.RTTMicros) / 1000
 			l.RTTMillis = &ms
