@@ -36,6 +36,9 @@ type pageState struct {
 	Pwned string     `json:"pwned"`
 	Stale bool       `json:"stale"`
 	Text  string     `json:"text"`
+	// Traffic is the traffic column of the connections table, a cell per
+	// row.
+	Traffic []string `json:"traffic"`
 }
 
 type pageNode struct {
@@ -58,6 +61,7 @@ const readPage = `({
 	pwned: document.body.dataset.pwned || "",
 	stale: document.getElementById("status").className === "stale",
 	text: document.body.innerText,
+	traffic: [...document.querySelectorAll("#links tbody tr")].map((tr) => tr.cells.length > 6 ? tr.cells[6].textContent : ""),
 })`
 
 // link returns the state of the drawn link between peers a and b ("" if
@@ -245,6 +249,9 @@ func TestPage(t *testing.T) {
 		}
 		if !rttRE.MatchString(s.Text) {
 			return fmt.Errorf("no round-trip time shown in %.600q", s.Text)
+		}
+		if len(s.Traffic) != 2 || slices.ContainsFunc(s.Traffic, func(c string) bool { return !strings.HasSuffix(c, "B") }) {
+			return fmt.Errorf("traffic per direct link: %q, want bytes on both", s.Traffic)
 		}
 		if !strings.Contains(s.Text, "web.weft.local") || !strings.Contains(s.Text, "netns:"+w.Prefix+"-web") {
 			return fmt.Errorf("no target or DNS name web in %.600q", s.Text)
