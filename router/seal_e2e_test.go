@@ -149,13 +149,7 @@ func TestSealedRekeyUnderLoad(t *testing.T) {
 	// Frames of up to 1460 bytes: wait until the path MTU search has
 	// verified room for them, or the first large ones are dropped as too
 	// big (what made this test fail about 1 run in 100: not the rekeys).
-	deadline := time.Now().Add(wait)
-	for st, _ := a.Router.ConnectionStatus(b.Name); st.MTU < 1460-14; st, _ = a.Router.ConnectionStatus(b.Name) {
-		if time.Now().After(deadline) {
-			t.Fatalf("path MTU stays at %d: %+v", st.MTU, st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRoom(t, a, b.Name, 1460-14)
 	rng := rand.New(rand.NewPCG(3, 4))
 	const total = 3000
 	sent := make([][]byte, total)
