@@ -354,6 +354,8 @@ func TestBadRequestsAreUserErrorsAndChangeNothing(t *testing.T) {
 			return err
 		}, "only IPv4"},
 		{"malformed peer", func() error { return r.client.Connect([]string{"10.0.0.1:99999"}, false) }, "invalid peer address"},
+		{"connect without peers", func() error { return r.client.Connect(nil, false) }, "no peers given"},
+		{"forget without peers", func() error { return r.client.Forget(nil) }, "no peers given"},
 		{"detach unknown", func() error {
 			_, err := r.client.Detach(control.AttachRequest{Target: "netns:nope"})
 			return err

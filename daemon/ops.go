@@ -14,6 +14,10 @@ import (
 
 // Connect implements control.Backend.
 func (d *Daemon) Connect(peers []string, replace bool) error {
+	if len(peers) == 0 && !replace {
+		// {"peers":null} used to be taken as a connect of nothing.
+		return control.Userf("connect: no peers given: name at least one (HOST or HOST:PORT), or ask to replace the list with none")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.node.Connect(peers, replace); err != nil {
@@ -24,6 +28,9 @@ func (d *Daemon) Connect(peers []string, replace bool) error {
 
 // Forget implements control.Backend.
 func (d *Daemon) Forget(peers []string) error {
+	if len(peers) == 0 {
+		return control.Userf("forget: no peers given: name at least one (HOST or HOST:PORT)")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.node.Forget(peers); err != nil {

@@ -54,11 +54,9 @@ type AttachOptions struct {
 // nothing behind that it made: a veth it created is deleted, and on a
 // target that was attached already the addresses it added are removed.
 func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int, opts AttachOptions) (Attachment, error) {
-	a, err := attach(bridge, t, addrs, mtu, opts)
-	if err != nil {
-		return Attachment{}, fmt.Errorf("attach %s: %w", t, err)
-	}
-	return a, nil
+	// The caller names the operation and the target (the daemon's
+	// "attach netns:c1: ..."); naming them here too repeated them.
+	return attach(bridge, t, addrs, mtu, opts)
 }
 
 // attachFault, when set (by tests), is called once an attach has made
@@ -292,11 +290,7 @@ func readAttachment(tns *targetNS, t Target, hostLink, peer netlink.Link) (Attac
 // ErrNotAttached. The veth is found from the target alone, so bridge is
 // not consulted (it is there to match Attach).
 func Detach(bridge string, t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {
-	removed, err := detach(t, addrs)
-	if err != nil {
-		return removed, fmt.Errorf("detach %s: %w", t, err)
-	}
-	return removed, nil
+	return detach(t, addrs) // the caller names the operation and the target
 }
 
 func detach(t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {

@@ -91,4 +91,15 @@ func TestSourceGuard(t *testing.T) {
 	if r := h1.Weft("attach", "--source-check", "--no-source-check", c1.Target()); r.OK() || !strings.Contains(r.Stderr, "contradict") {
 		t.Errorf("both flags: %v", r)
 	}
+	// An error names the operation and the target once (issue 18: they
+	// used to repeat).
+	missing := "netns:" + w.Prefix + "-missing"
+	r := h1.Weft("attach", missing)
+	t.Logf("attach of a missing namespace: %s", strings.TrimSpace(r.Stderr))
+	if r.OK() || strings.Count(r.Stderr, "attach "+missing) != 1 {
+		t.Errorf("attach of a missing namespace: %v", r)
+	}
+	if r = h1.Weft("detach", missing); r.OK() || strings.Count(r.Stderr, "detach "+missing) != 1 {
+		t.Errorf("detach of a missing namespace: %v", r)
+	}
 }
