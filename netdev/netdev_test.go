@@ -174,7 +174,8 @@ func TestAttachErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := Attach(testBridge, missing, []netip.Prefix{pfx("10.40.0.3/24")}, 1400, AttachOptions{})
-		want := `attach netns:` + missing.Name + `: network namespace "` + missing.Name +
+		// The caller (the daemon) names the operation and the target.
+		want := `network namespace "` + missing.Name +
 			`" not found: create it with 'ip netns add ` + missing.Name + `'`
 		if err == nil || err.Error() != want || !errors.Is(err, ErrNamespaceNotFound) {
 			t.Errorf("missing namespace:\n got %v\nwant %s", err, want)
