@@ -1,0 +1,489 @@
+package fastdp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
+
+// Entry is one forwarding entry of the VXLAN device: frames for MAC leave
+// encapsulated towards the underlay address Dst.
+type Entry struct {
+	MAC MAC
+	Dst netip.Addr
+}
+
+// Kernel is the VXLAN device on the weft bridge as the Manager sees it.
+// The manager's ticker is the only caller of Entries, Install, Remove and
+// Send; its receiver the only caller of Receive. Close may be called
+// concurrently with Receive and makes it return an error.
+type Kernel interface {
+	// Entries lists the device's unicast forwarding entries: those
+	// installed and those the kernel learned from received frames.
+	Entries() ([]Entry, error)
+	// Install makes frames for e.MAC leave the bridge through the device,
+	// encapsulated towards e.Dst, replacing any entry for e.MAC. A static
+	// entry never ages and never moves; a dynamic one ages out unless
+	// frames from e.MAC keep arriving through the device.
+	Install(e Entry, static bool) error
+	// Remove removes the entries for mac from the device and from the
+	// bridge's port of the device. A missing entry is not an error.
+	Remove(mac MAC) error
+	// Send sends one Ethernet frame out of the device. The frame is not
+	// retained.
+	Send(frame []byte) error
+	// Receive reads the next heartbeat frame that arrived on the device
+	// into buf and returns its length.
+	Receive(buf []byte) (int, error)
+	// Close releases the device's socket; it does not delete the device.
+	Close() error
+}
+
+// Config configures a Manager. Zero durations take the defaults named on
+// each field.
+type Config struct {
+	// Self is this router's peer name. Required.
+	Self mesh.PeerName
+	// Kernel is the VXLAN device. Required; Run closes it.
+	Kernel Kernel
+	// FrameSize is the size of heartbeat frames, Ethernet header
+	// included: the largest frame the fast path must carry (14 + the weft
+	// network's MTU), so that a heartbeat that arrives also proves the
+	// path MTU. Required, at least HeaderLen.
+	FrameSize int
+	// Interval is the time between heartbeats to each peer; default 500ms.
+	Interval time.Duration
+	// Timeout takes a peer off the fast path when no heartbeat that says
+	// it hears ours arrived for this long; default 2s.
+	Timeout time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Ticks drives the ticker; default a ticker of Interval. Tests pass
+	// their own channel.
+	Ticks <-chan time.Time
+	// Logger receives the manager's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats counts the manager's work.
+type Stats struct {
+	// HeartbeatsSent and HeartbeatsReceived count heartbeat frames
+	// (received: those from a connected peer, with its connection's UID).
+	HeartbeatsSent, HeartbeatsReceived uint64
+	// SendErrors counts heartbeats the device refused.
+	SendErrors uint64
+	// Misses counts misses reported; MissesDropped those dropped because
+	// the queue was full.
+	Misses, MissesDropped uint64
+	// Installs and Removals count forwarding entries installed and removed.
+	Installs, Removals uint64
+	// Errors counts failed Entries, Install and Remove calls.
+	Errors uint64
+}
+
+// peer is the fast path state of one connected peer; guarded by
+// Manager.mu.
+type peer struct {
+	uid       uint64
+	addr      netip.Addr
+	mac       MAC   // HeartbeatMAC of the peer
+	lastHeard int64 // unix nanos of the last heartbeat from the peer; 0: none
+	hearsUs   bool  // the last heartbeat said the peer hears ours
+	up        bool
+	hbEntry   bool   // the static entry for mac is installed (ticker)
+	sendErr   string // the last Send error; "" after a success
+}
+
+// missed is one frame's destination MAC behind a peer.
+type missed struct {
+	mac  MAC
+	peer mesh.PeerName
+}
+
+// upMap maps each peer whose fast path is up to its underlay address.
+type upMap = map[mesh.PeerName]netip.Addr
+
+// Manager runs the fast path's heartbeats and programs the VXLAN
+// device's forwarding entries. It implements router.FastPath.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	selfMAC MAC
+
+	mu    sync.Mutex
+	peers map[mesh.PeerName]*peer
+
+	up     atomic.Pointer[upMap]
+	misses chan missed
+	kick   chan struct{} // a miss is waiting
+
+	// ticker-owned
+	frame     []byte
+	installed map[MAC]int64 // MACs installed on a miss, and when
+
+	sent, received, sendErrs, nMisses, dropped, installs, removals, errs atomic.Uint64
+}
+
+// missQueue bounds the misses waiting for the ticker.
+const missQueue = 1024
+
+// New checks cfg and returns a Manager ready to Run.
+func New(cfg Config) (*Manager, error) {
+	switch {
+	case cfg.Self == mesh.UnknownPeerName:
+		return nil, fmt.Errorf("new fast path: no peer name: %w", ErrConfig)
+	case cfg.Kernel == nil:
+		return nil, fmt.Errorf("new fast path: no device: %w", ErrConfig)
+	case cfg.FrameSize < HeaderLen || cfg.FrameSize > 65535:
+		return nil, fmt.Errorf("new fast path: frame size %d not in [%d, 65535]: %w", cfg.FrameSize, HeaderLen, ErrConfig)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 500 * time.Millisecond
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		selfMAC:   HeartbeatMAC(cfg.Self),
+		peers:     map[mesh.PeerName]*peer{},
+		misses:    make(chan missed, missQueue),
+		kick:      make(chan struct{}, 1),
+		frame:     make([]byte, cfg.FrameSize),
+		installed: map[MAC]int64{},
+	}
+	m.up.Store(&upMap{})
+	return m, nil
+}
+
+// Connect registers the direct, unencrypted connection uid to peer, whose
+// router announced a fast path, at underlay address addr. Heartbeats
+// start with the next tick; frames take the fast path once they flow
+// both ways. A later Connect for the same peer replaces the earlier.
+func (m *Manager) Connect(name mesh.PeerName, uid uint64, addr netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.peers[name] = &peer{uid: uid, addr: addr.Unmap(), mac: HeartbeatMAC(name)}
+	m.publishLocked()
+}
+
+// Disconnect forgets the connection uid to peer, if it is still the
+// registered one; its entries go with the next tick.
+func (m *Manager) Disconnect(name mesh.PeerName, uid uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.peers[name]; p != nil && p.uid == uid {
+		delete(m.peers, name)
+		m.publishLocked()
+	}
+}
+
+// Up reports whether frames to peer may take the fast path. It never
+// blocks and allocates nothing.
+func (m *Manager) Up(name mesh.PeerName) bool {
+	_, ok := (*m.up.Load())[name]
+	return ok
+}
+
+// Miss reports a frame to mac, which lives behind peer, that reached the
+// router although peer's fast path is up: the device has no entry for
+// mac. It never blocks (a full queue drops the report, counted) and
+// allocates nothing. mac is not retained.
+func (m *Manager) Miss(mac []byte, name mesh.PeerName) {
+	if len(mac) < 6 {
+		return
+	}
+	select {
+	case m.misses <- missed{mac: MAC(mac[:6]), peer: name}:
+		m.nMisses.Add(1)
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	default:
+		m.dropped.Add(1)
+	}
+}
+
+// PathStatus reports whether peer's frames take the fast path and why
+// (or why not). ok is false when the peer is not registered.
+func (m *Manager) PathStatus(name mesh.PeerName) (up bool, reason string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.peers[name]
+	if p == nil {
+		return false, "", false
+	}
+	now := m.cfg.Now().UnixNano()
+	switch {
+	case p.up:
+		return true, "heartbeats flow both ways through the kernel", true
+	case p.sendErr != "":
+		return false, "fast path heartbeat refused: " + p.sendErr, true
+	case p.lastHeard == 0:
+		return false, "no fast path heartbeat from the peer yet", true
+	case now-p.lastHeard > int64(m.cfg.Timeout):
+		return false, fmt.Sprintf("no fast path heartbeat for %s", time.Duration(now-p.lastHeard).Round(time.Second)), true
+	default:
+		return false, "the peer does not hear our fast path heartbeats", true
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Manager) Stats() Stats {
+	return Stats{
+		HeartbeatsSent: m.sent.Load(), HeartbeatsReceived: m.received.Load(), SendErrors: m.sendErrs.Load(),
+		Misses: m.nMisses.Load(), MissesDropped: m.dropped.Load(),
+		Installs: m.installs.Load(), Removals: m.removals.Load(), Errors: m.errs.Load(),
+	}
+}
+
+// Run sends heartbeats and programs the device until ctx is done, then
+// closes the Kernel, waits for its receiver and returns nil.
+func (m *Manager) Run(ctx context.Context) error {
+	ticks := m.cfg.Ticks
+	if ticks == nil {
+		t := time.NewTicker(m.cfg.Interval)
+		defer t.Stop()
+		ticks = t.C
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { m.receive(ctx) })
+	for {
+		select {
+		case <-ctx.Done():
+			err := m.cfg.Kernel.Close()
+			wg.Wait()
+			if err != nil {
+				m.log.Debug("close fast path device", "err", err)
+			}
+			return nil
+		case <-ticks:
+			m.tick()
+		case <-m.kick:
+			m.drainMisses(m.cfg.Now().UnixNano())
+		}
+	}
+}
+
+// receive hands heartbeat frames to handle until the Kernel is closed.
+func (m *Manager) receive(ctx context.Context) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := m.cfg.Kernel.Receive(buf)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			m.log.Debug("receive fast path heartbeat", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		m.handle(buf[:n])
+	}
+}
+
+// handle takes one received heartbeat frame.
+func (m *Manager) handle(b []byte) {
+	h, err := parseHeartbeat(b)
+	if err != nil || h.dst != m.selfMAC || h.sender == m.cfg.Self || h.src != HeartbeatMAC(h.sender) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.peers[h.sender]
+	if p == nil || p.uid != h.uid {
+		return
+	}
+	p.lastHeard = m.cfg.Now().UnixNano()
+	p.hearsUs = h.hearsYou
+	m.received.Add(1)
+}
+
+// publishLocked stores the set of peers whose fast path is up.
+func (m *Manager) publishLocked() {
+	up := make(upMap, len(m.peers))
+	for name, p := range m.peers {
+		if p.up {
+			up[name] = p.addr
+		}
+	}
+	m.up.Store(&up)
+}
+
+// beat is one heartbeat to send.
+type beat struct {
+	name    mesh.PeerName
+	p       *peer
+	hb      heartbeat
+	hbEntry bool
+	addr    netip.Addr
+}
+
+// tick updates each peer's state, sends heartbeats, installs entries for
+// misses and removes entries no peer accounts for. Ticker only.
+func (m *Manager) tick() {
+	now := m.cfg.Now().UnixNano()
+	beats := m.update(now)
+	for _, b := range beats {
+		m.sendBeat(b)
+	}
+	m.reconcile(now)
+	m.drainMisses(now)
+}
+
+// update recomputes each peer's up state from its heartbeats and returns
+// the heartbeats to send.
+func (m *Manager) update(now int64) []beat {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	beats := make([]beat, 0, len(m.peers))
+	for name, p := range m.peers {
+		hears := p.lastHeard != 0 && now-p.lastHeard <= int64(m.cfg.Timeout)
+		up := hears && p.hearsUs
+		if up != p.up {
+			p.up, changed = up, true
+			if up {
+				m.log.Info("fast path up", "peer", name, "addr", p.addr)
+			} else {
+				m.log.Info("fast path down: frames take the userspace path", "peer", name, "addr", p.addr)
+			}
+		}
+		beats = append(beats, beat{name: name, p: p, addr: p.addr, hbEntry: p.hbEntry,
+			hb: heartbeat{dst: p.mac, src: m.selfMAC, hearsYou: hears, sender: m.cfg.Self, uid: p.uid}})
+	}
+	if changed {
+		m.publishLocked()
+	}
+	return beats
+}
+
+// sendBeat installs the static entry for the peer's heartbeat MAC if it
+// is not yet, then sends the heartbeat.
+func (m *Manager) sendBeat(b beat) {
+	if !b.hbEntry {
+		if err := m.cfg.Kernel.Install(Entry{MAC: b.hb.dst, Dst: b.addr}, true); err != nil {
+			m.errs.Add(1)
+			m.setSendErr(b, err)
+			return
+		}
+		m.installs.Add(1)
+		m.mu.Lock()
+		b.p.hbEntry = true
+		m.mu.Unlock()
+	}
+	putHeartbeat(m.frame, b.hb)
+	err := m.cfg.Kernel.Send(m.frame)
+	if err != nil {
+		m.sendErrs.Add(1)
+	} else {
+		m.sent.Add(1)
+	}
+	m.setSendErr(b, err)
+}
+
+// setSendErr records the outcome of the last heartbeat to b's peer.
+func (m *Manager) setSendErr(b beat, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		b.p.sendErr = ""
+		return
+	}
+	if b.p.sendErr == "" {
+		m.log.Info("fast path heartbeat refused", "peer", b.name, "err", err)
+	}
+	b.p.sendErr = err.Error()
+}
+
+// reconcile removes every entry whose destination is not a peer with its
+// fast path up, except the heartbeat entry of a registered peer.
+func (m *Manager) reconcile(now int64) {
+	entries, err := m.cfg.Kernel.Entries()
+	if err != nil {
+		m.errs.Add(1)
+		m.log.Debug("list fast path entries", "err", err)
+		return
+	}
+	upAddrs := map[netip.Addr]bool{}
+	hb := map[MAC]netip.Addr{}
+	m.mu.Lock()
+	for _, p := range m.peers {
+		if p.up {
+			upAddrs[p.addr] = true
+		}
+		hb[p.mac] = p.addr
+	}
+	m.mu.Unlock()
+	for _, e := range entries {
+		if a, ok := hb[e.MAC]; ok && a == e.Dst.Unmap() {
+			continue
+		}
+		if upAddrs[e.Dst.Unmap()] {
+			continue
+		}
+		if err := m.cfg.Kernel.Remove(e.MAC); err != nil {
+			m.errs.Add(1)
+			m.log.Debug("remove fast path entry", "mac", macString(e.MAC), "err", err)
+			continue
+		}
+		m.removals.Add(1)
+		delete(m.installed, e.MAC)
+	}
+	// Forget installs old enough to be retried on the next miss.
+	for mac, at := range m.installed {
+		if now-at > int64(m.cfg.Interval) {
+			delete(m.installed, mac)
+		}
+	}
+}
+
+// drainMisses installs an entry for each missed MAC behind a peer whose
+// fast path is up, once per Interval at most.
+func (m *Manager) drainMisses(now int64) {
+	up := *m.up.Load()
+	for {
+		select {
+		case ms := <-m.misses:
+			addr, ok := up[ms.peer]
+			if !ok {
+				continue
+			}
+			if _, done := m.installed[ms.mac]; done {
+				continue
+			}
+			if err := m.cfg.Kernel.Install(Entry{MAC: ms.mac, Dst: addr}, false); err != nil {
+				m.errs.Add(1)
+				m.log.Debug("install fast path entry", "mac", macString(ms.mac), "peer", ms.peer, "err", err)
+				continue
+			}
+			m.installs.Add(1)
+			m.installed[ms.mac] = now
+		default:
+			return
+		}
+	}
+}
+
+// macString formats a MAC for logs.
+func macString(mac MAC) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+}
