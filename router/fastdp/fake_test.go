@@ -84,7 +84,8 @@ func (k *fakeKernel) Install(e Entry, static bool) error {
 	return nil
 }
 
-func (k *fakeKernel) Remove(mac MAC) error {
+func (k *fakeKernel) Remove(e Entry) error {
+	mac := e.MAC
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.failAll != nil {

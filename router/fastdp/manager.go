@@ -32,9 +32,10 @@ type Kernel interface {
 	// entry never ages and never moves; a dynamic one ages out unless
 	// frames from e.MAC keep arriving through the device.
 	Install(e Entry, static bool) error
-	// Remove removes the entries for mac from the device and from the
-	// bridge's port of the device. A missing entry is not an error.
-	Remove(mac MAC) error
+	// Remove removes the entries for e.MAC from the device (the one
+	// towards e.Dst; none when Dst is invalid) and from the bridge's port
+	// of the device. A missing entry is not an error.
+	Remove(e Entry) error
 	// Send sends one Ethernet frame out of the device. The frame is not
 	// retained.
 	Send(frame []byte) error
@@ -440,7 +441,7 @@ func (m *Manager) reconcile(now int64) {
 		if upAddrs[e.Dst.Unmap()] {
 			continue
 		}
-		if err := m.cfg.Kernel.Remove(e.MAC); err != nil {
+		if err := m.cfg.Kernel.Remove(e); err != nil {
 			m.errs.Add(1)
 			m.log.Debug("remove fast path entry", "mac", macString(e.MAC), "err", err)
 			continue
