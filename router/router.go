@@ -89,6 +89,12 @@ type Config struct {
 	// default 32.
 	BatchSize int
 
+	// FastPath is the kernel's fast path (package router/fastdp); nil
+	// carries everything in userspace. FastPathPort is its UDP port,
+	// which a peer's must equal (FeatureFastPathPort).
+	FastPath     FastPath
+	FastPathPort int
+
 	// TrainRetry is how long a peer whose path refused a train of
 	// datagrams (ErrTrainRefused) gets its datagrams one by one before
 	// trains are tried again; default 1min.

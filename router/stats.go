@@ -38,6 +38,7 @@ type counters struct {
 	icmpSent, fragmented      atomic.Uint64
 	segmented                 atomic.Uint64
 	trainsRefused             atomic.Uint64
+	fastMisses                atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
 }
@@ -67,6 +68,11 @@ type Stats struct {
 	// TrainsRefused counts trains of datagrams a path refused
 	// (ErrTrainRefused), which went again datagram by datagram.
 	TrainsRefused uint64
+	// FastPathMisses counts captured frames to a MAC behind a peer whose
+	// fast path is up (the kernel had no entry for it yet), reported to
+	// the fast path at most once per destination and batch; the frames
+	// themselves took the userspace path.
+	FastPathMisses uint64
 	// MACMoves counts MACs that moved between peers (or to/from local).
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
@@ -118,6 +124,7 @@ func (s *Stats) add(c *counters) {
 	s.Fragmented += c.fragmented.Load()
 	s.Segmented += c.segmented.Load()
 	s.TrainsRefused += c.trainsRefused.Load()
+	s.FastPathMisses += c.fastMisses.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()

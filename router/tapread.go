@@ -93,6 +93,7 @@ func (t *tapReader) frame(fr []byte) {
 				return // the bridge delivered it already
 			}
 			if t.unicast(self, owner, fr, true) {
+				t.noteMiss(fr[0:6], owner)
 				return
 			}
 			// No route to the owner (any more): flood, so that the
