@@ -137,11 +137,17 @@ func FormatView(r *Report, view string) (string, error) {
 				enc = "encrypted"
 			}
 			line := fmt.Sprintf("%s %-21s %-11s %s %s", dir, c.Address, c.State, peer, enc)
+			if c.Path != "" {
+				line += " " + c.Path
+			}
 			if c.MTU > 0 {
 				line += fmt.Sprintf(" mtu=%d", c.MTU)
 			}
 			if c.Reason != "" {
 				line += " " + c.Reason
+			}
+			if c.PathReason != "" {
+				line += " (" + c.Path + ": " + c.PathReason + ")"
 			}
 			b.WriteString(line + "\n")
 		}

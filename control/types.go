@@ -150,6 +150,11 @@ type Connection struct {
 	Encrypted bool   `json:"encrypted"`
 	MTU       int    `json:"mtu,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Path is the path unicast frames to the peer take: "fastdp" (the
+	// kernel's VXLAN) or "sleeve" (the router's userspace path); empty
+	// before the connection has a data path. PathReason says why.
+	Path       string `json:"path,omitempty"`
+	PathReason string `json:"path_reason,omitempty"`
 }
 
 // UnicastRoute says which neighbour frames for Dest go to.

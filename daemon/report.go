@@ -57,6 +57,7 @@ func (d *Daemon) Report() control.Report {
 		cc := control.Connection{
 			Outbound: c.Outbound, Address: c.Address, State: c.State,
 			Encrypted: c.Overlay.Encrypted, MTU: c.Overlay.MTU, Reason: c.Reason,
+			Path: c.Overlay.Path, PathReason: c.Overlay.PathReason,
 		}
 		if c.Peer != mesh.UnknownPeerName {
 			cc.Peer, cc.NickName = c.Peer.String(), c.PeerNickName
@@ -129,7 +130,7 @@ func statsMap(s router.Stats) map[string]uint64 {
 		"udp_datagrams_out": s.UDPDatagramsOut, "udp_bytes_out": s.UDPBytesOut,
 		"records_in": s.RecordsIn, "records_out": s.RecordsOut, "relayed": s.Relayed,
 		"icmp_frag_needed_sent": s.ICMPSent, "fragmented": s.Fragmented, "segmented": s.Segmented,
-		"trains_refused": s.TrainsRefused, "mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions, "mac_refused": s.MACRefused,
+		"trains_refused": s.TrainsRefused, "fastdp_misses": s.FastPathMisses, "mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions, "mac_refused": s.MACRefused,
 		"drop_too_big": s.DropTooBig, "drop_no_route": s.DropNoRoute,
 		"drop_bad_datagram": s.DropBadDatagram, "drop_unknown_sender": s.DropUnknownSender,
 		"drop_loop": s.DropLoop, "drop_send_error": s.DropSendError,
@@ -203,6 +204,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(len(st.Peers)))
 	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(len(m.d.rt.MACs())))
 	for name, v := range statsMap(m.d.rt.Stats()) {
+		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
+	}
+	for name, v := range m.d.fast.counters() {
 		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
 	}
 	for _, p := range m.d.ipam.Status().Pools {
