@@ -241,8 +241,9 @@ func isZeroMAC(m net.HardwareAddr) bool {
 
 // Install implements fastdp.Kernel. A static entry is only the device's
 // (heartbeats are sent on the device itself); a dynamic one is also the
-// bridge's, on the device's port, so that the bridge sends the MAC's
-// frames to the device rather than to the TAP.
+// bridge's, on the device's port and sticky (learning on another port
+// does not move it), so that the bridge sends the MAC's frames to the
+// device rather than to the TAP.
 func (v *VXLAN) Install(e fastdp.Entry, static bool) error {
 	h := host()
 	mac := net.HardwareAddr(e.MAC[:])
@@ -257,7 +258,9 @@ func (v *VXLAN) Install(e fastdp.Entry, static bool) error {
 	if static {
 		return nil
 	}
-	if err := h.NeighSet(&netlink.Neigh{LinkIndex: v.index, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER,
+	// Sticky: frames from the MAC that still arrive through the TAP (the
+	// peer's, until it has an entry of its own) must not move it back.
+	if err := h.NeighSet(&netlink.Neigh{LinkIndex: v.index, Family: unix.AF_BRIDGE, Flags: netlink.NTF_MASTER | netlink.NTF_STICKY,
 		State: netlink.NUD_REACHABLE, HardwareAddr: mac}); err != nil {
 		return fmt.Errorf("install bridge entry %s on %s: %w", mac, v.name, err)
 	}

@@ -36,6 +36,9 @@ type FastPath interface {
 	// that the bridge gave the router: the kernel has no entry for mac.
 	// mac is not retained.
 	Miss(mac []byte, peer mesh.PeerName)
+	// Moved reports that mac, learned from a frame, moved to peer (this
+	// router's name: to this host). mac is not retained.
+	Moved(mac []byte, peer mesh.PeerName)
 	// PathStatus reports whether peer's frames take the fast path and
 	// why; ok is false when peer is not registered.
 	PathStatus(peer mesh.PeerName) (up bool, reason string, ok bool)
@@ -96,5 +99,14 @@ func (f *forwarder) noteMiss(dst []byte, owner mesh.PeerName) {
 	if fp.Up(owner) {
 		fp.Miss(dst, owner)
 		f.st.fastMisses.Add(1)
+	}
+}
+
+// noteMoved tells the fast path that a source MAC moved to owner (to
+// this host when owner is the router itself), so that no kernel entry
+// keeps sending its frames to where it was. Readers; rare.
+func (f *forwarder) noteMoved(src []byte, owner mesh.PeerName) {
+	if fp := f.r.cfg.FastPath; fp != nil {
+		fp.Moved(src, owner)
 	}
 }

@@ -21,6 +21,7 @@ type fakeFastPath struct {
 	up        map[mesh.PeerName]bool
 	connected map[mesh.PeerName]netip.Addr
 	misses    []string
+	moves     []string
 }
 
 func newFakeFastPath() *fakeFastPath {
@@ -49,6 +50,12 @@ func (f *fakeFastPath) Miss(mac []byte, p mesh.PeerName) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.misses = append(f.misses, p.String()+" "+string(mac))
+}
+
+func (f *fakeFastPath) Moved(mac []byte, p mesh.PeerName) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moves = append(f.moves, p.String()+" "+string(mac))
 }
 
 func (f *fakeFastPath) PathStatus(p mesh.PeerName) (bool, string, bool) {

@@ -101,10 +101,12 @@ type peer struct {
 	sendErr   string // the last Send error; "" after a success
 }
 
-// missed is one frame's destination MAC behind a peer.
+// missed is one frame's destination MAC behind a peer, or a MAC that
+// moved to a peer (or to this router).
 type missed struct {
-	mac  MAC
-	peer mesh.PeerName
+	mac   MAC
+	peer  mesh.PeerName
+	moved bool
 }
 
 // upMap maps each peer whose fast path is up to its underlay address.
@@ -127,6 +129,7 @@ type Manager struct {
 	// ticker-owned
 	frame     []byte
 	installed map[MAC]int64 // MACs installed on a miss, and when
+	stale     map[MAC]bool  // MACs that moved away from the fast path: their entries go
 
 	sent, received, sendErrs, nMisses, dropped, installs, removals, errs atomic.Uint64
 }
@@ -165,6 +168,7 @@ func New(cfg Config) (*Manager, error) {
 		kick:      make(chan struct{}, 1),
 		frame:     make([]byte, cfg.FrameSize),
 		installed: map[MAC]int64{},
+		stale:     map[MAC]bool{},
 	}
 	m.up.Store(&upMap{})
 	return m, nil
@@ -204,11 +208,23 @@ func (m *Manager) Up(name mesh.PeerName) bool {
 // mac. It never blocks (a full queue drops the report, counted) and
 // allocates nothing. mac is not retained.
 func (m *Manager) Miss(mac []byte, name mesh.PeerName) {
+	m.enqueue(mac, name, false)
+}
+
+// Moved reports that mac now lives behind peer (this router's own name:
+// on this host). Its entry then points to peer when peer's fast path is
+// up, and goes otherwise, so that the bridge gives its frames to the
+// router again. It never blocks and allocates nothing.
+func (m *Manager) Moved(mac []byte, name mesh.PeerName) {
+	m.enqueue(mac, name, true)
+}
+
+func (m *Manager) enqueue(mac []byte, name mesh.PeerName, moved bool) {
 	if len(mac) < 6 {
 		return
 	}
 	select {
-	case m.misses <- missed{mac: MAC(mac[:6]), peer: name}:
+	case m.misses <- missed{mac: MAC(mac[:6]), peer: name, moved: moved}:
 		m.nMisses.Add(1)
 		select {
 		case m.kick <- struct{}{}:
@@ -438,7 +454,7 @@ func (m *Manager) reconcile(now int64) {
 		if a, ok := hb[e.MAC]; ok && a == e.Dst.Unmap() {
 			continue
 		}
-		if upAddrs[e.Dst.Unmap()] {
+		if upAddrs[e.Dst.Unmap()] && !m.stale[e.MAC] {
 			continue
 		}
 		if err := m.cfg.Kernel.Remove(e); err != nil {
@@ -449,6 +465,7 @@ func (m *Manager) reconcile(now int64) {
 		m.removals.Add(1)
 		delete(m.installed, e.MAC)
 	}
+	clear(m.stale)
 	// Forget installs old enough to be retried on the next miss.
 	for mac, at := range m.installed {
 		if now-at > int64(m.cfg.Interval) {
@@ -466,9 +483,13 @@ func (m *Manager) drainMisses(now int64) {
 		case ms := <-m.misses:
 			addr, ok := up[ms.peer]
 			if !ok {
+				if ms.moved {
+					m.stale[ms.mac] = true // removed by the next reconcile
+				}
 				continue
 			}
-			if _, done := m.installed[ms.mac]; done {
+			delete(m.stale, ms.mac)
+			if _, done := m.installed[ms.mac]; done && !ms.moved {
 				continue
 			}
 			if err := m.cfg.Kernel.Install(Entry{MAC: ms.mac, Dst: addr}, false); err != nil {
