@@ -186,3 +186,19 @@ func TestMissReportedOnlyWhileFastPathUp(t *testing.T) {
 		t.Errorf("FastPathMisses = %d", s.FastPathMisses)
 	}
 }
+
+func TestMoveReportedToFastPath(t *testing.T) {
+	fa := newFakeFastPath()
+	a, b, _, _ := fastPair(t, fa, newFakeFastPath(), announce, announce, false)
+	b.Device.Inject(frame(bcast, mac(9), 60, 1)) // mac 9 behind b
+	recv(t, a)
+	time.Sleep(20 * time.Millisecond) // past the loop guard
+	a.Device.Inject(frame(bcast, mac(9), 60, 2)) // mac 9 now on a's host
+	recv(t, b)
+	fa.mu.Lock()
+	moves := append([]string(nil), fa.moves...)
+	fa.mu.Unlock()
+	if len(moves) != 1 || moves[0] != mesh.PeerName(1).String()+" "+string(mac(9)) {
+		t.Fatalf("moves %q; want mac 9 moved to a itself", moves)
+	}
+}

@@ -355,15 +355,16 @@ type beat struct {
 }
 
 // tick updates each peer's state, sends heartbeats, installs entries for
-// misses and removes entries no peer accounts for. Ticker only.
+// misses (and marks those of MACs gone from the fast path) and removes
+// entries no up peer accounts for. Ticker only.
 func (m *Manager) tick() {
 	now := m.cfg.Now().UnixNano()
 	beats := m.update(now)
 	for _, b := range beats {
 		m.sendBeat(b)
 	}
-	m.reconcile(now)
 	m.drainMisses(now)
+	m.reconcile(now)
 }
 
 // update recomputes each peer's up state from its heartbeats and returns

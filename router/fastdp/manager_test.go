@@ -292,3 +292,30 @@ func TestRunHeartbeatsAndStops(t *testing.T) {
 		}
 	}
 }
+
+func TestMovedRepointsOrRemoves(t *testing.T) {
+	n := newFakeNet()
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	a := newNode(t, n, clk, nameA, "192.0.2.1")
+	b := newNode(t, n, clk, nameB, "192.0.2.2")
+	c := newNode(t, n, clk, nameC, "192.0.2.3")
+	connect(a, b, 1)
+	connect(a, c, 2)
+	steps(clk, 3, a, b, c)
+	mac := MAC{2, 0, 0, 0, 0, 0x42}
+	a.m.Miss(mac[:], nameB)
+	a.m.drainMisses(clk.Now().UnixNano())
+	if dst, _ := a.k.has(mac); dst != b.addr {
+		t.Fatalf("entry towards %v, want B", dst)
+	}
+	a.m.Moved(mac[:], nameC) // C is up too: the entry follows at once
+	a.m.drainMisses(clk.Now().UnixNano())
+	if dst, _ := a.k.has(mac); dst != c.addr {
+		t.Fatalf("after moving to C: entry towards %v", dst)
+	}
+	a.m.Moved(mac[:], nameA) // now on this host: the entry goes
+	a.m.tick()
+	if dst, ok := a.k.has(mac); ok {
+		t.Fatalf("entry towards %v kept for a MAC that is local now", dst)
+	}
+}
