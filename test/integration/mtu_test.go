@@ -76,8 +76,8 @@ func TestPathMTU(t *testing.T) {
 	transfer(t, c1, c2, 2<<20, 7004)
 
 	// The fast path's heartbeats are full-sized, so they are its path MTU
-	// probe: h2's and h3's (a 1406-byte MTU plus 64 bytes of Ethernet and
-	// VXLAN) do not fit h1's link, and their connections with h1 stay on
+	// probe: h2's and h3's (1406 bytes of MTU plus VXLAN's 50 on the wire)
+	// do not fit h1's link, and their connections with h1 stay on
 	// the userspace path, while h2-h3 takes the fast path.
 	waitPath(t, h2, h3, "fastdp", "", connectTimeout)
 	waitPath(t, h3, h2, "fastdp", "", connectTimeout)
