@@ -469,6 +469,11 @@ func (d *Daemon) handOverRanges() {
 
 // resetAll removes everything weft made on this host.
 func (d *Daemon) resetAll() error {
+	// The fast path's device goes with the router; one left by a crash
+	// goes here.
+	if err := d.deps.Host.DeleteLink(fastdpDevice); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
 	if err := d.deps.Host.Reset(d.cfg.Bridge); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
