@@ -122,6 +122,9 @@ type RouterReport struct {
 	// Offloads says which kernel offloads the data path uses
 	// ("tap_vnet_hdr", "tap_tso", "udp_gso", "udp_gro").
 	Offloads map[string]bool `json:"offloads"`
+	// FastDPPort is the UDP port of the kernel fast path; 0 when the
+	// router runs without one (--no-fastdp, or the kernel refused it).
+	FastDPPort int `json:"fastdp_port,omitempty"`
 }
 
 // Peer is one peer of the mesh and the connections it reports.

@@ -41,8 +41,9 @@ type FastPathConfig struct {
 
 // fastPath is the running fast path: its manager and device.
 type fastPath struct {
-	mgr *fastdp.Manager
-	dev FastPathDevice
+	mgr  *fastdp.Manager
+	dev  FastPathDevice
+	port int
 }
 
 // openFastPath creates the VXLAN device and the manager and hands them to
@@ -75,7 +76,7 @@ func (d *Daemon) openFastPath(rcfg *router.Config, features map[string]string) *
 	rcfg.FastPath, rcfg.FastPathPort = mgr, port
 	features[router.FeatureFastPathPort] = strconv.Itoa(port)
 	d.log.Info("fast path ready", "device", fastdpDevice, "port", port)
-	return &fastPath{mgr: mgr, dev: dev}
+	return &fastPath{mgr: mgr, dev: dev, port: port}
 }
 
 // run runs the manager until ctx is done; the device goes when the

@@ -37,6 +37,9 @@ func (d *Daemon) Report() control.Report {
 			Offloads:       d.rt.Offloads(),
 		},
 	}
+	if d.fast != nil {
+		r.Router.FastDPPort = d.fast.port
+	}
 	if d.proxy != nil {
 		r.Proxy = &control.ProxyReport{Socket: d.proxy.socket, Addr: d.proxy.addr, Docker: d.cfg.Proxy.DockerHost}
 	}
