@@ -14,6 +14,10 @@ import (
 	"github.com/weftnet/weft/router/fastdp"
 )
 
+// vxlanAgeing is how long, in seconds, the device keeps an entry that no
+// received frame refreshed.
+const vxlanAgeing = 360
+
 // VXLANConfig describes the fast path's VXLAN device.
 type VXLANConfig struct {
 	// Name is the device's name; a link of that name is replaced.
@@ -130,7 +134,11 @@ func createVXLAN(cfg VXLANConfig) error {
 	data.AddRtAttr(nl.IFLA_VXLAN_ID, nl.Uint32Attr(uint32(cfg.VNI)))
 	data.AddRtAttr(nl.IFLA_VXLAN_PORT, []byte{byte(cfg.Port >> 8), byte(cfg.Port)}) // network byte order
 	data.AddRtAttr(nl.IFLA_VXLAN_LEARNING, []byte{1})
-	data.AddRtAttr(nl.IFLA_VXLAN_AGEING, nl.Uint32Attr(300))
+	// Entries age a minute after the bridge's (300 s): both are refreshed
+	// by the same received frames, so the bridge never sends a frame to
+	// the device for a MAC whose device entry has gone (it would be
+	// dropped); it sends it to the TAP, and the router reports a miss.
+	data.AddRtAttr(nl.IFLA_VXLAN_AGEING, nl.Uint32Attr(vxlanAgeing))
 	data.AddRtAttr(unix.IFLA_VXLAN_DF, []byte{1}) // VXLAN_DF_SET
 	req.AddData(info)
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
