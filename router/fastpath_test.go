@@ -192,7 +192,7 @@ func TestMoveReportedToFastPath(t *testing.T) {
 	a, b, _, _ := fastPair(t, fa, newFakeFastPath(), announce, announce, false)
 	b.Device.Inject(frame(bcast, mac(9), 60, 1)) // mac 9 behind b
 	recv(t, a)
-	time.Sleep(20 * time.Millisecond) // past the loop guard
+	time.Sleep(20 * time.Millisecond)            // past the loop guard
 	a.Device.Inject(frame(bcast, mac(9), 60, 2)) // mac 9 now on a's host
 	recv(t, b)
 	fa.mu.Lock()
