@@ -308,6 +308,32 @@ func TestFastdp(t *testing.T) {
 			t.Errorf("h1's %s sent %d packets while h2 was reached only through h3", vxlanDevice, d)
 		}
 	})
+
+	t.Run("stop", func(t *testing.T) {
+		// relayed unblocked h1-h2 when it ended.
+		waitPath(t, h1, h2, "fastdp", "", 60*time.Second)
+		c1.WaitPing(t, c2.IP, pingTimeout)
+		stopSubtest(t, h1, h2)
+	})
+}
+
+// stopSubtest: a router that stops takes its VXLAN device with it, and its
+// peer removes every entry towards it.
+func stopSubtest(t *testing.T, h1, h2 *netns.Host) {
+	if out := h1.MustRun(t, "bridge", "fdb", "show", "dev", vxlanDevice); !strings.Contains(out, "dst "+h2.Addr) {
+		t.Fatalf("h1 has no entry towards h2 before it stops:\n%s", out)
+	}
+	h2.Stop(t)
+	if r := h2.Run("ip", "link", "show", vxlanDevice); r.OK() {
+		t.Errorf("h2's router stopped but %s is still there", vxlanDevice)
+	}
+	netns.Eventually(t, 10*time.Second, "h1 forgets its entries towards h2", func() error {
+		out := h1.MustRun(t, "bridge", "fdb", "show", "dev", vxlanDevice)
+		if strings.Contains(out, "dst "+h2.Addr+" ") {
+			return fmt.Errorf("h1 still has entries towards h2:\n%s", out)
+		}
+		return nil
+	})
 }
 
 // TestFastdpEncrypted: with a password nothing takes the fast path; the
