@@ -7,7 +7,7 @@ GO ?= go
 VERSION ?= 0.1.0
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build test unit integration lint fuzz bench demo clean deps go plugin
+.PHONY: all build test unit integration lint fuzz bench demo clean deps go plugin screenshot
 
 all: build
 
@@ -27,6 +27,7 @@ deps:
 # tests in network namespaces.
 test: go deps build lint
 	@bash test/deps.sh --docker
+	@bash test/deps.sh --chromium
 	WEFT_BIN=$(CURDIR)/bin/weft $(GO) test -count=1 -timeout 25m ./...
 
 unit: go
@@ -61,6 +62,13 @@ bench: go deps build
 	@# and to a docker cp of 100 MB. Real dockerds.
 	@bash test/deps.sh --docker
 	WEFT_BIN=$(CURDIR)/bin/weft $(GO) test -count=1 -timeout 20m -run '^$$' -bench 'DockerRunFirstPing|ProxyRunFirstPing|ProxyOverhead' -benchtime 5x ./test/integration/ | grep -E '^(Benchmark|ok|FAIL)'
+
+# docs/img/topology.png: the topology page of a router of three, after
+# one link was cut, as headless Chromium draws it (TestPage).
+screenshot: go build
+	@bash test/deps.sh --chromium
+	WEFT_BIN=$(CURDIR)/bin/weft WEFT_SCREENSHOT=$(CURDIR)/docs/img/topology.png \
+	  $(GO) test -count=1 -run '^TestPage$$' ./test/integration/
 
 # A local demo mesh: three hosts as network namespaces.
 demo: go deps build

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 )
@@ -113,6 +114,28 @@ func (c *Client) DNSRemove(req DNSRequest) ([]DNSRecord, error) {
 	var r DNSReply
 	err := c.do("POST", "/dns/remove", req, &r)
 	return r.Records, err
+}
+
+// PingPeer probes a peer (name or nickname) over the overlay.
+func (c *Client) PingPeer(peer string) (*PingReply, error) {
+	var r PingReply
+	if err := c.do("POST", "/ping", PingRequest{Peer: peer}, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Doctor checks every peer (peer "") or one, and DNS.
+func (c *Client) Doctor(peer string) (*DoctorReport, error) {
+	var r DoctorReport
+	path := "/doctor"
+	if peer != "" {
+		path += "?peer=" + url.QueryEscape(peer)
+	}
+	if err := c.do("GET", path, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // Stop asks the router to stop, keeping what the user set up.

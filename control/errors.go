@@ -23,3 +23,9 @@ func (e *UserError) Unwrap() error { return e.Err }
 func Userf(format string, args ...any) error {
 	return &UserError{Err: fmt.Errorf(format, args...)}
 }
+
+// IsUserError reports whether err is (or wraps) a UserError.
+func IsUserError(err error) bool {
+	_, ok := errors.AsType[*UserError](err)
+	return ok
+}

@@ -38,7 +38,11 @@ func FormatStatus(r *Report) string {
 	if r.Router.TrustedSubnets != "" {
 		row("TrustedSubnets", "%s", r.Router.TrustedSubnets)
 	}
-	row("Targets", "%d", len(r.Router.Targets))
+	if len(r.Router.Targets) == 0 {
+		row("Targets", "0")
+	} else {
+		row("Targets", "%d (%s)", len(r.Router.Targets), strings.Join(r.Router.Targets, " "))
+	}
 	row("Connections", "%s", connectionSummary(r.Router.Connections))
 	established := 0
 	for _, p := range r.Router.Peers {
@@ -49,6 +53,9 @@ func FormatStatus(r *Report) string {
 		}
 	}
 	row("Peers", "%d (with %d established connections)", len(r.Router.Peers), established)
+	if len(r.Router.Paths) > 0 {
+		row("Reachable", "%s", pathSummary(r.Router.Paths))
+	}
 	row("Bridge", "%s (MTU %d)", r.Router.Bridge, r.Router.MTU)
 	row("Offloads", "%s", offloadSummary(r.Router.Offloads))
 	row("Attached", "%d targets", len(r.Attachments))
@@ -70,7 +77,97 @@ func FormatStatus(r *Report) string {
 		}
 		row("DockerProxy", "unix://%s%s to %s (eval $(weft env) to use it)", r.Proxy.Socket, tcp, r.Proxy.Docker)
 	}
+	for _, w := range Warnings(r) {
+		fmt.Fprintf(&b, "warning: %s\n", w)
+	}
 	return b.String()
+}
+
+// pathSummary counts the other peers by how they are reached: "2 of 2
+// peers connected directly", then those relayed and unreachable.
+func pathSummary(paths []PeerPath) string {
+	n := map[string]int{}
+	for _, p := range paths {
+		n[p.Path]++
+	}
+	s := fmt.Sprintf("%d of %d peers connected directly", n[PathDirect], len(paths))
+	if n[PathRelayed] > 0 {
+		s += fmt.Sprintf(", %d relayed", n[PathRelayed])
+	}
+	if n[PathUnreachable] > 0 {
+		s += fmt.Sprintf(", %d unreachable", n[PathUnreachable])
+	}
+	return s
+}
+
+// maxPeerWarnings bounds the lines about single peers in Warnings, so
+// that a mesh flooded with made-up peers gives a summary, not thousands
+// of lines.
+const maxPeerWarnings = 10
+
+// Warnings lists what a user should look at first, one line each: peers
+// unreachable or relayed, connections refused (recently, or counted since
+// start), name clashes, address conflicts. Empty when all is well.
+func Warnings(r *Report) []string {
+	var out []string
+	more := 0
+	for _, p := range r.Router.Paths {
+		if p.Path != PathUnreachable && p.Path != PathRelayed {
+			continue
+		}
+		if len(out) == maxPeerWarnings {
+			more++
+			continue
+		}
+		who := label(p.Peer, p.NickName)
+		switch p.Path {
+		case PathUnreachable:
+			out = append(out, fmt.Sprintf("peer %s is unreachable ('weft doctor %s' says why)", who, p.Peer))
+		case PathRelayed:
+			out = append(out, fmt.Sprintf("peer %s is relayed via %s, not direct ('weft doctor %s' says why)", who, label(p.Via, p.ViaNickName), p.Peer))
+		}
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("and %d more peers unreachable or relayed ('weft doctor' lists them)", more))
+	}
+	reached := map[string]bool{}
+	for _, p := range r.Router.Paths {
+		reached[p.Peer] = p.Path != PathUnreachable
+	}
+	for _, c := range r.Router.Connections {
+		switch {
+		case c.State != "failed" && c.State != "retrying" || c.Reason == "":
+		case isRefusalReason(c.Reason):
+			out = append(out, fmt.Sprintf("connection %s %s refused: %s", dirWord(c.Outbound), c.Address, c.Reason))
+		case c.Outbound && !reached[c.Peer]:
+			out = append(out, fmt.Sprintf("cannot connect to %s: %s", c.Address, c.Reason))
+		}
+	}
+	if refusalTotal(r.Router.Refusals) > 0 {
+		out = append(out, "connections refused since start: "+refusalText(r.Router.Refusals))
+	}
+	if refusalTotal(r.Router.Forgeries) > 0 {
+		out = append(out, "gossip dropped since start: "+refusalText(r.Router.Forgeries)+
+			" (a member speaking for other peers or flooding the topology; the log names the connection)")
+	}
+	if r.Router.NameClashes > 0 {
+		out = append(out, fmt.Sprintf("%d other router(s) seen using our peer name or a connected peer's: give each router its own state dir", r.Router.NameClashes))
+	}
+	if r.IPAM != nil {
+		for _, p := range r.IPAM.Pools {
+			if len(p.Conflicts) > 0 {
+				out = append(out, fmt.Sprintf("%d address conflict(s) in pool %s ('weft status ipam')", len(p.Conflicts), p.Pool))
+			}
+		}
+	}
+	return out
+}
+
+func dirWord(outbound bool) string {
+	if outbound {
+		return "to"
+	}
+	return "from"
 }
 
 // offloadSummary lists the offloads in use, sorted, or "none".

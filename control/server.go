@@ -38,9 +38,16 @@ type Backend interface {
 	Stop()
 	// Reset asks the router to shut down and remove everything it made.
 	Reset()
+	// Ping probes a peer (name or nickname) over the overlay.
+	Ping(peer string) (PingReply, error)
+	// Doctor checks every peer, or one (name or nickname), and DNS.
+	Doctor(peer string) (DoctorReport, error)
 }
 
 const maxRequestBody = 1 << 20
+
+// maxPeerArg bounds a peer name or nickname in a request.
+const maxPeerArg = 256
 
 // NewHandler returns the HTTP handler of the control API.
 func NewHandler(b Backend, log *slog.Logger) http.Handler {
@@ -101,6 +108,28 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 		msg, err := b.RmPeer(req.Peer)
 		return MessageReply{Message: msg}, err
 	}))
+	mux.HandleFunc("POST /ping", withBody(log, func(req PingRequest) (any, error) {
+		return b.Ping(req.Peer)
+	}))
+	mux.HandleFunc("GET /doctor", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		for k := range q {
+			if k != "peer" {
+				writeError(w, Userf("unknown parameter %q: doctor takes only peer", k), log)
+				return
+			}
+		}
+		if len(q["peer"]) > 1 || len(q.Get("peer")) > maxPeerArg {
+			writeError(w, Userf("doctor takes one peer name or nickname"), log)
+			return
+		}
+		rep, err := b.Doctor(q.Get("peer"))
+		if err != nil {
+			writeError(w, err, log)
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	})
 	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct{}{})
 		go b.Stop()
@@ -109,7 +138,23 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, struct{}{})
 		go b.Reset()
 	})
-	return mux
+	return LimitQuery(mux)
+}
+
+// MaxQuery bounds the query string of a request to the control API or
+// the status server: no endpoint takes more than a peer name.
+const MaxQuery = 1024
+
+// LimitQuery answers a request whose query string exceeds MaxQuery with
+// 414 before h sees it.
+func LimitQuery(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.RawQuery) > MaxQuery {
+			http.Error(w, "query string too long", http.StatusRequestURITooLong)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func withBody[T any](log *slog.Logger, fn func(T) (any, error)) http.HandlerFunc {

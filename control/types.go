@@ -125,6 +125,111 @@ type RouterReport struct {
 	// FastDPPort is the UDP port of the kernel fast path; 0 when the
 	// router runs without one (--no-fastdp, or the kernel refused it).
 	FastDPPort int `json:"fastdp_port,omitempty"`
+	// DataPaths describes the data path of each confirmed connection.
+	DataPaths []DataPath `json:"data_paths"`
+	// Paths says how each other known peer is reached.
+	Paths []PeerPath `json:"paths"`
+	// LinkFailures lists the last data-path failure of each peer whose
+	// connection ever failed.
+	LinkFailures []LinkFailure `json:"link_failures"`
+	// Refusals counts connections refused since the router started, by
+	// kind: preauth_limit, password, version, duplicate_name,
+	// incompatible, malformed_handshake.
+	Refusals map[string]uint64 `json:"refusals"`
+	// NameClashes counts other routers seen using our name or a
+	// connected peer's.
+	NameClashes int `json:"name_clashes"`
+	// Forgeries counts gossip dropped since the router started, by kind:
+	// topology entries and gossip not signed by the peer they speak for
+	// (topology_signature, gossip_source), DNS records not signed by
+	// their owner (dns_record_signature), and topology entries beyond
+	// the limits (topology_peer_limit, topology_budget).
+	Forgeries map[string]uint64 `json:"forgeries"`
+	// ControlBytesSent and ControlBytesReceived count control-plane
+	// bytes by kind (topology, gossip, heartbeat, overlay, other).
+	ControlBytesSent     map[string]uint64 `json:"control_bytes_sent"`
+	ControlBytesReceived map[string]uint64 `json:"control_bytes_received"`
+}
+
+// Path kinds of PeerPath.Path.
+const (
+	PathDirect      = "direct"
+	PathRelayed     = "relayed"
+	PathUnreachable = "unreachable"
+)
+
+// PeerPath says how frames reach one peer.
+type PeerPath struct {
+	Peer     string `json:"peer"`
+	NickName string `json:"nickname,omitempty"`
+	// Path is PathDirect, PathRelayed or PathUnreachable.
+	Path string `json:"path"`
+	// Via is the neighbour frames go to first when relayed.
+	Via         string `json:"via,omitempty"`
+	ViaNickName string `json:"via_nickname,omitempty"`
+}
+
+// DataPath is the data path of one confirmed connection.
+type DataPath struct {
+	Peer        string `json:"peer"`
+	NickName    string `json:"nickname,omitempty"`
+	Established bool   `json:"established"`
+	// Addr is the peer's UDP data address ("" while unknown).
+	Addr string `json:"addr,omitempty"`
+	// MTU is the path MTU in use; MTUVerified says a probe of that size
+	// came back.
+	MTU         int  `json:"mtu"`
+	MTUVerified bool `json:"mtu_verified"`
+	// RTTSeconds is the last measured round trip (0: none yet).
+	RTTSeconds float64 `json:"rtt_seconds"`
+	// LastHeardSeconds is the age of the last heartbeat received.
+	LastHeardSeconds float64 `json:"last_heard_seconds"`
+	// HandshakeAgeSeconds is the age of the connection's handshake.
+	HandshakeAgeSeconds float64 `json:"handshake_age_seconds"`
+	Encrypted           bool    `json:"encrypted"`
+	Rekeys              uint64  `json:"rekeys"`
+	TxDatagrams         uint64  `json:"tx_datagrams"`
+	TxBytes             uint64  `json:"tx_bytes"`
+	TxFrames            uint64  `json:"tx_frames"`
+	RxDatagrams         uint64  `json:"rx_datagrams"`
+	RxBytes             uint64  `json:"rx_bytes"`
+	RxFrames            uint64  `json:"rx_frames"`
+	Reason              string  `json:"reason,omitempty"`
+	// Drops counts datagrams of this peer dropped, by reason:
+	// auth_failed, replay, unknown_key, unsealed (received), seal_failed
+	// (to send).
+	Drops map[string]uint64 `json:"drops"`
+}
+
+// LinkFailure is why the data path to a peer last failed.
+type LinkFailure struct {
+	Peer       string  `json:"peer"`
+	NickName   string  `json:"nickname,omitempty"`
+	Reason     string  `json:"reason"`
+	AgeSeconds float64 `json:"age_seconds"`
+}
+
+// PingRequest is the body of /ping: a peer's name or nickname.
+type PingRequest struct {
+	Peer string `json:"peer"`
+}
+
+// PingReply is the answer to one ping over the overlay.
+type PingReply struct {
+	Peer     string `json:"peer"`
+	NickName string `json:"nickname,omitempty"`
+	// Path is PathDirect when the ping went and came back over the direct
+	// connection, else PathRelayed.
+	Path string `json:"path"`
+	// SentVia and AnsweredVia are the neighbours the ping went to and the
+	// answer came from.
+	SentVia     string `json:"sent_via"`
+	AnsweredVia string `json:"answered_via"`
+	// AnsweredViaNickName is AnsweredVia's nickname.
+	AnsweredViaNickName string  `json:"answered_via_nickname,omitempty"`
+	RTTSeconds          float64 `json:"rtt_seconds"`
+	// ClockOffsetSeconds estimates the peer's clock minus ours.
+	ClockOffsetSeconds float64 `json:"clock_offset_seconds"`
 }
 
 // Peer is one peer of the mesh and the connections it reports.
@@ -158,6 +263,10 @@ type Connection struct {
 	// before the connection has a data path. PathReason says why.
 	Path       string `json:"path,omitempty"`
 	PathReason string `json:"path_reason,omitempty"`
+	// RTTMicros is the round-trip time of the established control
+	// connection in microseconds: the lowest the kernel measured for the
+	// TCP connection in the last five minutes; 0 when unknown.
+	RTTMicros int64 `json:"rtt_us,omitempty"`
 }
 
 // UnicastRoute says which neighbour frames for Dest go to.
@@ -198,6 +307,26 @@ type DNSReport struct {
 	Upstream []string `json:"upstream"`
 	// Stats are the server's counters (queries, local, nxdomain, ...).
 	Stats map[string]uint64 `json:"stats"`
+	// Answers counts answers by query type and response code.
+	Answers []DNSAnswers `json:"answers"`
+	// UpstreamLatency is the latency of answered upstream exchanges.
+	UpstreamLatency Histogram `json:"upstream_latency"`
+}
+
+// DNSAnswers is how many answers to one query type had one response code.
+type DNSAnswers struct {
+	Type  string `json:"type"`
+	Rcode string `json:"rcode"`
+	N     uint64 `json:"n"`
+}
+
+// Histogram is a distribution of durations: Counts[i] is how many were
+// at most Bounds[i] seconds (cumulative); Count and SumSeconds cover all.
+type Histogram struct {
+	Bounds     []float64 `json:"bounds"`
+	Counts     []uint64  `json:"counts"`
+	Count      uint64    `json:"count"`
+	SumSeconds float64   `json:"sum_seconds"`
 }
 
 // DNSRecord is one name-to-address record and the peer that owns it.
@@ -235,6 +364,10 @@ type AttachRequest struct {
 	CIDRs      []string `json:"cidrs"`
 	Name       string   `json:"name,omitempty"`
 	WithoutDNS bool     `json:"without_dns,omitempty"`
+	// SourceCheck turns the source guard on or off (attach only); nil
+	// keeps what the target had, or for a new target: on unless an
+	// address is given exactly (CIDR or ip:CIDR).
+	SourceCheck *bool `json:"source_check,omitempty"`
 }
 
 // AddrsRequest is the body of /expose and /hide.

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,12 +104,13 @@ type Config struct {
 
 // Daemon is a running router process.
 type Daemon struct {
-	cfg   Config
-	deps  Deps
-	log   *slog.Logger
-	store *state.Store
-	self  mesh.PeerName
-	mtu   int
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	store    *state.Store
+	self     mesh.PeerName
+	identity *mesh.Identity
+	mtu      int
 
 	node *mesh.Node
 	rt   *router.Router
@@ -229,7 +231,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	d.node, err = mesh.NewNode(mesh.Config{
 		PSK:            psk,
 		TrustedSubnets: cfg.TrustedSubnets,
-		Name:           d.self,
+		Identity:       d.identity,
 		NickName:       cfg.NickName,
 		ListenAddr:     net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		DataPort:       udp.LocalPort(),
@@ -239,6 +241,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		Logger:         d.log.With("part", "mesh"),
 		Features:       features,
 		CheckPeer:      d.checkRange,
+		ConnRTT:        tcpRTT,
 	})
 	if err != nil {
 		return err
@@ -342,23 +345,46 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	return nil
 }
 
-// loadIdentity loads or creates the persistent peer name and the peers.
+// loadIdentity loads or creates the persistent identity key, whose name
+// is our peer name, and the peers. A state directory made before peer
+// names came from identity keys has a name but no key: it gets a key and
+// the key's name, and the ranges of the old name are taken over once
+// IPAM runs (takeOverFormerName).
 func (d *Daemon) loadIdentity() error {
-	s, err := d.store.PeerName()
+	seed, err := d.store.Identity()
 	if err != nil {
 		return err
 	}
-	if s != "" {
-		if d.self, err = mesh.ParsePeerName(s); err != nil {
-			return fmt.Errorf("persisted peer name: %w; run 'weft reset' to start afresh", err)
+	var id *mesh.Identity
+	if seed != nil {
+		if id, err = mesh.IdentityFromSeed(seed); err != nil {
+			return fmt.Errorf("persisted identity key: %w; run 'weft reset' to start afresh", err)
 		}
 	} else {
-		if d.self, err = mesh.RandomPeerName(); err != nil {
+		if id, err = mesh.NewIdentity(rand.Reader); err != nil {
 			return err
 		}
-		if err := d.store.SetPeerName(d.self.String()); err != nil {
+		old, err := d.store.PeerName()
+		if err != nil {
 			return err
 		}
+		if old != "" {
+			if _, err := mesh.ParsePeerName(old); err != nil {
+				return fmt.Errorf("persisted peer name: %w; run 'weft reset' to start afresh", err)
+			}
+			if err := d.store.SetRenamedFrom(old); err != nil {
+				return err
+			}
+			d.log.Warn("this router's peer name now comes from its identity key; the address ranges of the old name will be taken over",
+				"old_name", old, "name", id.Name().String())
+		}
+		if err := d.store.SetIdentity(id.Seed()); err != nil {
+			return err
+		}
+	}
+	d.identity, d.self = id, id.Name()
+	if err := d.store.SetPeerName(d.self.String()); err != nil {
+		return err
 	}
 	if d.cfg.PeersGiven {
 		if err := d.store.SetTargets(d.cfg.Peers); err != nil {
@@ -437,7 +463,7 @@ func (d *Daemon) restoreAttachments() {
 		}
 		addrs, err := parsePrefixes(a.Addrs)
 		if err == nil {
-			_, err = d.deps.Host.Attach(d.cfg.Bridge, a.Target, addrs, d.mtu)
+			_, err = d.deps.Host.Attach(d.cfg.Bridge, a.Target, addrs, d.mtu, AttachOptions{SourceCheck: a.SourceCheck})
 		}
 		if err != nil {
 			d.log.Warn("could not restore attachment; it stays recorded", "target", a.Target, "err", err)
@@ -522,7 +548,12 @@ func (d *Daemon) startStatusServer(addr string) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status server on %s: %w (choose another with --status-addr, or '' to disable)", addr, err)
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: hostGuard(addr, d.statusHandler()), ReadHeaderTimeout: 10 * time.Second}
+	// Bounded: a request line and headers of 32 KiB at most (431 beyond),
+	// idle keep-alive connections closed after a minute; OPTIONS * goes to
+	// the handler (405) like every other method but GET and HEAD.
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: hostGuard(addr, d.statusHandler()),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 32 << 10,
+		DisableGeneralOptionsHandler: true}
 	go srv.Serve(ln)
 	return srv, nil
 }

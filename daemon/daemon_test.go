@@ -27,9 +27,10 @@ type fakeHost struct {
 	gone     map[string]bool // targets whose namespace vanished
 	exposed  []netip.Prefix
 	attaches int
-	ready    map[string]int // MarkReady calls per target
-	starts   map[int]uint64 // process start times, for pid: targets
-	readyErr error          // what MarkReady fails with, when set
+	ready    map[string]int            // MarkReady calls per target
+	starts   map[int]uint64            // process start times, for pid: targets
+	readyErr error                     // what MarkReady fails with, when set
+	guards   map[string][]netip.Prefix // source-guarded targets: the addresses their guard allows
 }
 
 func newFakeHost() *fakeHost { return &fakeHost{atts: map[string][]netip.Prefix{}} }
@@ -49,13 +50,20 @@ func (h *fakeHost) ParseTarget(s string) (string, error) {
 	}
 	return s, nil
 }
-func (h *fakeHost) Attach(_ string, target string, addrs []netip.Prefix, _ int) (Attachment, error) {
+func (h *fakeHost) Attach(_ string, target string, addrs []netip.Prefix, _ int, opts AttachOptions) (Attachment, error) {
 	if target == "netns:missing" {
 		return Attachment{}, errors.New(`network namespace "missing" not found`)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.attaches++
+	if h.guards == nil {
+		h.guards = map[string][]netip.Prefix{}
+	}
+	delete(h.guards, target)
+	if opts.SourceCheck {
+		h.guards[target] = append(slices.Clone(opts.Given), addrs...)
+	}
 	for _, a := range addrs {
 		if !slices.Contains(h.atts[target], a) {
 			h.atts[target] = append(h.atts[target], a)
@@ -193,6 +201,7 @@ type testRouter struct {
 	client   *control.Client
 	cancel   context.CancelFunc
 	done     chan error
+	dev      *routertest.Device // the router's TAP
 }
 
 func startRouter(t *testing.T, nw *routertest.Network, stateDir string, host *fakeHost, udpPort uint16, peers ...string) *testRouter {
@@ -213,7 +222,8 @@ func startRouterDocker(t *testing.T, nw *routertest.Network, stateDir string, ho
 	deps := Deps{
 		Host: host,
 		OpenTAP: func(string, int) (router.Device, error) {
-			return routertest.NewDevice(1406, 256), nil
+			tr.dev = routertest.NewDevice(1406, 256)
+			return tr.dev, nil
 		},
 		ListenUDP: func(netip.AddrPort) (router.Transport, error) {
 			return nw.Transport(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), udpPort), 256), nil
@@ -344,6 +354,8 @@ func TestBadRequestsAreUserErrorsAndChangeNothing(t *testing.T) {
 			return err
 		}, "only IPv4"},
 		{"malformed peer", func() error { return r.client.Connect([]string{"10.0.0.1:99999"}, false) }, "invalid peer address"},
+		{"connect without peers", func() error { return r.client.Connect(nil, false) }, "no peers given"},
+		{"forget without peers", func() error { return r.client.Forget(nil) }, "no peers given"},
 		{"detach unknown", func() error {
 			_, err := r.client.Detach(control.AttachRequest{Target: "netns:nope"})
 			return err

@@ -61,7 +61,14 @@ func (d *Daemon) startDNS(ctx context.Context, wg *sync.WaitGroup) error {
 		Self: d.self,
 		// The mesh gives every known peer a nickname (its name by default).
 		KnownPeer: func(p mesh.PeerName) bool { return p == d.self || node.PeerNickName(p) != "" },
-		Logger:    d.log.With("part", "dns"),
+		// Records are signed by their owner's identity key and checked
+		// against the key the mesh holds for the owner.
+		Sign: func(msg []byte) []byte { return d.identity.Sign(nameserver.SignatureContext, msg) },
+		Verify: func(owner mesh.PeerName, msg, sig []byte) bool {
+			key := node.PeerKey(owner)
+			return key != nil && mesh.VerifySignature(key, nameserver.SignatureContext, msg, sig)
+		},
+		Logger: d.log.With("part", "dns"),
 	})
 	if err != nil {
 		return err
@@ -307,5 +314,10 @@ func (d *Daemon) dnsReport() *control.DNSReport {
 		"forwarded": st.Forwarded, "forward_failed": st.ForwardFailed,
 		"refused": st.Refused, "malformed": st.Malformed, "truncated": st.Truncated,
 	}
+	r.Answers = []control.DNSAnswers{}
+	for _, a := range st.Answers {
+		r.Answers = append(r.Answers, control.DNSAnswers{Type: a.Type, Rcode: a.Rcode, N: a.N})
+	}
+	r.UpstreamLatency = dnsHistogram(st.Upstream)
 	return r
 }

@@ -71,9 +71,9 @@ func (g *dnsGossiper) broadcast(set *nameserver.RecordSet) {
 // OnGossipBroadcast implements mesh.Gossiper. A broadcast carries only
 // records of its source (its local changes and re-assertions; relays pass
 // on a part of it, under the same source): one holding another peer's
-// record is refused whole (issue 16). The source is only as trustworthy as
-// the relays until topology is signed; neighbour gossip (OnGossip) carries
-// every peer's records and is not restricted.
+// record is refused whole (issue 16). The mesh has checked that src signed
+// the broadcast. Neighbour gossip (OnGossip) carries every peer's records
+// and is not restricted.
 func (g *dnsGossiper) OnGossipBroadcast(src mesh.PeerName, b []byte) (mesh.GossipData, error) {
 	set, err := nameserver.DecodeRecordSet(b)
 	if err != nil {

@@ -234,7 +234,7 @@ func (d *Daemon) reattach(target string) error {
 	a := atts[i]
 	addrs, err := parsePrefixes(a.Addrs)
 	if err == nil {
-		_, err = d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
+		_, err = d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu, AttachOptions{SourceCheck: a.SourceCheck})
 	}
 	if err != nil {
 		return err

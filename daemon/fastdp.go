@@ -39,11 +39,28 @@ type FastPathConfig struct {
 	HeartbeatMAC fastdp.MAC
 }
 
-// fastPath is the running fast path: its manager and device.
+// fastPath is the running fast path: its manager and device. It is the
+// router's FastPath (the manager's methods) and FastPathCounter.
 type fastPath struct {
-	mgr  *fastdp.Manager
+	*fastdp.Manager
 	dev  FastPathDevice
 	port int
+}
+
+var _ router.FastPathCounter = (*fastPath)(nil)
+
+// FastPathCounters implements router.FastPathCounter: the device's
+// counters (none when the kernel does not answer) and the manager's.
+func (f *fastPath) FastPathCounters() router.FastPathCounters {
+	st := f.Stats()
+	c := router.FastPathCounters{
+		HeartbeatsSent: st.HeartbeatsSent, HeartbeatsReceived: st.HeartbeatsReceived,
+		EntriesInstalled: st.Installs, EntriesRemoved: st.Removals,
+	}
+	if fin, bin, fout, bout, err := f.dev.Counters(); err == nil {
+		c.FramesIn, c.BytesIn, c.FramesOut, c.BytesOut = fin, bin, fout, bout
+	}
+	return c
 }
 
 // openFastPath creates the VXLAN device and the manager and hands them to
@@ -73,10 +90,11 @@ func (d *Daemon) openFastPath(rcfg *router.Config, features map[string]string) *
 		d.log.Warn("no fast path: all traffic takes the userspace path", "err", fmt.Errorf("fast path: %w", err))
 		return nil
 	}
-	rcfg.FastPath, rcfg.FastPathPort = mgr, port
+	f := &fastPath{Manager: mgr, dev: dev, port: port}
+	rcfg.FastPath, rcfg.FastPathPort = f, port
 	features[router.FeatureFastPathPort] = strconv.Itoa(port)
 	d.log.Info("fast path ready", "device", fastdpDevice, "port", port)
-	return &fastPath{mgr: mgr, dev: dev, port: port}
+	return f
 }
 
 // run runs the manager until ctx is done; the device goes when the
@@ -85,25 +103,6 @@ func (f *fastPath) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		f.mgr.Run(ctx)
+		f.Run(ctx)
 	}()
-}
-
-// counters are the fast path's counters for /metrics: the frames and
-// bytes the kernel carried (the VXLAN device's) and the manager's work;
-// none when the fast path is off.
-func (f *fastPath) counters() map[string]uint64 {
-	if f == nil {
-		return nil
-	}
-	st := f.mgr.Stats()
-	out := map[string]uint64{
-		"fastdp_heartbeats_sent": st.HeartbeatsSent, "fastdp_heartbeats_received": st.HeartbeatsReceived,
-		"fastdp_entries_installed": st.Installs, "fastdp_entries_removed": st.Removals,
-	}
-	if fin, bin, fout, bout, err := f.dev.Counters(); err == nil {
-		out["fastdp_frames_in"], out["fastdp_bytes_in"] = fin, bin
-		out["fastdp_frames_out"], out["fastdp_bytes_out"] = fout, bout
-	}
-	return out
 }

@@ -21,8 +21,9 @@ type Host interface {
 	DeleteLink(name string) error
 	// ParseTarget checks a target string and returns its canonical form.
 	ParseTarget(target string) (string, error)
-	// Attach gives target an interface on the bridge with addrs.
-	Attach(bridge, target string, addrs []netip.Prefix, mtu int) (Attachment, error)
+	// Attach gives target an interface on the bridge with addrs, and its
+	// port the filter opts asks for.
+	Attach(bridge, target string, addrs []netip.Prefix, mtu int, opts AttachOptions) (Attachment, error)
 	// Detach removes addrs (all when empty) from target and returns those
 	// removed; the interface goes when no address is left. When the
 	// target's namespace no longer exists the error wraps ErrTargetGone.
@@ -61,6 +62,16 @@ type Host interface {
 	// UnderlayMTU is the MTU of the interface that carries traffic to dst
 	// (or of the default route's interface when dst is invalid).
 	UnderlayMTU(dst netip.Addr) (int, error)
+}
+
+// AttachOptions are the choices of one attachment (netdev.AttachOptions).
+type AttachOptions struct {
+	// SourceCheck lets the target send only with its interface's MAC
+	// and, for IPv4 and ARP, from the addresses weft gave it: those
+	// attached now and Given.
+	SourceCheck bool
+	// Given are the addresses weft gave the target before.
+	Given []netip.Prefix
 }
 
 // Attachment is one attached target as the host reports it.

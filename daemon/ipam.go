@@ -116,7 +116,35 @@ func (d *Daemon) startIPAM() error {
 		return err
 	}
 	tr.ch = d.node.RegisterGossip(ipamChannel, d.ipam)
+	d.takeOverFormerName()
 	return nil
+}
+
+// takeOverFormerName takes over the address ranges of the name this
+// router had before its name came from its identity key (loadIdentity),
+// so that the addresses it handed out stay its own. It is done once; a
+// failure is retried at the next start.
+func (d *Daemon) takeOverFormerName() {
+	old, err := d.store.RenamedFrom()
+	if err != nil || old == "" {
+		return
+	}
+	name, err := mesh.ParsePeerName(old)
+	if err == nil {
+		var n uint64
+		n, err = d.ipam.TakeOver(name)
+		if err == nil {
+			d.log.Info("took over the address ranges of this router's former peer name", "old_name", old, "addresses", n)
+		}
+	}
+	if err != nil && !errors.Is(err, ipam.ErrUnknownPeer) {
+		d.log.Warn("could not take over the address ranges of this router's former peer name; will try again at the next start",
+			"old_name", old, "err", err)
+		return
+	}
+	if err := d.store.SetRenamedFrom(""); err != nil {
+		d.log.Warn("could not clear the former peer name", "err", err)
+	}
 }
 
 // runIPAMTicker drives the allocator's retries and frees the addresses of

@@ -14,6 +14,10 @@ import (
 
 // Connect implements control.Backend.
 func (d *Daemon) Connect(peers []string, replace bool) error {
+	if len(peers) == 0 && !replace {
+		// {"peers":null} used to be taken as a connect of nothing.
+		return control.Userf("connect: no peers given: name at least one (HOST or HOST:PORT), or ask to replace the list with none")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.node.Connect(peers, replace); err != nil {
@@ -24,6 +28,9 @@ func (d *Daemon) Connect(peers []string, replace bool) error {
 
 // Forget implements control.Backend.
 func (d *Daemon) Forget(peers []string) error {
+	if len(peers) == 0 {
+		return control.Userf("forget: no peers given: name at least one (HOST or HOST:PORT)")
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.node.Forget(peers); err != nil {
@@ -69,12 +76,17 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		// Read before attaching: the process whose namespace we join.
 		started, _ = d.processStart(pid)
 	}
-	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu)
+	opts := AttachOptions{SourceCheck: sourceCheck(req.SourceCheck, prev, specs)}
+	if prev != nil {
+		opts.Given, _ = parsePrefixes(prev.Addrs)
+	}
+	att, err := d.deps.Host.Attach(d.cfg.Bridge, target, addrs, d.mtu, opts)
 	if err != nil {
 		undo()
 		return nil, &control.UserError{Err: fmt.Errorf("attach %s: %w", target, err)}
 	}
-	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS, PIDStart: started}
+	rec := state.Attachment{Target: target, Addrs: prefixStrings(att.Addrs), Name: req.Name, WithoutDNS: req.WithoutDNS, PIDStart: started,
+		SourceCheck: opts.SourceCheck}
 	// From here on a failure takes back what this attach did.
 	fail := func(err error) ([]string, error) {
 		d.undoAttach(target, prev, addrs)
@@ -96,6 +108,25 @@ func (d *Daemon) Attach(req control.AttachRequest) ([]string, error) {
 		}
 	}
 	return prefixStrings(addrs), nil
+}
+
+// sourceCheck decides whether an attach guards the target's sources: as
+// asked; otherwise as the target had it; for a new target, on when weft
+// chose every address (net:, or none given), off when one was given
+// exactly (the user manages that target's addresses).
+func sourceCheck(asked *bool, prev *state.Attachment, specs []addrSpec) bool {
+	switch {
+	case asked != nil:
+		return *asked
+	case prev != nil:
+		return prev.SourceCheck
+	}
+	for _, s := range specs {
+		if s.exact.IsValid() {
+			return false
+		}
+	}
+	return true
 }
 
 // attachmentOf returns the persisted attachment of target, nil for none.
@@ -168,6 +199,9 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !gone && len(removed) > 0 {
+		d.narrowSourceCheck(target)
+	}
 	for _, p := range removed {
 		d.ipam.Free(target, p.Addr())
 	}
@@ -178,6 +212,23 @@ func (d *Daemon) Detach(req control.AttachRequest) ([]string, error) {
 		return nil, fmt.Errorf("detach %s: remove DNS records: %w", target, err)
 	}
 	return prefixStrings(removed), nil
+}
+
+// narrowSourceCheck takes addresses a partial detach removed out of the
+// target's source guard, by attaching it again with what is left. Called
+// with d.mu held.
+func (d *Daemon) narrowSourceCheck(target string) {
+	rec, err := d.attachmentOf(target)
+	if err != nil || rec == nil || !rec.SourceCheck {
+		return
+	}
+	left, err := parsePrefixes(rec.Addrs)
+	if err == nil {
+		_, err = d.deps.Host.Attach(d.cfg.Bridge, target, left, d.mtu, AttachOptions{SourceCheck: true})
+	}
+	if err != nil {
+		d.log.Warn("could not narrow the source guard after a detach", "target", target, "err", err)
+	}
 }
 
 // forgetGone fully detaches a target whose namespace has gone: the kernel

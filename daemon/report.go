@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/weftnet/weft/control"
 	"github.com/weftnet/weft/mesh"
-	"github.com/weftnet/weft/router"
 )
 
 // Report implements control.Backend: the whole state of the router.
@@ -60,7 +58,8 @@ func (d *Daemon) Report() control.Report {
 		cc := control.Connection{
 			Outbound: c.Outbound, Address: c.Address, State: c.State,
 			Encrypted: c.Overlay.Encrypted, MTU: c.Overlay.MTU, Reason: c.Reason,
-			Path: c.Overlay.Path, PathReason: c.Overlay.PathReason,
+			RTTMicros: c.RTT.Microseconds(),
+			Path:      c.Overlay.Path, PathReason: c.Overlay.PathReason,
 		}
 		if c.Peer != mesh.UnknownPeerName {
 			cc.Peer, cc.NickName = c.Peer.String(), c.PeerNickName
@@ -83,6 +82,7 @@ func (d *Daemon) Report() control.Report {
 	}
 	sort.Slice(r.Router.BroadcastRoutes, func(i, j int) bool { return r.Router.BroadcastRoutes[i].Source < r.Router.BroadcastRoutes[j].Source })
 	now := time.Now()
+	d.linkReport(&st, &r.Router, now)
 	for _, m := range d.rt.MACs() {
 		r.Router.MACs = append(r.Router.MACs, control.MAC{
 			MAC: m.MAC.String(), Peer: m.Peer.String(), NickName: nick(m.Peer),
@@ -125,106 +125,69 @@ func (d *Daemon) listenPort() int {
 	return d.cfg.Port
 }
 
-func statsMap(s router.Stats) map[string]uint64 {
-	return map[string]uint64{
-		"tap_frames_in": s.TAPFramesIn, "tap_bytes_in": s.TAPBytesIn,
-		"tap_frames_out": s.TAPFramesOut, "tap_bytes_out": s.TAPBytesOut,
-		"udp_datagrams_in": s.UDPDatagramsIn, "udp_bytes_in": s.UDPBytesIn,
-		"udp_datagrams_out": s.UDPDatagramsOut, "udp_bytes_out": s.UDPBytesOut,
-		"records_in": s.RecordsIn, "records_out": s.RecordsOut, "relayed": s.Relayed,
-		"icmp_frag_needed_sent": s.ICMPSent, "fragmented": s.Fragmented, "segmented": s.Segmented,
-		"trains_refused": s.TrainsRefused, "fastdp_misses": s.FastPathMisses, "mac_moves": s.MACMoves, "mac_evictions": s.MACEvictions, "mac_refused": s.MACRefused,
-		"drop_too_big": s.DropTooBig, "drop_no_route": s.DropNoRoute,
-		"drop_bad_datagram": s.DropBadDatagram, "drop_unknown_sender": s.DropUnknownSender,
-		"drop_loop": s.DropLoop, "drop_send_error": s.DropSendError,
-		"drop_bad_frame": s.DropBadFrame, "drop_link_local": s.DropLinkLocal, "drop_device": s.DropDevice,
-		"drop_offload": s.DropOffload, "drop_reassembly": s.DropReassembly, "drop_host_local": s.DropHostLocal,
-		"drop_auth_failed": s.DropAuthFailed, "drop_replay": s.DropReplay, "drop_unknown_key": s.DropUnknownKey,
-		"drop_unsealed": s.DropUnsealed, "drop_seal_failed": s.DropSealFailed, "drop_bad_vnet": s.DropBadVnet,
+// linkReport fills the report's data paths, peer paths, link failures,
+// refusals and control-plane bytes from the mesh's status st and the
+// router.
+func (d *Daemon) linkReport(st *mesh.Status, r *control.RouterReport, now time.Time) {
+	nick := func(p mesh.PeerName) string { return d.node.PeerNickName(p) }
+	r.DataPaths = []control.DataPath{}
+	for _, ps := range d.rt.PeerStats() {
+		dp := control.DataPath{
+			Peer: ps.Peer.String(), NickName: ps.NickName, Established: ps.Established, Addr: ps.Addr,
+			MTU: ps.MTU, MTUVerified: ps.MTUVerified, RTTSeconds: ps.RTT.Seconds(),
+			HandshakeAgeSeconds: now.Sub(ps.Since).Seconds(), Encrypted: ps.Encrypted, Rekeys: ps.Rekeys,
+			TxDatagrams: ps.TxDatagrams, TxBytes: ps.TxBytes, TxFrames: ps.TxFrames,
+			RxDatagrams: ps.RxDatagrams, RxBytes: ps.RxBytes, RxFrames: ps.RxFrames, Reason: ps.Reason,
+			Drops: peerDropsMap(&ps),
+		}
+		if !ps.LastHeard.IsZero() {
+			dp.LastHeardSeconds = max(now.Sub(ps.LastHeard).Seconds(), 0)
+		}
+		r.DataPaths = append(r.DataPaths, dp)
 	}
+	r.Paths = []control.PeerPath{}
+	for _, p := range st.Peers {
+		if p.Name == st.Name {
+			continue
+		}
+		pp := control.PeerPath{Peer: p.Name.String(), NickName: p.NickName, Path: control.PathUnreachable}
+		if hop, ok := st.UnicastRoutes[p.Name]; ok {
+			pp.Path = control.PathDirect
+			if hop != p.Name {
+				pp.Path, pp.Via, pp.ViaNickName = control.PathRelayed, hop.String(), nick(hop)
+			}
+		}
+		r.Paths = append(r.Paths, pp)
+	}
+	r.LinkFailures = []control.LinkFailure{}
+	for _, f := range d.rt.LinkFailures() {
+		r.LinkFailures = append(r.LinkFailures, control.LinkFailure{
+			Peer: f.Peer.String(), NickName: nick(f.Peer), Reason: f.Reason, AgeSeconds: now.Sub(f.At).Seconds(),
+		})
+	}
+	r.Refusals, r.NameClashes = st.Refusals, st.NameClashes
+	r.Forgeries = st.Forgeries
+	if d.dns != nil {
+		r.Forgeries["dns_record_signature"] = d.dns.store.Refused()
+	}
+	r.ControlBytesSent, r.ControlBytesReceived = st.ControlBytesSent, st.ControlBytesReceived
 }
 
-// statusHandler serves the read-only HTTP status API: /status,
-// /status/VIEW, /report and /metrics.
+// statusHandler serves the read-only HTTP status API: the topology page
+// (/ and /api/topology), /status, /status/VIEW, /report and /metrics;
+// 404 for any other path, 405 for any method but GET and HEAD.
 func (d *Daemon) statusHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &metrics{d: d})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newCollector(d))
 	mux := http.NewServeMux()
 	api := control.NewHandler(d, d.log)
 	mux.Handle("GET /status", api)
 	mux.Handle("GET /status/{view}", api)
 	mux.Handle("GET /report", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.servePage(mux) // GET / (the topology page) and GET /api/topology: page.go
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "weft status API: /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics\n")
+		http.Error(w, "weft status API: no such path; there are /, /api/topology, /status, /status/{peers,connections,targets,dns,ipam}, /report, /metrics", http.StatusNotFound)
 	})
-	return mux
-}
-
-// metrics is a Prometheus collector reading the router's counters and the
-// mesh's status at scrape time.
-type metrics struct{ d *Daemon }
-
-var (
-	descConnections = prometheus.NewDesc("weft_connections", "Connections by state and encryption.", []string{"state", "encryption"}, nil)
-	descPeers       = prometheus.NewDesc("weft_peers", "Peers known in the topology, ourselves included.", nil, nil)
-	descMACs        = prometheus.NewDesc("weft_macs", "Entries of the MAC table.", nil, nil)
-	descCounter     = prometheus.NewDesc("weft_dataplane_total", "Data plane counters by name.", []string{"counter"}, nil)
-	descPeerMTU     = prometheus.NewDesc("weft_connection_mtu", "Verified MTU of the data path to a peer.", []string{"peer"}, nil)
-	descDNS         = prometheus.NewDesc("weft_dns_total", "DNS server counters by name.", []string{"counter"}, nil)
-	descDNSRecords  = prometheus.NewDesc("weft_dns_records", "Live DNS records held, every peer's.", nil, nil)
-	descIPAMOwned   = prometheus.NewDesc("weft_ipam_owned_addresses", "Addresses of a pool in the ranges a peer owns.", []string{"pool", "peer", "nickname"}, nil)
-	descIPAMUsed    = prometheus.NewDesc("weft_ipam_used_addresses", "Addresses of a pool a peer reports in use.", []string{"pool", "peer", "nickname"}, nil)
-	descIPAMHeld    = prometheus.NewDesc("weft_ipam_held_addresses", "Addresses of a pool held by targets on this router.", []string{"pool"}, nil)
-	descIPAMConfl   = prometheus.NewDesc("weft_ipam_conflicts", "Addresses held here and on another host (separately seeded meshes).", []string{"pool"}, nil)
-)
-
-// Describe implements prometheus.Collector.
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descPeers, descMACs, descCounter, descPeerMTU, descDNS, descDNSRecords, descIPAMOwned, descIPAMUsed, descIPAMHeld, descIPAMConfl} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	st := m.d.node.Status()
-	type key struct{ state, enc string }
-	counts := map[key]int{}
-	for _, c := range st.Connections {
-		enc := "no"
-		if c.Overlay.Encrypted {
-			enc = "yes"
-		}
-		counts[key{c.State, enc}]++
-		if c.State == mesh.StateEstablished {
-			ch <- prometheus.MustNewConstMetric(descPeerMTU, prometheus.GaugeValue, float64(c.Overlay.MTU), c.Peer.String())
-		}
-	}
-	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(descConnections, prometheus.GaugeValue, float64(n), k.state, k.enc)
-	}
-	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(len(st.Peers)))
-	ch <- prometheus.MustNewConstMetric(descMACs, prometheus.GaugeValue, float64(len(m.d.rt.MACs())))
-	for name, v := range statsMap(m.d.rt.Stats()) {
-		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
-	}
-	for name, v := range m.d.fast.counters() {
-		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), name)
-	}
-	for _, p := range m.d.ipam.Status().Pools {
-		pool := p.Prefix.String()
-		for _, s := range p.Peers {
-			ch <- prometheus.MustNewConstMetric(descIPAMOwned, prometheus.GaugeValue, float64(s.Owned), pool, s.Name.String(), s.NickName)
-			ch <- prometheus.MustNewConstMetric(descIPAMUsed, prometheus.GaugeValue, float64(s.Used), pool, s.Name.String(), s.NickName)
-		}
-		ch <- prometheus.MustNewConstMetric(descIPAMHeld, prometheus.GaugeValue, float64(p.Held), pool)
-		ch <- prometheus.MustNewConstMetric(descIPAMConfl, prometheus.GaugeValue, float64(len(p.Conflicts)), pool)
-	}
-	if r := m.d.dnsReport(); r != nil {
-		for name, v := range r.Stats {
-			ch <- prometheus.MustNewConstMetric(descDNS, prometheus.CounterValue, float64(v), name)
-		}
-		ch <- prometheus.MustNewConstMetric(descDNSRecords, prometheus.GaugeValue, float64(len(r.Entries)))
-	}
+	return control.LimitQuery(cleanPaths(mux))
 }

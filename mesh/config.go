@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"time"
 
 	"github.com/weftnet/weft/secure"
@@ -14,7 +15,11 @@ const DefaultPort = 6783
 
 // Config configures a Node. Zero timing fields take the defaults noted.
 type Config struct {
-	// Name identifies this peer; required, persistent across restarts.
+	// Identity is the router's long-term identity key; required,
+	// persistent across restarts. The peer name is derived from it.
+	Identity *Identity
+	// Name identifies this peer: Identity's name (NameOf). It may be left
+	// zero; NewNode sets it, and refuses any other value.
 	Name PeerName
 	// NickName is a human-readable name (the hostname); defaults to Name.
 	NickName string
@@ -94,6 +99,11 @@ type Config struct {
 	// connection's goroutine, possibly concurrently for several
 	// connections, and must not block.
 	CheckPeer func(remoteName PeerName, remoteNick string, remote map[string]string) error
+	// ConnRTT, if set, measures the round-trip time of an established
+	// control connection (the daemon asks the kernel for the TCP
+	// connection's smoothed RTT); Status reports it per connection. It
+	// must not block; 0 means unknown. nil: no round-trip times.
+	ConnRTT func(net.Conn) time.Duration
 
 	// HandshakeTimeout bounds the handshake (default 10 s).
 	HandshakeTimeout time.Duration
@@ -118,11 +128,25 @@ type Config struct {
 	BackoffReset time.Duration
 	// MaxMessageSize bounds a control message (default 10 MiB).
 	MaxMessageSize int
+	// MaxPeers bounds the peers the topology holds, ourselves included
+	// (default DefaultMaxPeers). Entries of further peers are refused and
+	// counted (TopologyRefusals); known peers stay.
+	MaxPeers int
+	// TopologyBudget is how many topology entries one connection may have
+	// us check per second, after a burst of MaxPeers (default
+	// DefaultTopologyBudget). Entries beyond it are dropped, to come
+	// again with the next gossip, and counted.
+	TopologyBudget int
 }
 
 func (c *Config) setDefaults() error {
+	if c.Identity == nil {
+		return fmt.Errorf("mesh config: identity key is required")
+	}
 	if c.Name == UnknownPeerName {
-		return fmt.Errorf("mesh config: peer name is required")
+		c.Name = c.Identity.Name()
+	} else if c.Name != c.Identity.Name() {
+		return fmt.Errorf("mesh config: peer name %s is not the name of the identity key (%s)", c.Name, c.Identity.Name())
 	}
 	if c.Overlay == nil {
 		return fmt.Errorf("mesh config: overlay is required")
@@ -175,6 +199,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = DefaultMaxPeers
+	}
+	if c.TopologyBudget <= 0 {
+		c.TopologyBudget = DefaultTopologyBudget
 	}
 	return nil
 }

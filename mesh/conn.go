@@ -40,6 +40,10 @@ type conn struct {
 	closed      bool  // close has run
 	writing     bool  // registered: the writer goroutine owns writes
 	rejectErr   error // set by rejectWith
+
+	// Owned by the reader goroutine.
+	topoBudget  tokenBucket // topology entries we check for this connection
+	lastTopoLog time.Time   // when a refused entry from it was last logged
 }
 
 // close ends the connection with err (the first error wins).
@@ -96,6 +100,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 		remoteAddr: addrPortOf(nc.RemoteAddr()),
 		sendq:      make(chan []byte, sendQueueLen),
 		done:       make(chan struct{}),
+		topoBudget: tokenBucket{burst: n.cfg.MaxPeers, every: time.Second / time.Duration(n.cfg.TopologyBudget)},
 	}
 	defer slot.release()
 	n.mu.Lock()
@@ -130,6 +135,7 @@ func (n *Node) runConn(nc net.Conn, tgt *target, slot *preauthSlot) {
 		// Refused by us, or by the peer after we registered it (a
 		// duplicate peer name only the peer could see).
 		n.log.Warn("connection refused", "addr", c.remoteAddr.String(), "outbound", c.outbound, "reason", reason(err), "err", err)
+		n.refusals.count(err)
 		if !c.outbound {
 			n.noteRefusal(c.remoteAddr, reason(err))
 		}
@@ -153,9 +159,10 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 	if err != nil {
 		return false, err
 	}
-	local := features{Name: n.cfg.Name, NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
+	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
 	res, err := handshake(c.nc, handshakeConfig{
 		local:     local,
+		identity:  n.cfg.Identity,
 		header:    header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
 		psk:       n.cfg.PSK,
 		initiator: c.outbound,
@@ -264,7 +271,9 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 	}
 	if e, ok := n.topo.peers[name]; !ok || e.UID != c.remote.UID {
 		// A new peer or a new incarnation: show it until its own gossip arrives.
-		n.topo.merge([]peerEntry{{Name: name, NickName: c.remote.NickName, UID: c.remote.UID}})
+		// It is unsigned (version 0), never gossiped, and replaced by
+		// the peer's first signed entry.
+		n.topo.merge([]peerEntry{{Name: name, Key: c.remote.Key, NickName: c.remote.NickName, UID: c.remote.UID}})
 	}
 	n.localChangedLocked()
 	return old, nil
@@ -327,6 +336,7 @@ func (c *conn) writeLoop() {
 			c.close(fmt.Errorf("write: %w", err))
 			return false
 		}
+		n.traffic.count(&n.traffic.sent, msg)
 		return true
 	}
 	for {
@@ -390,6 +400,7 @@ func (c *conn) readLoop() error {
 			}
 			return fmt.Errorf("read: %w", err)
 		}
+		n.traffic.count(&n.traffic.received, msg)
 		if err := n.handleMsg(c, msg); err != nil {
 			return err
 		}
@@ -407,7 +418,7 @@ func (n *Node) handleMsg(c *conn, msg []byte) error {
 		if err != nil {
 			return err
 		}
-		n.applyTopology(entries)
+		n.applyTopology(c, entries)
 	case tagGossip, tagGossipBroadcast, tagGossipUnicast:
 		return n.handleGossip(c, msg)
 	case tagOverlayControl:

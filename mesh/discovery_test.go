@@ -103,26 +103,31 @@ func newTrap(t *testing.T) *trap {
 
 func (tr *trap) addrPort() netip.AddrPort { return addrPortOf(tr.ln.Addr()) }
 
-// joinAsMember connects to n as peer name with the documented handshake
-// and sends entries as a topology message, then keeps the connection up
-// (heartbeats, reading and discarding) until the test ends.
-func joinAsMember(t *testing.T, n *testNode, name PeerName, entries []peerEntry) {
+// joinAsMember connects to n as the peer of testIdentity(seq) with the
+// documented handshake and sends entries as topology messages, then
+// keeps the connection up (heartbeats, reading and discarding) until the
+// test ends. It returns the open channel.
+func joinAsMember(t *testing.T, n *testNode, seq int, entries []peerEntry) msgChannel {
 	t.Helper()
+	name := testName(seq)
 	nc, err := net.Dial("tcp", n.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	res, err := handshake(nc, handshakeConfig{
-		local:     features{Name: name, NickName: "member", UID: 99, ConnNonce: 1, DataPort: 6784},
+		local:     features{NickName: "member", UID: 99, ConnNonce: 1, DataPort: 6784},
+		identity:  testIdentity(seq),
 		header:    header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
 		initiator: true, timeout: 2 * time.Second, maxMsg: DefaultMaxMessageSize,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := res.ch.WriteMsg(encodeTopology(entries)); err != nil {
-		t.Fatal(err)
+	for _, m := range encodeTopology(entries) {
+		if err := res.ch.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
@@ -153,6 +158,7 @@ func joinAsMember(t *testing.T, n *testNode, name PeerName, entries []peerEntry)
 		}
 		return nil
 	})
+	return res.ch
 }
 
 // A member that reports a connection to a peer which does not report it
@@ -160,40 +166,40 @@ func joinAsMember(t *testing.T, n *testNode, name PeerName, entries []peerEntry)
 func TestDiscoveryNeedsBothEnds(t *testing.T) {
 	d := startNode(t, 1, discovery)
 	tr := newTrap(t)
-	joinAsMember(t, d, 9, []peerEntry{{Name: 9, NickName: "member", UID: 99, Version: 10, Conns: []connEntry{
-		{Peer: 1, Addr: netip.MustParseAddrPort("127.0.0.1:1"), Established: true},
-		{Peer: 10, Addr: tr.addrPort(), Outbound: true, Established: true},
-	}}})
+	joinAsMember(t, d, 9, []peerEntry{signed(9, peerEntry{NickName: "member", UID: 99, Version: 10, Conns: []connEntry{
+		{Peer: d.Name(), Addr: netip.MustParseAddrPort("127.0.0.1:1"), Established: true},
+		{Peer: testName(10), Addr: tr.addrPort(), Outbound: true, Established: true},
+	}})})
 	time.Sleep(500 * time.Millisecond)
 	if got := tr.accepted.Load(); got != 0 {
 		t.Fatalf("a one-sided connection made the node dial %v %d times", tr.addrPort(), got)
 	}
 }
 
-// Connections reported by both ends (as a member can forge until
-// topology entries are signed) are dialled at most DiscoveryBurst at
+// Connections reported by both ends (as a member can make up, with peers
+// of its own making, each with a key of its own) are dialled at most DiscoveryBurst at
 // once, then one per DiscoveryInterval.
 func TestDiscoveryRateLimited(t *testing.T) {
 	d := startNode(t, 1, func(c *Config) {
 		c.Discovery = true
 		c.DiscoveryBurst, c.DiscoveryInterval = 4, 200*time.Millisecond
 	})
-	self := peerEntry{Name: 9, NickName: "member", UID: 99, Version: 10, Conns: []connEntry{
-		{Peer: 1, Addr: netip.MustParseAddrPort("127.0.0.1:1"), Established: true},
+	self := peerEntry{NickName: "member", UID: 99, Version: 10, Conns: []connEntry{
+		{Peer: d.Name(), Addr: netip.MustParseAddrPort("127.0.0.1:1"), Established: true},
 	}}
 	var traps []*trap
 	var entries []peerEntry
 	for i := range 30 {
 		tr := newTrap(t)
 		traps = append(traps, tr)
-		p := PeerName(100 + i)
+		p := testName(100 + i)
 		self.Conns = append(self.Conns, connEntry{Peer: p, Addr: tr.addrPort(), Outbound: true, Established: true})
-		entries = append(entries, peerEntry{Name: p, NickName: "fake", UID: uint64(1000 + i), Version: 1, Conns: []connEntry{
-			{Peer: 9, Addr: netip.MustParseAddrPort("127.0.0.1:2"), Established: true},
-		}})
+		entries = append(entries, signed(100+i, peerEntry{NickName: "fake", UID: uint64(1000 + i), Version: 1, Conns: []connEntry{
+			{Peer: testName(9), Addr: netip.MustParseAddrPort("127.0.0.1:2"), Established: true},
+		}}))
 	}
 	start := time.Now()
-	joinAsMember(t, d, 9, append([]peerEntry{self}, entries...))
+	joinAsMember(t, d, 9, append([]peerEntry{signed(9, self)}, entries...))
 	time.Sleep(500 * time.Millisecond)
 	elapsed := time.Since(start)
 	var dials int64
@@ -219,13 +225,13 @@ func TestDiscoveryIgnoresLoopbackWhenListeningWide(t *testing.T) {
 		c.ListenAddr = "0.0.0.0:0"
 	})
 	d.connect(t, hub)
-	eventually(t, converge, func() error { return routeIs(d, 1, 3) })
+	eventually(t, converge, func() error { return routeIs(d, a.Name(), hub.Name()) })
 	time.Sleep(300 * time.Millisecond)
-	if _, ok := d.conn(1); ok {
+	if _, ok := d.conn(a.Name()); ok {
 		t.Fatal("d dialled the loopback address of 1 it learnt from the hub")
 	}
 	for _, cs := range d.Status().Connections {
-		if cs.Peer == 1 {
+		if cs.Peer == a.Name() {
 			t.Fatalf("d has a target for 1: %+v", cs)
 		}
 	}

@@ -82,9 +82,9 @@ func TestRestartedPeerReplacesOldConnection(t *testing.T) {
 	eventually(t, converge, func() error {
 		st := c.Status()
 		for _, cs := range st.Connections {
-			if cs.Peer == 1 && cs.State == StateEstablished {
+			if cs.Peer == testName(1) && cs.State == StateEstablished {
 				for _, p := range st.Peers {
-					if p.Name == 1 && p.UID == a2.UID() {
+					if p.Name == testName(1) && p.UID == a2.UID() {
 						return nil
 					}
 				}
@@ -111,7 +111,7 @@ func TestDuplicatePeerNamesInTwoHalves(t *testing.T) {
 	va, vb := a.Status().Version, b.Status().Version
 	uidOf := func(n *testNode, p PeerName) uint64 {
 		for _, ps := range n.Status().Peers {
-			if ps.Name == p {
+			if ps.Name == seqName(p) {
 				return ps.UID
 			}
 		}
@@ -149,7 +149,7 @@ func TestNameClashBumpsBounded(t *testing.T) {
 		n.mu.Lock()
 		v := n.version
 		n.mu.Unlock()
-		n.applyTopology([]peerEntry{{Name: 1, NickName: "twin", UID: n.UID() + 1, Version: v + 5}})
+		n.applyTopology(testConn(n), []peerEntry{signed(1, peerEntry{NickName: "twin", UID: n.UID() + 1, Version: v + 5})})
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

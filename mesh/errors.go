@@ -9,6 +9,18 @@ import (
 // Sentinel errors of the mesh. Callers compare with errors.Is; the texts
 // appear in `weft status connections`.
 var (
+	// ErrNameNotKey means a peer's name is not the name of its identity
+	// key (NameOf): it claims a name it cannot own.
+	ErrNameNotKey = errors.New("peer name does not belong to its identity key")
+	// ErrBadSignature means a topology entry is not signed by the key
+	// of the peer it describes.
+	ErrBadSignature = errors.New("signature does not verify")
+	// ErrForgedSource means a gossip message does not come from the
+	// peer it names as its source.
+	ErrForgedSource = errors.New("gossip source forged")
+	// ErrIdentityProof means a peer failed to prove it holds the private
+	// identity key of the name it claims.
+	ErrIdentityProof = errors.New("identity proof failed")
 	// ErrNotWeft means the remote end did not send the weft header.
 	ErrNotWeft = errors.New("remote is not a weft peer (bad protocol header)")
 	// ErrVersionMismatch means the protocol version ranges do not overlap.

@@ -112,7 +112,7 @@ func TestCheckPeer(t *testing.T) {
 				return nil
 			})
 			for _, cs := range a.Status().Connections {
-				if cs.State == StateRetrying && (cs.NextTry.IsZero() || !cs.Outbound || cs.Peer != 2) {
+				if cs.State == StateRetrying && (cs.NextTry.IsZero() || !cs.Outbound || cs.Peer != testName(2)) {
 					t.Errorf("a's retrying target %+v", cs)
 				}
 			}
@@ -200,20 +200,26 @@ func TestReachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.Reachable(7) || n.Reachable(8) || !slices.Equal(n.ReachablePeers(), []PeerName{7}) {
-		t.Fatalf("unstarted node: Reachable(7) %v, Reachable(8) %v, peers %v", n.Reachable(7), n.Reachable(8), n.ReachablePeers())
+	if !n.Reachable(testName(7)) || n.Reachable(testName(8)) || !slices.Equal(n.ReachablePeers(), []PeerName{testName(7)}) {
+		t.Fatalf("unstarted node: Reachable(7) %v, Reachable(8) %v, peers %v", n.Reachable(testName(7)), n.Reachable(testName(8)), n.ReachablePeers())
 	}
 
 	a, b, c := startNode(t, 1, nil), startNode(t, 2, nil), startNode(t, 3, nil)
 	a.connect(t, b)
 	b.connect(t, c)
-	reach := func(want []PeerName, nodes ...*testNode) func() error {
+	reach := func(seqs []PeerName, nodes ...*testNode) func() error {
+		var want []PeerName
+		for _, p := range seqs {
+			want = append(want, seqName(p))
+		}
+		slices.Sort(want)
 		return func() error {
 			for _, n := range nodes {
 				if got := n.ReachablePeers(); !slices.Equal(got, want) {
 					return fmt.Errorf("%v reaches %v, want %v", n.Name(), got, want)
 				}
-				for p := range PeerName(5) {
+				for seq := range PeerName(5) {
+					p := seqName(seq)
 					if n.Reachable(p) != slices.Contains(want, p) {
 						return fmt.Errorf("%v: Reachable(%v) = %v", n.Name(), p, n.Reachable(p))
 					}

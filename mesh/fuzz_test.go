@@ -19,14 +19,14 @@ import (
 // fuzzSeeds are the checked-in seed corpora; TestWriteFuzzSeeds rewrites
 // testdata/fuzz from them when MESH_WRITE_SEEDS=1.
 func fuzzSeeds() map[string][][]byte {
-	feat := (&features{Name: 0x0a0b0c0d0e0f, NickName: "host", UID: 1, ConnNonce: 2, DataPort: 6784,
-		Extra: map[string]string{"k": "v"}}).encode()
-	topo := encodeTopology([]peerEntry{
-		{Name: 1, NickName: "a", UID: 1, Version: 2, Conns: []connEntry{
+	initiator := testIdentity(0xf1)
+	feat := features{NickName: "host", UID: 1, ConnNonce: 2, DataPort: 6784, Extra: map[string]string{"k": "v"}}
+	topo := encodeTopologyMessage([]peerEntry{
+		signed(1, peerEntry{NickName: "a", UID: 1, Version: 2, Conns: []connEntry{
 			{Peer: 2, Addr: netip.MustParseAddrPort("192.0.2.1:6783"), Outbound: true, Established: true},
 			{Peer: 3, Addr: netip.MustParseAddrPort("[2001:db8::1]:1")},
-		}},
-		{Name: 2, UID: 5, Version: 1},
+		}}),
+		signed(2, peerEntry{UID: 5, Version: 1}),
 	})
 	frames := func(msgs ...[]byte) []byte {
 		var buf bytes.Buffer
@@ -37,17 +37,17 @@ func fuzzSeeds() map[string][][]byte {
 		return buf.Bytes()
 	}
 	gossip := encodeGossip(tagGossip, "dns", 1, [][]byte{[]byte("a"), []byte("bc")})
-	bcast := encodeGossip(tagGossipBroadcast, "ipam", 2, [][]byte{[]byte("x")})
-	uni := append([]byte{tagGossipUnicast, 3, 'd', 'n', 's', 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2}, "hello"...)
+	bcast := signGossip(testIdentity(2), encodeGossip(tagGossipBroadcast, "ipam", testName(2), [][]byte{[]byte("x")}))
+	uni := signGossip(testIdentity(1), putNames([]byte{tagGossipUnicast, 3, 'd', 'n', 's'}, testName(1), testName(2), "hello"))
 	return map[string][][]byte{
 		"FuzzHandshake": {
-			append(header{1, 1, 0}.encode(), frames(feat, []byte{tagHeartbeat}, topo)...),
-			append(header{1, 2, flagPassword}.encode(), frames(feat)...),
-			encryptedStream(feat, [][]byte{{tagHeartbeat}, topo, gossip}),
+			plainStream(initiator, feat, frames, []byte{tagHeartbeat}, topo),
+			append(header{2, 2, flagPassword}.encode(), frames(encodeFeatures(plainFeatures(initiator, feat)))...),
+			encryptedStream(initiator, feat, [][]byte{{tagHeartbeat}, topo, gossip}),
 			[]byte("weave\x01\x02"),
-			append(header{1, 1, 0}.encode(), stallingFrame(DefaultMaxMessageSize, 100)...), // features claim beyond maxFeaturesLen
+			append(header{2, 2, 0}.encode(), stallingFrame(DefaultMaxMessageSize, 100)...), // features claim beyond maxFeaturesLen
 		},
-		"FuzzDecodeTopology": {topo, encodeTopology(nil), {tagTopology, 0, 1}},
+		"FuzzDecodeTopology": {topo, encodeTopologyMessage(nil), {tagTopology, 0, 1}},
 		"FuzzClosedByPeer": {
 			[]byte("duplicate peer name 00:00:00:00:00:01: already connected to \"a\" at 192.0.2.1:6783; refusing \"b\" at 192.0.2.2:4000"),
 			[]byte("peer forgotten"), {}, {0xff, 0xfe, '\n', 0}, bytes.Repeat([]byte("\u00e9"), 200),
@@ -99,9 +99,10 @@ func (fuzzConn) SetWriteDeadline(time.Time) error { return nil }
 // handshake and reaches the sealed messages.
 func fuzzResponder(psk *secure.PSK) handshakeConfig {
 	return handshakeConfig{
-		local:  features{Name: 0x0a0000000001, NickName: "fuzz", UID: 1, ConnNonce: 1, DataPort: 1},
-		header: header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
-		psk:    psk, timeout: time.Second, maxMsg: 1 << 16,
+		local:    features{NickName: "fuzz", UID: 1, ConnNonce: 1, DataPort: 1},
+		identity: testIdentity(0xf0),
+		header:   header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion},
+		psk:      psk, timeout: time.Second, maxMsg: 1 << 16,
 		suite: secure.SuiteChaCha20Poly1305, rand: rand.NewChaCha8([32]byte{2}),
 	}
 }
@@ -123,13 +124,37 @@ func (c teeConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// encryptedStream records what an initiator with feat sends to
-// fuzzResponder: header, handshake messages 1 and 3, then msgs sealed.
-func encryptedStream(feat []byte, msgs [][]byte) []byte {
-	f, err := decodeFeatures(feat)
-	if err != nil {
-		panic(err) // test helper on constant input
-	}
+func encodeFeatures(f features) []byte { return f.encode() }
+
+// putNames appends src, dst and a payload, as in a gossip unicast.
+func putNames(b []byte, src, dst PeerName, payload string) []byte {
+	e := encoder{b: b}
+	e.name(src)
+	e.name(dst)
+	return append(e.b, payload...)
+}
+
+// plainFeatures is f as id sends it.
+func plainFeatures(id *Identity, f features) features {
+	f.Name, f.Key = id.Name(), id.Public()
+	return f
+}
+
+// plainStream is what an initiator with identity id and features f sends
+// to fuzzResponder without a password: header, features, identity proof,
+// then msgs.
+func plainStream(id *Identity, f features, frames func(...[]byte) []byte, msgs ...[]byte) []byte {
+	f = plainFeatures(id, f)
+	resp := fuzzResponder(nil)
+	remote := plainFeatures(resp.identity, resp.local)
+	proof := append([]byte{tagIdentityProof}, id.sign(sigContextProof, proofTranscript(true, f, remote))...)
+	return append(header{2, 2, 0}.encode(), frames(append([][]byte{encodeFeatures(f), proof}, msgs...)...)...)
+}
+
+// encryptedStream records what an initiator with identity id and features
+// f sends to fuzzResponder: header, handshake messages 1 and 3, identity
+// proof, then msgs sealed.
+func encryptedStream(id *Identity, f features, msgs [][]byte) []byte {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -156,7 +181,7 @@ func encryptedStream(feat []byte, msgs [][]byte) []byte {
 		io.Copy(io.Discard, cr)
 	}()
 	res, err := handshake(teeConn{ci, &rec}, handshakeConfig{
-		local: f, header: header{1, 1, 0}, psk: fuzzPSK(), initiator: true, timeout: time.Second,
+		local: f, identity: id, header: header{2, 2, 0}, psk: fuzzPSK(), initiator: true, timeout: time.Second,
 		suite: secure.SuiteChaCha20Poly1305, rand: rand.NewChaCha8([32]byte{1}),
 	})
 	if err != nil {
@@ -221,11 +246,11 @@ func FuzzDecodeTopology(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := decodeTopology(encodeTopology(entries))
+		again, err := decodeTopology(encodeTopologyMessage(entries))
 		if err != nil || len(again) != len(entries) {
 			t.Fatalf("round trip: %v", err)
 		}
-		self := peerEntry{Name: 0xffffff, UID: 1}
+		self := signed(0xf0, peerEntry{UID: 1})
 		topo := newTopology(&self)
 		topo.merge(entries)
 		topo.gc()
@@ -254,13 +279,13 @@ func FuzzReadMsg(f *testing.F) {
 // encrypted seed gets through FuzzHandshake's handshake, so the fuzzer
 // starts from inside the sealed channel.
 func TestEncryptedSeedReachesSealedMessages(t *testing.T) {
-	feat := (&features{Name: 7, NickName: "seed", UID: 3, ConnNonce: 4, DataPort: 5}).encode()
-	stream := encryptedStream(feat, [][]byte{{tagHeartbeat}, {tagClose, 'x'}})
+	feat := features{NickName: "seed", UID: 3, ConnNonce: 4, DataPort: 5}
+	stream := encryptedStream(testIdentity(7), feat, [][]byte{{tagHeartbeat}, {tagClose, 'x'}})
 	res, err := handshake(fuzzConn{bytes.NewReader(stream), io.Discard}, fuzzResponder(fuzzPSK()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.remote.Name != 7 || !res.encrypted || res.keys == nil {
+	if res.remote.Name != testName(7) || !res.encrypted || res.keys == nil {
 		t.Fatalf("result %+v", res)
 	}
 	for _, want := range []string{"\x01", "\x02x"} {

@@ -22,12 +22,18 @@ type GossipData interface {
 // connection reader goroutines, possibly concurrently, so implementations
 // synchronise themselves. msg and update slices are valid only during the
 // call.
+//
+// The src of a unicast or broadcast is authenticated: the message carries
+// src's signature by its identity key, which the node checks against the
+// key in src's topology entry before calling the Gossiper, so a member
+// cannot send in another peer's name. Neighbour gossip (OnGossip) comes
+// from the neighbour itself, and carries whatever it holds of anyone's.
 type Gossiper interface {
 	// OnGossipUnicast handles a message sent to us with GossipUnicast.
 	OnGossipUnicast(src PeerName, msg []byte) error
 	// OnGossipBroadcast merges a broadcast from src and returns what was
-	// new to us (nil if nothing); that is relayed further along src's
-	// broadcast tree.
+	// new to us (nil if nothing); if anything was, the broadcast is relayed
+	// unchanged further along src's broadcast tree.
 	OnGossipBroadcast(src PeerName, update []byte) (received GossipData, err error)
 	// Gossip returns our complete state, sent to neighbours periodically
 	// and on new connections; nil when there is nothing to send.
@@ -64,13 +70,13 @@ func (c *GossipChannel) Name() string { return c.name }
 // GossipUnicast sends msg to the channel's Gossiper on dst, hop by hop
 // along the control routes.
 func (c *GossipChannel) GossipUnicast(dst PeerName, msg []byte) error {
-	e := encoder{b: make([]byte, 0, 2+len(c.name)+12+len(msg))}
+	e := encoder{b: make([]byte, 0, 2+len(c.name)+12+len(msg)+identitySigLen)}
 	e.u8(tagGossipUnicast)
 	e.str8(c.name)
 	e.name(c.node.cfg.Name)
 	e.name(dst)
 	e.bytes(msg)
-	return c.node.forwardUnicast(dst, e.b)
+	return c.node.forwardUnicast(dst, signGossip(c.node.cfg.Identity, e.b))
 }
 
 // GossipBroadcast sends data to every reachable peer along our broadcast
@@ -79,7 +85,8 @@ func (c *GossipChannel) GossipBroadcast(data GossipData) {
 	if data == nil {
 		return
 	}
-	c.node.relayBroadcast(c.node.cfg.Name, encodeGossip(tagGossipBroadcast, c.name, c.node.cfg.Name, data.Encode()), nil)
+	msg := signGossip(c.node.cfg.Identity, encodeGossip(tagGossipBroadcast, c.name, c.node.cfg.Name, data.Encode()))
+	c.node.relayBroadcast(c.node.cfg.Name, msg, nil)
 }
 
 // GossipNeighbours sends data to every neighbour; each passes on what
@@ -91,8 +98,14 @@ func (c *GossipChannel) GossipNeighbours(data GossipData) {
 	c.node.sendNeighbours(encodeGossip(tagGossip, c.name, c.node.cfg.Name, data.Encode()), nil)
 }
 
+// signGossip appends src's signature to a unicast or broadcast message.
+func signGossip(id *Identity, msg []byte) []byte {
+	return append(msg, id.sign(sigContextGossip, msg)...)
+}
+
 // encodeGossip builds a gossip or broadcast message: tag, channel name
 // (u8 length), source name, u16 part count, parts (u32 length + bytes).
+// A broadcast is then signed (signGossip).
 func encodeGossip(tag byte, channel string, src PeerName, parts [][]byte) []byte {
 	size := 2 + len(channel) + 6 + 2
 	for _, p := range parts {
@@ -118,6 +131,8 @@ type gossipMsg struct {
 	dst     PeerName // unicast only
 	parts   [][]byte // gossip and broadcast; alias the message
 	payload []byte   // unicast; aliases the message
+	signed  []byte   // unicast and broadcast: what sig covers
+	sig     []byte   // unicast and broadcast: src's signature
 }
 
 // decodeGossip parses a gossip, unicast or broadcast message.
@@ -129,7 +144,12 @@ func decodeGossip(b []byte) (gossipMsg, error) {
 	m.src = d.name()
 	if m.tag == tagGossipUnicast {
 		m.dst = d.name()
-		m.payload = d.Rest()
+		rest := d.Rest()
+		if len(rest) < identitySigLen {
+			return m, fmt.Errorf("decode gossip: unicast without a signature: %w", ErrTruncated)
+		}
+		m.payload, m.sig = rest[:len(rest)-identitySigLen], rest[len(rest)-identitySigLen:]
+		m.signed = b[:len(b)-identitySigLen]
 	} else {
 		n := int(d.U16())
 		if d.Err() == nil && n*4 > d.Len() {
@@ -137,6 +157,10 @@ func decodeGossip(b []byte) (gossipMsg, error) {
 		}
 		for i := 0; i < n && d.Err() == nil; i++ {
 			m.parts = append(m.parts, d.Take(int(d.U32())))
+		}
+		if m.tag == tagGossipBroadcast {
+			m.signed = b[:len(b)-d.Len()]
+			m.sig = d.Take(identitySigLen)
 		}
 	}
 	if err := d.Done(); err != nil {
@@ -157,6 +181,12 @@ func (n *Node) handleGossip(c *conn, b []byte) error {
 	n.mu.Unlock()
 	log := func(err error) {
 		n.log.Warn("gossip", "channel", m.channel, "from", c.remote.Name.String(), "src", m.src.String(), "err", err)
+	}
+	if err := n.checkGossipSource(c, &m); err != nil {
+		if n.gossipRefused.Add(1) == 1 || c.noteTopoRefusal() {
+			log(err)
+		}
+		return nil
 	}
 	switch m.tag {
 	case tagGossipUnicast:
@@ -186,7 +216,8 @@ func (n *Node) handleGossip(c *conn, b []byte) error {
 			delta = mergeData(delta, d)
 		}
 		if delta != nil {
-			n.relayBroadcast(m.src, encodeGossip(tagGossipBroadcast, m.channel, m.src, delta.Encode()), c)
+			// Unchanged: only src can sign it.
+			n.relayBroadcast(m.src, slices.Clone(b), c)
 		}
 	case tagGossip:
 		if ch == nil {
@@ -207,6 +238,41 @@ func (n *Node) handleGossip(c *conn, b []byte) error {
 	}
 	return nil
 }
+
+// checkGossipSource checks who a gossip message claims to come from:
+// neighbour gossip from the neighbour itself, a unicast or broadcast
+// signed by the key of its source's topology entry (a unicast only where
+// it is delivered; relays pass it on as it is).
+func (n *Node) checkGossipSource(c *conn, m *gossipMsg) error {
+	switch m.tag {
+	case tagGossip:
+		if m.src != c.remote.Name {
+			return fmt.Errorf("%w: neighbour gossip names %s as its source", ErrForgedSource, m.src)
+		}
+		return nil
+	case tagGossipUnicast:
+		if m.dst != n.cfg.Name {
+			return nil
+		}
+	}
+	n.mu.Lock()
+	var key []byte
+	if e, ok := n.topo.peers[m.src]; ok {
+		key = e.Key
+	}
+	n.mu.Unlock()
+	if key == nil {
+		return fmt.Errorf("%w: %s is not in our topology", ErrForgedSource, m.src)
+	}
+	if !verifySig(key, sigContextGossip, m.signed, m.sig) {
+		return fmt.Errorf("%w: not signed by %s", ErrForgedSource, m.src)
+	}
+	return nil
+}
+
+// GossipRefused returns how many gossip messages were dropped because
+// they did not come from the source they name. Safe for concurrent use.
+func (n *Node) GossipRefused() uint64 { return n.gossipRefused.Load() }
 
 func mergeData(acc, d GossipData) GossipData {
 	switch {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/weftnet/weft/secure"
@@ -13,8 +14,8 @@ import (
 // Protocol versions this build speaks. A connection uses the highest
 // version both ends support.
 const (
-	ProtocolMinVersion = 1
-	ProtocolMaxVersion = 1
+	ProtocolMinVersion = 2 // 2: identity keys, signed topology entries
+	ProtocolMaxVersion = 2
 )
 
 const (
@@ -67,6 +68,7 @@ func negotiate(local, remote header) (version byte, password bool, err error) {
 // features is what each end tells the other in the first message.
 type features struct {
 	Name      PeerName
+	Key       []byte // public identity key (IdentityKeyLen bytes); Name is NameOf(Key)
 	NickName  string
 	UID       uint64 // random per router incarnation
 	ConnNonce uint64 // random per connection; ConnUID = XOR of both nonces
@@ -78,6 +80,7 @@ func (f *features) encode() []byte {
 	e := encoder{b: make([]byte, 0, 64)}
 	e.u8(tagFeatures)
 	e.name(f.Name)
+	e.bytes(f.Key)
 	e.u64(f.UID)
 	e.u64(f.ConnNonce)
 	e.u16(f.DataPort)
@@ -107,6 +110,7 @@ func decodeFeatures(b []byte) (features, error) {
 		return f, fmt.Errorf("decode features: unexpected message tag %d", tag)
 	}
 	f.Name = d.name()
+	f.Key = slices.Clone(d.Take(IdentityKeyLen))
 	f.UID = d.U64()
 	f.ConnNonce = d.U64()
 	f.DataPort = d.U16()
@@ -132,12 +136,16 @@ func decodeFeatures(b []byte) (features, error) {
 	if f.UID == 0 {
 		return f, fmt.Errorf("decode features: peer UID is zero")
 	}
+	if !nameMatchesKey(f.Name, f.Key) {
+		return f, fmt.Errorf("decode features: %w", ErrNameNotKey)
+	}
 	return f, nil
 }
 
 // handshakeConfig is one end's input to handshake.
 type handshakeConfig struct {
-	local     features
+	local     features    // Key and Name are set from identity
+	identity  *Identity   // required: proves the name in the handshake
 	header    header      // the password flag is set from psk
 	psk       *secure.PSK // nil: no password
 	initiator bool        // we dialled: the initiator of the encrypted handshake
@@ -169,6 +177,10 @@ type handshakeResult struct {
 // or secure.MaxHandshakeMessageLen (encrypted), whatever maxMsg says.
 func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 	var res handshakeResult
+	if cfg.identity == nil {
+		return res, fmt.Errorf("handshake: no identity")
+	}
+	cfg.local.Name, cfg.local.Key = cfg.identity.Name(), cfg.identity.Public()
 	if err := nc.SetDeadline(time.Now().Add(cfg.timeout)); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
@@ -194,12 +206,7 @@ func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
 	plain := newPlainChannel(nc, cfg.maxMsg)
-	if password {
-		res, err = secureHandshake(nc, plain, cfg, lh, hb[:], res.version)
-		if err != nil {
-			return res, err
-		}
-	} else {
+	if !password {
 		res.ch = plain
 		if err := plain.WriteMsg(cfg.local.encode()); err != nil {
 			return res, fmt.Errorf("handshake: write features: %w", err)
@@ -215,7 +222,17 @@ func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
 		if res.remote, err = decodeFeatures(msg); err != nil {
 			return res, fmt.Errorf("handshake: %w", err)
 		}
+		if err := proveIdentity(res.ch, cfg, res.remote); err != nil {
+			return res, err
+		}
 		plain.max = maxMsg
+	} else {
+		if res, err = secureHandshake(nc, plain, cfg, lh, hb[:], res.version); err != nil {
+			return res, err
+		}
+		if err := proveIdentity(res.ch, cfg, res.remote); err != nil {
+			return res, err
+		}
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)

@@ -59,8 +59,8 @@ func TestNegotiate(t *testing.T) {
 }
 
 func TestFeaturesRoundTrip(t *testing.T) {
-	f := features{Name: 0x0a0b0c0d0e0f, NickName: "host-1", UID: 42, ConnNonce: 7, DataPort: 6784,
-		Extra: map[string]string{"b": "2", "a": "1", "empty": ""}}
+	f := plainFeatures(testIdentity(1), features{NickName: "host-1", UID: 42, ConnNonce: 7, DataPort: 6784,
+		Extra: map[string]string{"b": "2", "a": "1", "empty": ""}})
 	got, err := decodeFeatures(f.encode())
 	if err != nil {
 		t.Fatal(err)
@@ -68,14 +68,14 @@ func TestFeaturesRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, f) {
 		t.Fatalf("got %+v, want %+v", got, f)
 	}
-	noExtra := features{Name: 1, UID: 1}
+	noExtra := plainFeatures(testIdentity(2), features{UID: 1})
 	if got, err := decodeFeatures(noExtra.encode()); err != nil || !reflect.DeepEqual(got, noExtra) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 }
 
 func TestDecodeFeaturesErrors(t *testing.T) {
-	good := (&features{Name: 1, NickName: "n", UID: 9, Extra: map[string]string{"k": "v"}}).encode()
+	good := encodeFeatures(plainFeatures(testIdentity(1), features{NickName: "n", UID: 9, Extra: map[string]string{"k": "v"}}))
 	for i := 0; i < len(good); i++ {
 		if _, err := decodeFeatures(good[:i]); err == nil {
 			t.Errorf("truncated at %d: no error", i)
@@ -84,13 +84,20 @@ func TestDecodeFeaturesErrors(t *testing.T) {
 	if _, err := decodeFeatures(append(append([]byte(nil), good...), 0)); err == nil {
 		t.Error("trailing byte: no error")
 	}
-	zeroName := (&features{UID: 9}).encode()
-	if _, err := decodeFeatures(zeroName); err == nil {
+	zeroName := plainFeatures(testIdentity(1), features{UID: 9})
+	zeroName.Name = 0
+	if _, err := decodeFeatures(encodeFeatures(zeroName)); err == nil {
 		t.Error("zero name accepted")
 	}
-	zeroUID := (&features{Name: 1}).encode()
+	zeroUID := encodeFeatures(plainFeatures(testIdentity(1), features{}))
 	if _, err := decodeFeatures(zeroUID); err == nil {
 		t.Error("zero UID accepted")
+	}
+	// A name that is not the key's: another peer's name with our key.
+	stolen := plainFeatures(testIdentity(1), features{UID: 9})
+	stolen.Name = testName(2)
+	if _, err := decodeFeatures(encodeFeatures(stolen)); !errors.Is(err, ErrNameNotKey) {
+		t.Errorf("another peer's name: %v, want ErrNameNotKey", err)
 	}
 	wrongTag := append([]byte{tagTopology}, good[1:]...)
 	if _, err := decodeFeatures(wrongTag); err == nil {
@@ -99,8 +106,10 @@ func TestDecodeFeaturesErrors(t *testing.T) {
 }
 
 // hsConfig is a handshake config with test defaults.
+// f.Name is a test identity's number (testIdentity); the handshake
+// replaces it with that identity's name.
 func hsConfig(f features, h header, psk *secure.PSK) handshakeConfig {
-	return handshakeConfig{local: f, header: h, psk: psk, timeout: time.Second}
+	return handshakeConfig{local: f, identity: testIdentity(int(f.Name)), header: h, psk: psk, timeout: time.Second}
 }
 
 // runHandshakes runs both ends of a handshake over loopback TCP; a dials.
@@ -142,19 +151,19 @@ func testPSK(t testing.TB, b byte) *secure.PSK {
 func TestHandshake(t *testing.T) {
 	a := features{Name: 1, NickName: "a", UID: 11, ConnNonce: 0xf0, DataPort: 1}
 	b := features{Name: 2, NickName: "b", UID: 22, ConnNonce: 0x0f, DataPort: 2}
-	v1 := header{1, 1, 0}
+	v1 := header{2, 2, 0}
 	ra, rb, ea, eb := runHandshakes(t, hsConfig(a, v1, nil), hsConfig(b, v1, nil))
 	if ea != nil || eb != nil {
 		t.Fatalf("handshake errors %v, %v", ea, eb)
 	}
-	if ra.remote.Name != 2 || rb.remote.Name != 1 || ra.version != 1 || ra.encrypted || ra.keys != nil {
+	if ra.remote.Name != testName(2) || rb.remote.Name != testName(1) || ra.version != 2 || ra.encrypted || ra.keys != nil {
 		t.Fatalf("results %+v %+v", ra, rb)
 	}
 	if a.ConnNonce^ra.remote.ConnNonce != b.ConnNonce^rb.remote.ConnNonce {
 		t.Fatal("ConnUIDs differ")
 	}
 
-	_, _, ea, eb = runHandshakes(t, hsConfig(a, v1, nil), hsConfig(b, header{2, 2, 0}, nil))
+	_, _, ea, eb = runHandshakes(t, hsConfig(a, v1, nil), hsConfig(b, header{3, 3, 0}, nil))
 	if !errors.Is(ea, ErrVersionMismatch) || !errors.Is(eb, ErrVersionMismatch) {
 		t.Fatalf("version mismatch: %v, %v", ea, eb)
 	}
@@ -167,7 +176,7 @@ func TestHandshake(t *testing.T) {
 func TestEncryptedHandshake(t *testing.T) {
 	a := features{Name: 1, NickName: "a", UID: 11, ConnNonce: 0xf0, DataPort: 1}
 	b := features{Name: 2, NickName: "b", UID: 22, ConnNonce: 0x0f, DataPort: 2}
-	v1 := header{1, 1, 0}
+	v1 := header{2, 2, 0}
 	for _, tc := range []struct {
 		name             string
 		pskA, pskB       byte
@@ -197,7 +206,7 @@ func TestEncryptedHandshake(t *testing.T) {
 			if ea != nil || eb != nil {
 				t.Fatalf("handshake errors %v, %v", ea, eb)
 			}
-			if ra.remote.Name != 2 || rb.remote.Name != 1 || ra.remote.NickName != "b" || !ra.encrypted || !rb.encrypted {
+			if ra.remote.Name != testName(2) || rb.remote.Name != testName(1) || ra.remote.NickName != "b" || !ra.encrypted || !rb.encrypted {
 				t.Fatalf("results %+v %+v", ra, rb)
 			}
 			if (ra.keys != nil) != tc.wantKeys || (rb.keys != nil) != tc.wantKeys {
@@ -276,7 +285,7 @@ func TestHandshakeTimeout(t *testing.T) {
 			}
 		}
 	}()
-	cfg := hsConfig(features{Name: 1, UID: 1}, header{1, 1, 0}, nil)
+	cfg := hsConfig(features{Name: 1, UID: 1}, header{2, 2, 0}, nil)
 	cfg.timeout = 50 * time.Millisecond
 	_, err := handshake(ca, cfg)
 	if err == nil {

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ func newFakeOverlay() *fakeOverlay {
 
 // paramsFor returns the parameters of the latest connection to p.
 func (o *fakeOverlay) paramsFor(p PeerName) (OverlayConnectionParams, bool) {
+	p = seqName(p)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	v, ok := o.params[p]
@@ -35,6 +37,7 @@ func (o *fakeOverlay) paramsFor(p PeerName) (OverlayConnectionParams, bool) {
 }
 
 func (o *fakeOverlay) block(p PeerName, b bool) {
+	p = seqName(p)
 	o.mu.Lock()
 	o.blocked[p] = b
 	o.mu.Unlock()
@@ -97,13 +100,44 @@ type testNode struct {
 	ov *fakeOverlay
 }
 
-func testConfig(name PeerName, ov *fakeOverlay) Config {
+// testIdentity returns the identity numbered seq: the same for the same
+// number, in every test.
+func testIdentity(seq int) *Identity {
+	seed := make([]byte, IdentitySeedLen)
+	binary.BigEndian.PutUint64(seed, uint64(seq))
+	id, err := IdentityFromSeed(seed)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// signed returns e as the peer of testIdentity(seq) would send it: with
+// its name and key, and signed.
+func signed(seq int, e peerEntry) peerEntry {
+	id := testIdentity(seq)
+	e.Name = id.Name()
+	signEntry(id, &e)
+	return e
+}
+
+// testConn is a connection, not on any socket, that n's topology code
+// can be handed as the sender.
+func testConn(n *Node) *conn {
+	return &conn{node: n, topoBudget: tokenBucket{burst: n.cfg.MaxPeers, every: time.Second / time.Duration(n.cfg.TopologyBudget)}}
+}
+
+// testName is the peer name of testIdentity(seq).
+func testName(seq int) PeerName { return testIdentity(seq).Name() }
+
+func testConfig(seq int, ov *fakeOverlay) Config {
+	id := testIdentity(seq)
 	var log *slog.Logger
 	if os.Getenv("MESH_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name.String())
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id.Name().String())
 	}
 	return Config{
-		Name: name, NickName: fmt.Sprintf("node%d", name), ListenAddr: "127.0.0.1:0",
+		Identity: id, NickName: fmt.Sprintf("node%d", seq), ListenAddr: "127.0.0.1:0",
 		Overlay: ov, Logger: log, DataPort: 6784,
 		HandshakeTimeout: 2 * time.Second, HeartbeatInterval: 100 * time.Millisecond,
 		HeartbeatTimeout: 2 * time.Second, UpdateDelay: 10 * time.Millisecond,
@@ -113,10 +147,10 @@ func testConfig(name PeerName, ov *fakeOverlay) Config {
 }
 
 // startNode starts a node; edit may adjust its config.
-func startNode(t *testing.T, name PeerName, edit func(*Config)) *testNode {
+func startNode(t *testing.T, seq int, edit func(*Config)) *testNode {
 	t.Helper()
 	ov := newFakeOverlay()
-	cfg := testConfig(name, ov)
+	cfg := testConfig(seq, ov)
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -144,8 +178,18 @@ func (n *testNode) connect(t *testing.T, others ...*testNode) {
 	}
 }
 
-// conn returns our connection status towards peer p, if any.
+// seqName maps the small numbers tests use for peers to their names:
+// p below 1<<16 stands for testName(p); larger values are names already.
+func seqName(p PeerName) PeerName {
+	if p < 1<<16 {
+		return testName(int(p))
+	}
+	return p
+}
+
+// conn returns our connection status towards peer p (seqName), if any.
 func (n *testNode) conn(p PeerName) (ConnectionStatus, bool) {
+	p = seqName(p)
 	for _, c := range n.Status().Connections {
 		if c.Peer == p && (c.State == StateEstablished || c.State == StatePending) {
 			return c, true
@@ -170,8 +214,9 @@ func eventually(t *testing.T, timeout time.Duration, cond func() error) {
 	}
 }
 
-// routeIs checks n's data route to dst.
+// routeIs checks n's data route to dst (both seqName).
 func routeIs(n *testNode, dst, want PeerName) error {
+	dst, want = seqName(dst), seqName(want)
 	next, ok := n.ov.routes.Load().Unicast(dst)
 	if !ok || next != want {
 		return fmt.Errorf("%v: route to %v = %v (ok %v), want %v", n.Name(), dst, next, ok, want)

@@ -16,11 +16,13 @@ package mesh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -69,6 +71,10 @@ type Node struct {
 
 	preauth        *preauthGate  // inbound connections still in their handshake
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
+	topoRefused    topoRefusalCounters
+	gossipRefused  atomic.Uint64 // gossip messages whose source did not check out
+	refusals       refusalCounts // handshake refusals by kind (status.go)
+	traffic        trafficCounts // control-plane bytes by message tag (status.go)
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.
@@ -224,6 +230,18 @@ func (n *Node) PeerNickName(p PeerName) string {
 	return ""
 }
 
+// PeerKey returns the identity key of a peer in our topology (its own,
+// proven in a handshake or carried by its signed entry), or nil when the
+// peer is unknown. Our own name gives our key.
+func (n *Node) PeerKey(p PeerName) ed25519.PublicKey {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e, ok := n.topo.peers[p]; ok && len(e.Key) == IdentityKeyLen {
+		return ed25519.PublicKey(e.Key)
+	}
+	return nil
+}
+
 // OnPeerGone registers f to be called, from the node's update goroutine,
 // with the name of each peer removed from the topology because it is no
 // longer reachable. f must not block.
@@ -249,35 +267,20 @@ func (n *Node) selfEntryLocked() *peerEntry {
 		c := n.conns[name]
 		e.Conns = append(e.Conns, connEntry{Peer: name, Addr: c.remoteAddr, Outbound: c.outbound, Established: c.established.Load()})
 	}
+	signEntry(n.cfg.Identity, e)
 	return e
 }
 
 // localChangedLocked bumps our version after our connections changed and
 // schedules a broadcast.
 func (n *Node) localChangedLocked() {
-	n.version++
+	if n.version < math.MaxUint64 {
+		n.version++
+	}
 	n.topo.setSelf(n.selfEntryLocked())
 	n.dirty[n.cfg.Name] = struct{}{}
 	n.kick(n.kickUpdate)
 	n.kick(n.kickMaker)
-}
-
-// applyTopology merges entries received from a neighbour.
-func (n *Node) applyTopology(entries []peerEntry) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delta, floor := n.topo.merge(n.dropNameClashesLocked(entries))
-	if floor > n.version {
-		n.version = floor - 1
-		n.localChangedLocked()
-	}
-	for _, name := range delta {
-		n.dirty[name] = struct{}{}
-	}
-	if len(delta) > 0 {
-		n.kick(n.kickUpdate)
-		n.kick(n.kickMaker)
-	}
 }
 
 // connsSnapshotLocked returns the registered connections sorted by peer.

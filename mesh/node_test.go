@@ -18,7 +18,7 @@ func discovery(c *Config) { c.Discovery = true }
 func TestNodesConvergeWithDiscovery(t *testing.T) {
 	var nodes []*testNode
 	for i := 1; i <= 5; i++ {
-		nodes = append(nodes, startNode(t, PeerName(i), discovery))
+		nodes = append(nodes, startNode(t, i, discovery))
 	}
 	// A line of targets; discovery completes the mesh.
 	for i := 0; i+1 < len(nodes); i++ {
@@ -26,10 +26,10 @@ func TestNodesConvergeWithDiscovery(t *testing.T) {
 	}
 	eventually(t, converge, func() error { return directMesh(nodes...) })
 	st := nodes[0].Status()
-	if len(st.Peers) != 5 || st.Name != 1 || st.UID != nodes[0].UID() {
+	if len(st.Peers) != 5 || st.Name != testName(1) || st.UID != nodes[0].UID() {
 		t.Fatalf("status: %+v", st)
 	}
-	if nick := nodes[0].PeerNickName(4); nick != "node4" {
+	if nick := nodes[0].PeerNickName(testName(4)); nick != "node4" {
 		t.Fatalf("nickname of 4 = %q", nick)
 	}
 	// Overlay control messages were delivered both ways (a connection
@@ -51,7 +51,7 @@ func TestNodesConvergeWithDiscovery(t *testing.T) {
 func TestNodesConvergeWithoutDiscovery(t *testing.T) {
 	var nodes []*testNode
 	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, startNode(t, PeerName(i), nil))
+		nodes = append(nodes, startNode(t, i, nil))
 	}
 	nodes[0].connect(t, nodes[1])
 	nodes[2].connect(t, nodes[1])
@@ -246,7 +246,7 @@ func TestOnPeerGone(t *testing.T) {
 	eventually(t, converge, func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if !slices.Equal(gone, []PeerName{3}) {
+		if !slices.Equal(gone, []PeerName{testName(3)}) {
 			return fmt.Errorf("gone = %v", gone)
 		}
 		return nil
@@ -297,13 +297,13 @@ func TestGossipChannel(t *testing.T) {
 		}
 	}
 
-	if err := chans[0].GossipUnicast(3, []byte("hi")); err != nil {
+	if err := chans[0].GossipUnicast(testName(3), []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, converge, func() error {
 		gs[2].mu.Lock()
 		defer gs[2].mu.Unlock()
-		if !slices.Equal(gs[2].unicasts, []string{PeerName(1).String() + ":hi"}) {
+		if !slices.Equal(gs[2].unicasts, []string{testName(1).String() + ":hi"}) {
 			return fmt.Errorf("unicasts at 3: %v", gs[2].unicasts)
 		}
 		return nil
@@ -370,7 +370,9 @@ func TestHeartbeatTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	_, err = handshake(nc, hsConfig(features{Name: 9, NickName: "mute", UID: 9, ConnNonce: 1}, header{1, 1, 0}, nil))
+	mute := hsConfig(features{Name: 9, NickName: "mute", UID: 9, ConnNonce: 1}, header{2, 2, 0}, nil)
+	mute.initiator = true
+	_, err = handshake(nc, mute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,8 +424,8 @@ func TestHandshakeFailuresShowInStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name, reply, want string
 	}{
-		{"version", string(header{2, 3, 0}.encode()), "protocol version mismatch: we speak 1..1, peer speaks 2..3"},
-		{"password", string(header{1, 1, flagPassword}.encode()), "authentication failed: peer requires a password, we have none"},
+		{"version", string(header{3, 4, 0}.encode()), "protocol version mismatch: we speak 2..2, peer speaks 3..4"},
+		{"password", string(header{2, 2, flagPassword}.encode()), "authentication failed: peer requires a password, we have none"},
 		{"not weft", "HTTP/1.1 400 Bad\r\n", "remote is not a weft peer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

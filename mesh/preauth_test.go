@@ -132,7 +132,7 @@ func hostileDial(t *testing.T, local, addr string, claim uint32, body int) net.C
 	}
 	t.Cleanup(func() { nc.Close() })
 	if claim > 0 {
-		msg := append(header{minVersion: 1, maxVersion: 1}.encode(), stallingFrame(claim, body)...)
+		msg := append(header{minVersion: ProtocolMinVersion, maxVersion: ProtocolMaxVersion}.encode(), stallingFrame(claim, body)...)
 		if _, err := nc.Write(msg); err != nil {
 			t.Fatal(err)
 		}
@@ -157,9 +157,10 @@ func TestHandshakeRefusesLargeFeaturesClaim(t *testing.T) {
 	defer nc.Close()
 	start := time.Now()
 	_, err = handshake(nc, handshakeConfig{
-		local:   features{Name: 1, UID: 1, ConnNonce: 1},
-		header:  header{minVersion: 1, maxVersion: 1},
-		timeout: 3 * time.Second, maxMsg: DefaultMaxMessageSize,
+		local:    features{UID: 1, ConnNonce: 1},
+		identity: testIdentity(1),
+		header:   header{minVersion: 2, maxVersion: 2},
+		timeout:  3 * time.Second, maxMsg: DefaultMaxMessageSize,
 	})
 	if !errors.Is(err, ErrMessageTooLarge) {
 		t.Fatalf("handshake with a 10 MiB features claim: %v; want %v", err, ErrMessageTooLarge)
@@ -229,6 +230,9 @@ func TestNodePreauthLimits(t *testing.T) {
 	}
 	if n := a.preauthRefused.Load(); n != 7 {
 		t.Errorf("refused count %d, want 7", n)
+	}
+	if n := a.Status().Refusals[RefusalPreauth]; n != 7 {
+		t.Errorf("status: %d refused by the pre-authentication gate, want 7", n)
 	}
 }
 

@@ -13,8 +13,8 @@ import (
 // with 10,000 peers in the middle and checks that Status, which takes
 // Node.mu, completes meanwhile.
 func TestRouteComputationOutsideLock(t *testing.T) {
-	const me = PeerName(0xfeed01)
-	n, err := NewNode(testConfig(me, newFakeOverlay()))
+	me := testName(0xfeed01)
+	n, err := NewNode(testConfig(0xfeed01, newFakeOverlay()))
 	if err != nil {
 		t.Fatal(err)
 	}

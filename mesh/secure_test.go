@@ -64,7 +64,7 @@ func TestEqualPasswordsGossip(t *testing.T) {
 	gs := make([]*setGossiper, 3)
 	chans := make([]*GossipChannel, 3)
 	for i := range 3 {
-		n := startNode(t, PeerName(i+1), withPassword(t, 7, "", nil))
+		n := startNode(t, i+1, withPassword(t, 7, "", nil))
 		gs[i] = newSetGossiper()
 		chans[i] = n.RegisterGossip("test", gs[i])
 		nodes = append(nodes, n)
@@ -75,7 +75,7 @@ func TestEqualPasswordsGossip(t *testing.T) {
 
 	gs[0].add("x")
 	chans[0].GossipBroadcast(setData{"x": {}})
-	if err := chans[0].GossipUnicast(3, []byte("hi")); err != nil {
+	if err := chans[0].GossipUnicast(testName(3), []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, converge, func() error {
@@ -94,7 +94,7 @@ func TestEqualPasswordsGossip(t *testing.T) {
 	// Overlay control messages travel over the sealed channel too.
 	eventually(t, converge, func() error {
 		for _, m := range nodes[1].ov.received() {
-			if strings.HasPrefix(m, PeerName(1).String()+":hello from") {
+			if strings.HasPrefix(m, testName(1).String()+":hello from") {
 				return nil
 			}
 		}

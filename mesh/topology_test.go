@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"errors"
+	"math"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -91,21 +93,26 @@ func TestTopologyGC(t *testing.T) {
 
 func TestTopologyEncoding(t *testing.T) {
 	in := []peerEntry{
-		{Name: 1, NickName: "one", UID: 11, Version: 3, Conns: []connEntry{
+		signed(1, peerEntry{NickName: "one", UID: 11, Version: 3, Conns: []connEntry{
 			{Peer: 2, Addr: netip.MustParseAddrPort("192.0.2.1:6783"), Outbound: true, Established: true},
 			{Peer: 3, Addr: netip.MustParseAddrPort("[2001:db8::1]:40000")},
 			{Peer: 4},
-		}},
-		{Name: 2, UID: 22, Version: 1},
+		}}),
+		signed(2, peerEntry{UID: 22, Version: 1}),
 	}
-	got, err := decodeTopology(encodeTopology(in))
+	b := encodeTopologyMessage(in)
+	got, err := decodeTopology(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, in) {
 		t.Fatalf("got %+v\nwant %+v", got, in)
 	}
-	b := encodeTopology(in)
+	for i := range got {
+		if err := verifyEntry(&got[i]); err != nil {
+			t.Fatalf("entry %d after the round trip: %v", i, err)
+		}
+	}
 	for i := 0; i < len(b); i++ {
 		if _, err := decodeTopology(b[:i]); err == nil {
 			t.Errorf("truncated at %d: no error", i)
@@ -114,7 +121,77 @@ func TestTopologyEncoding(t *testing.T) {
 	if _, err := decodeTopology(append(b, 0)); err == nil {
 		t.Error("trailing byte accepted")
 	}
-	if _, err := decodeTopology(encodeTopology([]peerEntry{{Name: 1}})); err == nil {
+	if _, err := decodeTopology(encodeTopologyMessage([]peerEntry{signed(1, peerEntry{})})); err == nil {
 		t.Error("zero UID accepted")
+	}
+}
+
+// The whole topology goes out in bounded messages: 65,540 entries (more
+// than a 16-bit count) make messages of at most maxEntriesPerMessage
+// entries that all decode, and a message claiming more is refused.
+func TestTopologySplitIntoBoundedMessages(t *testing.T) {
+	e := signed(1, peerEntry{UID: 1, Version: 1})
+	in := make([]peerEntry, 65540)
+	for i := range in {
+		in[i] = e
+	}
+	msgs := encodeTopology(in)
+	if want := (len(in) + maxEntriesPerMessage - 1) / maxEntriesPerMessage; len(msgs) != want {
+		t.Fatalf("%d messages, want %d", len(msgs), want)
+	}
+	total := 0
+	for i, m := range msgs {
+		got, err := decodeTopology(m)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		total += len(got)
+	}
+	if total != len(in) {
+		t.Fatalf("%d entries decoded, want %d", total, len(in))
+	}
+	big := encodeTopologyMessage(in[:maxEntriesPerMessage+1])
+	if _, err := decodeTopology(big); err == nil {
+		t.Fatal("a message of more than maxEntriesPerMessage entries decoded")
+	}
+}
+
+// Only a peer's own key can sign its entry: an entry under another's name,
+// a changed entry, and a name that is not the key's are refused.
+func TestVerifyEntry(t *testing.T) {
+	good := signed(1, peerEntry{NickName: "one", UID: 1, Version: 5, Conns: []connEntry{{Peer: 2, Established: true}}})
+	if err := verifyEntry(&good); err != nil {
+		t.Fatalf("good entry: %v", err)
+	}
+	// A member (identity 9) speaks for peer 1 with its own key.
+	forged := good
+	forged.Version = 1 << 63
+	signEntry(testIdentity(9), &forged)
+	if err := verifyEntry(&forged); !errors.Is(err, ErrNameNotKey) {
+		t.Fatalf("entry signed by another key: %v, want ErrNameNotKey", err)
+	}
+	// ... or keeps peer 1's key and signature but changes the entry.
+	for name, edit := range map[string]func(*peerEntry){
+		"version":  func(e *peerEntry) { e.Version = math.MaxUint64 },
+		"nickname": func(e *peerEntry) { e.NickName = "evil" },
+		"conns":    func(e *peerEntry) { e.Conns = nil },
+		"uid":      func(e *peerEntry) { e.UID++ },
+		"sig":      func(e *peerEntry) { e.Sig = slices.Clone(e.Sig); e.Sig[0] ^= 1 },
+	} {
+		e := good
+		edit(&e)
+		if err := verifyEntry(&e); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s changed: %v, want ErrBadSignature", name, err)
+		}
+	}
+}
+
+// Our own version saturates instead of wrapping: an old incarnation at the
+// highest version cannot send us back to 0.
+func TestSelfVersionFloorSaturates(t *testing.T) {
+	self := entry(1, 100, 5)
+	topo := newTopology(&self)
+	if _, floor := topo.merge([]peerEntry{entry(1, 99, math.MaxUint64)}); floor != math.MaxUint64 {
+		t.Fatalf("floor %d, want %d", floor, uint64(math.MaxUint64))
 	}
 }

@@ -45,9 +45,9 @@ func (n *Node) flush() {
 	}
 	entries := slices.Collect(maps.Values(n.topo.peers)) // immutable values
 	gen := routeGen.Add(1)
-	var msg []byte
+	var msgs [][]byte
 	if len(n.dirty) > 0 {
-		msg = encodeTopology(n.topo.entries(slices.Collect(maps.Keys(n.dirty))))
+		msgs = encodeTopology(n.topo.entries(slices.Collect(maps.Keys(n.dirty))))
 		clear(n.dirty)
 	}
 	conns := n.connsSnapshotLocked()
@@ -59,9 +59,9 @@ func (n *Node) flush() {
 	if old := n.routes.Load(); !routesEqual(old, data) && publishRoutes(&n.routes, data) {
 		n.cfg.Overlay.RoutesChanged(data)
 	}
-	if msg != nil {
-		for _, c := range conns {
-			c.send(msg)
+	for _, c := range conns {
+		for _, m := range msgs {
+			c.send(m)
 		}
 	}
 	for _, g := range gone {
@@ -96,7 +96,9 @@ func (n *Node) sendAllGossip(c *conn) {
 		chans = append(chans, n.channels[name])
 	}
 	n.mu.Unlock()
-	c.send(topo)
+	for _, m := range topo {
+		c.send(m)
+	}
 	for _, ch := range chans {
 		if d := ch.g.Gossip(); d != nil {
 			c.send(encodeGossip(tagGossip, ch.name, n.cfg.Name, d.Encode()))

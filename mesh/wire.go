@@ -20,6 +20,7 @@ const (
 	tagGossipUnicast   byte = 5 // gossip channel: unicast, routed hop by hop
 	tagGossipBroadcast byte = 6 // gossip channel: broadcast along the tree of its source
 	tagOverlayControl  byte = 7 // opaque message for the overlay connection
+	tagIdentityProof   byte = 8 // last handshake message: signature over the connection's transcript
 )
 
 // encoder appends big-endian fields to a byte slice.

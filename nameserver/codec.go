@@ -1,6 +1,7 @@
 package nameserver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -19,19 +20,26 @@ import (
 //	  addr     4 bytes (IPv4)
 //	  namelen  1 byte, name   (fully qualified, 1..254 bytes)
 //	  tgtlen   1 byte, target (0..255 printable ASCII bytes)
+//	  sig      64 bytes: the owner's Ed25519 signature (context
+//	           SignatureContext) over the record's bytes above
 const (
 	// FormatVersion is the record-set encoding this package writes and reads.
-	// Format 1 had 4-byte versions, which a member could pin at 2^32-1
-	// (issue 16); it is refused.
-	FormatVersion = 2
+	// Format 1 had 4-byte versions, which a member could pin at 2^32-1;
+	// format 2 had no signatures, so a member could change another's
+	// records (issue 16). Both are refused.
+	FormatVersion = 3
+	// SignatureContext is the context of a record's signature.
+	SignatureContext = "weft dns record v3"
+	// SigLen is the length of a record's signature.
+	SigLen = 64
 	// MaxEncodedSize is the largest encoded message Encode produces and
 	// DecodeRecordSet accepts.
 	MaxEncodedSize = 60000
 
 	headerLen     = 3
 	fixedLen      = mesh.PeerNameLen + 8 + 1 + 4 + 1 + 1
-	minRecordLen  = fixedLen + 2 // a name is at least "a."
-	maxRecordLen  = fixedLen + 254 + MaxTargetLen
+	minRecordLen  = fixedLen + 2 + SigLen // a name is at least "a."
+	maxRecordLen  = fixedLen + 254 + MaxTargetLen + SigLen
 	flagTombstone = 1
 )
 
@@ -57,12 +65,27 @@ func (s *RecordSet) Encode() [][]byte {
 			buf[0] = FormatVersion
 		}
 		buf = appendRecord(buf, &r)
+		buf = appendSig(buf, r.Sig)
 		n++
 	}
 	flush()
 	return out
 }
 
+// appendSig appends a signature, or zeros for a record not signed (which
+// no verifying store accepts).
+func appendSig(b, sig []byte) []byte {
+	if len(sig) != SigLen {
+		return append(b, make([]byte, SigLen)...)
+	}
+	return append(b, sig...)
+}
+
+// signedBytes is what a record's signature covers: its encoding without
+// the signature.
+func (r *Record) signedBytes() []byte { return appendRecord(make([]byte, 0, 64), r) }
+
+// appendRecord appends the record's fields without its signature.
 func appendRecord(b []byte, r *Record) []byte {
 	var fixed [fixedLen - 2]byte // everything before the name length
 	r.Owner.Put(fixed[0:6])
@@ -138,8 +161,15 @@ func decodeRecord(p []byte) (Record, []byte, error) {
 		return r, nil, fmt.Errorf("%w: truncated target", ErrMalformed)
 	}
 	r.Target = string(p[:targetLen])
+	p = p[targetLen:]
+	if len(p) < SigLen {
+		return r, nil, fmt.Errorf("%w: truncated signature", ErrMalformed)
+	}
+	if !bytes.Equal(p[:SigLen], make([]byte, SigLen)) { // zeros: not signed
+		r.Sig = append([]byte(nil), p[:SigLen]...)
+	}
 	if err := r.validate(); err != nil {
 		return r, nil, err
 	}
-	return r, p[targetLen:], nil
+	return r, p[SigLen:], nil
 }

@@ -21,7 +21,7 @@ func TestRecordSetRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := out.Records(), in.Records(); !slices.Equal(got, want) {
+	if got, want := out.Records(), in.Records(); !slices.EqualFunc(got, want, Record.Equal) {
 		t.Fatalf("round trip:\n got %v\nwant %v", got, want)
 	}
 	if NewRecordSet().Encode() != nil {
@@ -65,8 +65,10 @@ func TestDecodeRecordSetErrors(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrMalformed},
-		{"future format", mod(func(b []byte) []byte { b[0] = 3; return b }), ErrUnsupportedFormat},
+		{"future format", mod(func(b []byte) []byte { b[0] = 4; return b }), ErrUnsupportedFormat},
 		{"format 1 (32-bit versions)", mod(func(b []byte) []byte { b[0] = 1; return b }), ErrUnsupportedFormat},
+		{"format 2 (unsigned)", mod(func(b []byte) []byte { b[0] = 2; return b }), ErrUnsupportedFormat},
+		{"truncated signature", good[:len(good)-SigLen], ErrMalformed},
 		{"count too high", mod(func(b []byte) []byte { b[2] = 2; return b }), ErrMalformed},
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"trailing bytes", append(slices.Clone(good), 0), ErrMalformed},
@@ -108,7 +110,7 @@ func FuzzDecodeRecordSet(f *testing.F) {
 			}
 			again.Merge(part)
 		}
-		if !slices.Equal(again.Records(), set.Records()) {
+		if !slices.EqualFunc(again.Records(), set.Records(), Record.Equal) {
 			t.Fatalf("re-encoding changed the set")
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -32,7 +33,11 @@ func (h *Handler) forward(r, resp *dns.Msg, network string, client net.Addr) *dn
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 	defer cancel()
+	start := time.Now()
 	up, err := h.upstream.Exchange(ctx, q, network)
+	if err == nil && up != nil {
+		h.stats.upstreamTook(time.Since(start))
+	}
 	if err != nil || up == nil {
 		h.stats.forwardFailed.Add(1)
 		h.log.Debug("dns: forward", "name", r.Question[0].Name, "err", err)

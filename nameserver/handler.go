@@ -137,6 +137,11 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	} else {
 		resp.Compress = true
 	}
+	qtype := uint16(0)
+	if len(r.Question) == 1 {
+		qtype = r.Question[0].Qtype
+	}
+	h.stats.answered(qtype, resp.Rcode)
 	if err := w.WriteMsg(resp); err != nil {
 		h.log.Debug("dns: write answer", "client", w.RemoteAddr(), "err", err)
 	}

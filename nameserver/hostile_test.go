@@ -14,9 +14,10 @@ import (
 )
 
 // Hostile updates (issue 16): a member, Mallory, speaks for peer A in the
-// gossip it sends. Records are not signed yet, so stores cannot tell a forged
-// record from A's own; what they enforce is that A stays the authority for
-// its records and that no version can be pinned.
+// gossip it sends. In a router, records are signed by their owner and a
+// forged one is refused (signed_test.go); these stores check no signatures,
+// and show what holds even so: A stays the authority for its records and
+// no version can be pinned.
 
 // fromWire builds a hostile update as Mallory would send it: records
 // encoded with the documented wire format and decoded by the receiver.

@@ -58,13 +58,16 @@ func (s *Store) Merge(in *RecordSet) (delta, reassert *RecordSet) {
 		}
 		old := s.records[k]
 		if r.Owner == s.self {
+			if old != nil && old.sameState(&r) || !s.verified(&r) {
+				continue
+			}
 			s.mergeOwn(r, old, delta, reassert)
 			continue
 		}
 		if s.knownPeer != nil && !s.knownPeer(r.Owner) {
 			continue
 		}
-		if old != nil && !r.supersedes(old) {
+		if old != nil && !r.supersedes(old) || !s.verified(&r) {
 			continue
 		}
 		r.Changed = now
@@ -90,6 +93,7 @@ func (s *Store) mergeOwn(r Record, ours *Record, delta, reassert *RecordSet) {
 		r.Version++
 		r.Tombstone = true
 		r.Changed = s.now()
+		s.signOwn(&r)
 		s.put(&r)
 		reassert.add(r)
 		s.log.Debug("dns: tombstoning stale record of a previous incarnation", "record", r)
@@ -100,6 +104,7 @@ func (s *Store) mergeOwn(r Record, ours *Record, delta, reassert *RecordSet) {
 		mine := *ours
 		mine.Version = r.Version + 1
 		mine.Changed = s.now()
+		s.signOwn(&mine)
 		s.put(&mine)
 		reassert.add(mine)
 		s.log.Debug("dns: re-asserting own record over a newer remote version", "record", mine, "remote_version", r.Version)

@@ -1,6 +1,7 @@
 package nameserver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -61,6 +62,10 @@ type Record struct {
 	Version uint64
 	// Tombstone marks a removed record.
 	Tombstone bool
+	// Sig is the owner's signature over the gossiped fields (Name, Addr,
+	// Owner, Target, Version, Tombstone; see SignatureContext), made by
+	// StoreConfig.Sign and checked by StoreConfig.Verify.
+	Sig []byte
 	// Changed is the local time this store last changed the record. It is
 	// not gossiped: each store ages tombstones by its own clock.
 	Changed time.Time
@@ -90,6 +95,13 @@ func (r *Record) supersedes(old *Record) bool {
 		return r.Tombstone
 	}
 	return r.Name > old.Name
+}
+
+// Equal reports whether r and o are the same record, signature included
+// (Changed, which is local, aside).
+func (r Record) Equal(o Record) bool {
+	return r.Name == o.Name && r.Addr == o.Addr && r.Owner == o.Owner && r.Target == o.Target &&
+		r.Version == o.Version && r.Tombstone == o.Tombstone && bytes.Equal(r.Sig, o.Sig)
 }
 
 // sameState reports whether r and o carry the same gossiped state.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftnet/weft/mesh"
@@ -31,6 +32,17 @@ type StoreConfig struct {
 	// in milliseconds plus VersionAhead, by this store's clock (see
 	// VersionCeiling). Zero means DefaultVersionAhead.
 	VersionAhead time.Duration
+	// Sign, if set, signs the bytes of a record of ours (with the router's
+	// identity key, under SignatureContext); every record this store
+	// makes or changes of its own carries the signature.
+	Sign func(msg []byte) []byte
+	// Verify, if set, checks the owner's signature of a received record;
+	// Merge drops records that fail it, so that only a record's owner can
+	// make or change it (a member cannot add, repoint, remove or pin
+	// another peer's names). The integrator passes the mesh's check
+	// against the owner's identity key; without it, the store trusts
+	// what it is given.
+	Verify func(owner mesh.PeerName, msg, sig []byte) bool
 	// Logger receives debug lines about re-asserted records; nil means discard.
 	Logger *slog.Logger
 }
@@ -44,7 +56,10 @@ type Store struct {
 	ttl       time.Duration
 	knownPeer func(mesh.PeerName) bool
 	ahead     time.Duration
+	sign      func([]byte) []byte
+	verify    func(mesh.PeerName, []byte, []byte) bool
 	log       *slog.Logger
+	unsigned  atomic.Uint64 // received records refused for their signature
 
 	mu      sync.RWMutex
 	records map[recordKey]*Record    // all records, tombstones included
@@ -63,6 +78,8 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		ttl:       cfg.TombstoneTTL,
 		knownPeer: cfg.KnownPeer,
 		ahead:     cfg.VersionAhead,
+		sign:      cfg.Sign,
+		verify:    cfg.Verify,
 		log:       cfg.Logger,
 		records:   make(map[recordKey]*Record),
 		byName:    make(map[string][]*Record),
@@ -107,9 +124,30 @@ func (s *Store) Add(name string, addr netip.Addr, target string) (*RecordSet, er
 		r.Version = old.Version + 1
 	}
 	r.Changed = s.now()
+	s.signOwn(&r)
 	s.put(&r)
 	return NewRecordSet(r), nil
 }
+
+// signOwn signs a record of ours after a change.
+func (s *Store) signOwn(r *Record) {
+	if s.sign != nil {
+		r.Sig = s.sign(r.signedBytes())
+	}
+}
+
+// verified reports whether a received record is its owner's word.
+func (s *Store) verified(r *Record) bool {
+	if s.verify == nil || s.verify(r.Owner, r.signedBytes(), r.Sig) {
+		return true
+	}
+	s.unsigned.Add(1)
+	return false
+}
+
+// Refused returns how many received records were dropped because their
+// owner's signature did not verify.
+func (s *Store) Refused() uint64 { return s.unsigned.Load() }
 
 // Filter selects our own records for Remove. Zero fields match anything:
 // Name "" any name (otherwise compared ignoring case and trailing dot),
@@ -146,6 +184,7 @@ func (s *Store) Remove(f Filter) *RecordSet {
 		r.Version++
 		r.Tombstone = true
 		r.Changed = now
+		s.signOwn(&r)
 		s.put(&r)
 		out.add(r)
 	}

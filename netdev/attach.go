@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -21,6 +22,18 @@ type Attachment struct {
 	// Err is set by List when the target's namespace is gone or no
 	// longer holds the other end (MAC and Addrs are then empty).
 	Err error
+}
+
+// AttachOptions are the choices of one attachment.
+type AttachOptions struct {
+	// SourceCheck guards the port: the target may send only with its
+	// ethweft's MAC and, for IPv4 and ARP, from the addresses of this
+	// attach and Given (sourceguard.go). Without it the port has the
+	// default filter. Every Attach sets the port's filter as asked.
+	SourceCheck bool
+	// Given are the addresses weft gave the target before (the
+	// caller's record): addresses the target added itself stay out.
+	Given []netip.Prefix
 }
 
 // Attach gives the target an interface ethweft on the bridge with the
@@ -40,12 +53,10 @@ type Attachment struct {
 // marker a new MAC (announced for every address). A failed Attach leaves
 // nothing behind that it made: a veth it created is deleted, and on a
 // target that was attached already the addresses it added are removed.
-func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment, error) {
-	a, err := attach(bridge, t, addrs, mtu)
-	if err != nil {
-		return Attachment{}, fmt.Errorf("attach %s: %w", t, err)
-	}
-	return a, nil
+func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int, opts AttachOptions) (Attachment, error) {
+	// The caller names the operation and the target (the daemon's
+	// "attach netns:c1: ..."); naming them here too repeated them.
+	return attach(bridge, t, addrs, mtu, opts)
 }
 
 // attachFault, when set (by tests), is called once an attach has made
@@ -53,7 +64,7 @@ func Attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (Attachment,
 // there, as a late kernel error would.
 var attachFault func() error
 
-func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachment, err error) {
+func attach(bridge string, t Target, addrs []netip.Prefix, mtu int, opts AttachOptions) (_ Attachment, err error) {
 	if err := checkPrefixes(addrs); err != nil {
 		return Attachment{}, err
 	}
@@ -89,7 +100,13 @@ func attach(bridge string, t Target, addrs []netip.Prefix, mtu int) (_ Attachmen
 			return Attachment{}, err
 		}
 	}
-	if err := plug(h, tns.h, hostLink, peer, br, mtu); err != nil {
+	f := portFilter{seg: segment.Default}
+	if opts.SourceCheck {
+		if f, err = guardFilter(peer, append(slices.Clone(opts.Given), addrs...)); err != nil {
+			return Attachment{}, err
+		}
+	}
+	if err := plug(h, tns.h, hostLink, peer, br, mtu, f); err != nil {
 		return Attachment{}, err
 	}
 	if created {
@@ -185,10 +202,10 @@ func createVeth(h *netlink.Handle, tns *targetNS, t Target, mtu int) (hostLink, 
 	return hostLink, peer, nil
 }
 
-// plug gives the host end the default port filter, puts it on the
-// bridge, sets both MTUs, the container end's GSO size and both ends up.
-func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int) error {
-	if err := plugPort(h, hostLink, br, mtu, portFilter{seg: segment.Default}); err != nil {
+// plug gives the host end its port filter f, puts it on the bridge, sets
+// both MTUs, the container end's GSO size and both ends up.
+func plug(h, th *netlink.Handle, hostLink, peer, br netlink.Link, mtu int, f portFilter) error {
+	if err := plugPort(h, hostLink, br, mtu, f); err != nil {
 		return err
 	}
 	if err := setMTUUp(th, peer, mtu); err != nil {
@@ -273,11 +290,7 @@ func readAttachment(tns *targetNS, t Target, hostLink, peer netlink.Link) (Attac
 // ErrNotAttached. The veth is found from the target alone, so bridge is
 // not consulted (it is there to match Attach).
 func Detach(bridge string, t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {
-	removed, err := detach(t, addrs)
-	if err != nil {
-		return removed, fmt.Errorf("detach %s: %w", t, err)
-	}
-	return removed, nil
+	return detach(t, addrs) // the caller names the operation and the target
 }
 
 func detach(t Target, addrs []netip.Prefix) ([]netip.Prefix, error) {

@@ -54,7 +54,7 @@ func TestAttachMACAndFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 		var err error
-		if a, err = Attach(testBridge, c, []netip.Prefix{pfx("10.45.0.1/24")}, 1400); err != nil {
+		if a, err = Attach(testBridge, c, []netip.Prefix{pfx("10.45.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -79,7 +79,7 @@ func TestAttachMACAndFilter(t *testing.T) {
 			t.Errorf("bridge MAC %s still carries the marker", mac)
 		}
 		var err error
-		if a, err = Attach(testBridge, c, []netip.Prefix{pfx("10.45.0.1/24")}, 1400); err != nil {
+		if a, err = Attach(testBridge, c, []netip.Prefix{pfx("10.45.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -118,7 +118,7 @@ func TestIsolation(t *testing.T) {
 		if err := Expose(testBridge, []netip.Prefix{pfx("10.50.0.254/24")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Attach(testBridge, d, []netip.Prefix{pfx("10.50.0.4/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, d, []netip.Prefix{pfx("10.50.0.4/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -71,7 +71,7 @@ func TestAttachPingListDetach(t *testing.T) {
 		if err := EnsureBridge(testBridge, 1400); err != nil {
 			t.Fatal(err)
 		}
-		a1, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24")}, 1400)
+		a1, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24")}, 1400, AttachOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestAttachPingListDetach(t *testing.T) {
 			t.Errorf("Attach returned %+v", a1)
 		}
 		arps := listenARP(t, testBridge)
-		if _, err := Attach(testBridge, c2, []netip.Prefix{pfx("10.40.0.2/24"), pfx("fd00:40::2/64")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c2, []netip.Prefix{pfx("10.40.0.2/24"), pfx("fd00:40::2/64")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitGratuitousARP(t, arps, [4]byte{10, 40, 0, 2})
@@ -112,14 +112,14 @@ func TestAttachPingListDetach(t *testing.T) {
 	e.ipIn(c1, "link", "set", ContainerIf, "gso_max_size", "61928")
 	e.do(func() {
 		// Idempotent, then a second address, then a conflicting one.
-		if _, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Errorf("re-attach: %v", err)
 		}
-		a, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24"), pfx("10.41.0.1/24")}, 1400)
+		a, err := Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/24"), pfx("10.41.0.1/24")}, 1400, AttachOptions{})
 		if err != nil || len(a.Addrs) != 2 {
 			t.Errorf("attach second address: %+v, %v", a, err)
 		}
-		_, err = Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/16")}, 1400)
+		_, err = Attach(testBridge, c1, []netip.Prefix{pfx("10.40.0.1/16")}, 1400, AttachOptions{})
 		if !errors.Is(err, ErrAddressInUse) {
 			t.Errorf("attach with other prefix length = %v, want ErrAddressInUse", err)
 		}
@@ -167,25 +167,25 @@ func TestAttachErrors(t *testing.T) {
 	c3 := e.container("c3")
 	missing := Target{Kind: TargetNetns, Name: "weftnone" + c3.Name}
 	e.do(func() {
-		if _, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.40.0.3/24")}, 1400); !errors.Is(err, ErrNoBridge) {
+		if _, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.40.0.3/24")}, 1400, AttachOptions{}); !errors.Is(err, ErrNoBridge) {
 			t.Errorf("attach without bridge = %v, want ErrNoBridge", err)
 		}
 		if err := EnsureBridge(testBridge, 1400); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Attach(testBridge, missing, []netip.Prefix{pfx("10.40.0.3/24")}, 1400)
+		_, err := Attach(testBridge, missing, []netip.Prefix{pfx("10.40.0.3/24")}, 1400, AttachOptions{})
 		want := `attach netns:` + missing.Name + `: network namespace "` + missing.Name +
 			`" not found: create it with 'ip netns add ` + missing.Name + `'`
 		if err == nil || err.Error() != want || !errors.Is(err, ErrNamespaceNotFound) {
 			t.Errorf("missing namespace:\n got %v\nwant %s", err, want)
 		}
-		if _, err := Attach(testBridge, Target{Kind: TargetPID, PID: 1 << 30}, nil, 1400); !errors.Is(err, ErrNoSuchProcess) {
+		if _, err := Attach(testBridge, Target{Kind: TargetPID, PID: 1 << 30}, nil, 1400, AttachOptions{}); !errors.Is(err, ErrNoSuchProcess) {
 			t.Errorf("missing pid = %v, want ErrNoSuchProcess", err)
 		}
-		if _, err := Attach(testBridge, Target{Kind: TargetNetns, Name: e.host}, nil, 1400); !errors.Is(err, ErrHostNamespace) {
+		if _, err := Attach(testBridge, Target{Kind: TargetNetns, Name: e.host}, nil, 1400, AttachOptions{}); !errors.Is(err, ErrHostNamespace) {
 			t.Errorf("host namespace = %v, want ErrHostNamespace", err)
 		}
-		if _, err := Attach(testBridge, c3, []netip.Prefix{{}}, 1400); !errors.Is(err, ErrBadAddress) {
+		if _, err := Attach(testBridge, c3, []netip.Prefix{{}}, 1400, AttachOptions{}); !errors.Is(err, ErrBadAddress) {
 			t.Errorf("bad CIDR = %v, want ErrBadAddress", err)
 		}
 	})
@@ -194,7 +194,7 @@ func TestAttachErrors(t *testing.T) {
 	// failed attach leaves nothing behind.
 	e.ipIn(c3, "addr", "add", "10.42.0.9/32", "dev", "lo")
 	e.do(func() {
-		_, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.42.0.1/24"), pfx("10.42.0.9/24")}, 1400)
+		_, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.42.0.1/24"), pfx("10.42.0.9/24")}, 1400, AttachOptions{})
 		if !errors.Is(err, ErrAddressInUse) || !strings.Contains(err.Error(), "in use on lo") {
 			t.Errorf("address in use = %v", err)
 		}
@@ -206,7 +206,7 @@ func TestAttachErrors(t *testing.T) {
 	// An ethweft weft did not make.
 	e.ipIn(c3, "link", "add", ContainerIf, "type", "veth", "peer", "name", "weftv1")
 	e.do(func() {
-		if _, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.42.0.1/24")}, 1400); !errors.Is(err, ErrInterfaceExists) {
+		if _, err := Attach(testBridge, c3, []netip.Prefix{pfx("10.42.0.1/24")}, 1400, AttachOptions{}); !errors.Is(err, ErrInterfaceExists) {
 			t.Errorf("foreign ethweft = %v, want ErrInterfaceExists", err)
 		}
 	})
@@ -221,7 +221,7 @@ func TestPIDTargetAndStale(t *testing.T) {
 		if err := EnsureBridge(testBridge, 1400); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Attach(testBridge, target, []netip.Prefix{pfx("10.43.0.1/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, target, []netip.Prefix{pfx("10.43.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -253,7 +253,7 @@ func TestContainerTargetList(t *testing.T) {
 		if err := EnsureBridge(testBridge, 1400); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Attach(testBridge, target, []netip.Prefix{pfx("10.46.0.1/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, target, []netip.Prefix{pfx("10.46.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -314,7 +314,7 @@ func TestExposeHideReset(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := Attach(testBridge, c5, []netip.Prefix{pfx("10.44.0.5/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c5, []netip.Prefix{pfx("10.44.0.5/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})

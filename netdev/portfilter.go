@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -61,9 +62,11 @@ const (
 
 // portFilter is the rule set of one port.
 type portFilter struct {
-	seg    uint16
-	own    net.HardwareAddr // the endpoint's MAC, for a segment port
-	bridge net.HardwareAddr // the bridge's MAC, for a segment port
+	seg     uint16
+	own     net.HardwareAddr // the endpoint's MAC, for a segment or guarded port
+	bridge  net.HardwareAddr // the bridge's MAC, for a segment port
+	guard   bool             // segment.Default only: the source guard at ingress
+	sources []netip.Addr     // a guarded port's addresses
 }
 
 // rule matches source MACs whose bytes 0..3 and 4..5, masked, equal hi
@@ -87,6 +90,11 @@ func (f portFilter) programs() (ingress, egress []bpf.Instruction) {
 	if f.seg == segment.Default {
 		marker := rule{hi: segment.Marker << 24, hiMask: 0xff000000, verdict: verdictDrop}
 		p := compile([]rule{marker}, verdictPass)
+		if f.guard {
+			// ethweft's MAC never carries the marker: the guard,
+			// which passes only that MAC, drops marked ones too.
+			return guardProgram(f.own, f.sources), p
+		}
 		return p, p
 	}
 	ingress = compile([]rule{macIs(f.own, verdictPass)}, verdictDrop)

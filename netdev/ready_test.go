@@ -41,7 +41,7 @@ func TestMarkReady(t *testing.T) {
 		if err := EnsureBridge(testBridge, 1400); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.42.0.1/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.42.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -22,7 +22,7 @@ func TestFailedAttachUndoes(t *testing.T) {
 		// A first attach that fails after its veth and address exist:
 		// nothing stays.
 		attachFault = func() error { return fault }
-		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24")}, 1400); !errors.Is(err, fault) {
+		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24")}, 1400, AttachOptions{}); !errors.Is(err, fault) {
 			t.Fatalf("attach = %v, want the injected failure", err)
 		}
 	})
@@ -37,11 +37,11 @@ func TestFailedAttachUndoes(t *testing.T) {
 	// only what it added.
 	e.do(func() {
 		attachFault = nil
-		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24")}, 1400); err != nil {
+		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24")}, 1400, AttachOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		attachFault = func() error { return fault }
-		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24"), pfx("10.45.0.1/24")}, 1400); !errors.Is(err, fault) {
+		if _, err := Attach(testBridge, c, []netip.Prefix{pfx("10.44.0.1/24"), pfx("10.45.0.1/24")}, 1400, AttachOptions{}); !errors.Is(err, fault) {
 			t.Fatalf("second attach = %v, want the injected failure", err)
 		}
 		attachFault = nil

@@ -54,6 +54,9 @@ type conn struct {
 	echo         atomic.Uint64                 // nonce of a challenge to echo over the control connection; 0: none
 	stopped      atomic.Bool
 	state        atomic.Int32
+	mtuVerified  atomic.Bool // a path MTU search verified mtu
+	pc           peerCounters
+	since        time.Time // when the data path was prepared
 
 	estCh    chan struct{}
 	failCh   chan error
@@ -81,6 +84,10 @@ func newConn(r *Router, p mesh.OverlayConnectionParams) *conn {
 		ctlIP:    p.RemoteAddr.Addr().Unmap(),
 		estCh:    make(chan struct{}),
 		failCh:   make(chan error, 1),
+		since:    r.cfg.Now(),
+	}
+	if p.Keys != nil {
+		c.epoch = p.Keys.Status().SendEpoch
 	}
 	c.noFast = r.fastPathRefusal(p)
 	c.mtu.Store(int32(min(r.cfg.InitialMTU, r.maxMTU)))
@@ -222,6 +229,7 @@ func (c *conn) fail(err error) {
 	default:
 	}
 	c.r.log.Info("connection failed", "peer", c.peer, "err", err)
+	c.r.failures.note(c.peer, err.Error(), c.r.cfg.Now())
 }
 
 // tick runs the connection's timers: failure, telling the peer we hear
@@ -249,6 +257,7 @@ func (c *conn) tick(now int64, s *sender) {
 		// looks one epoch ahead only, follows even when no data flows.
 		if e := c.keys.Status().SendEpoch; e != c.epoch {
 			c.epoch = e
+			c.pc.rekeys.Add(1)
 			c.nextBeat = now
 		}
 	}

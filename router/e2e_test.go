@@ -322,6 +322,24 @@ func TestPMTUProbing(t *testing.T) {
 	waitMTU(t, nodes[2], 1, want)
 }
 
+// waitRoom waits until n's connection to peer has verified a path MTU of
+// at least mtu: frames larger than the MTU still being searched are
+// dropped as too big, so a test that sends large frames at once waits.
+func waitRoom(t *testing.T, n *routertest.Node, peer mesh.PeerName, mtu int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		st, ok := n.Router.ConnectionStatus(peer)
+		if ok && st.MTU >= mtu {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: path MTU to %s stays at %d (want %d): %+v", n.Name, peer, st.MTU, mtu, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitMTU waits until n's connection to peer reports mtu.
 func waitMTU(t *testing.T, n *routertest.Node, peer mesh.PeerName, mtu int) {
 	t.Helper()
@@ -414,6 +432,7 @@ func TestManyFramesByteIdentical(t *testing.T) {
 	a, b := nodes[1], nodes[2]
 	b.Device.Inject(frame(bcast, mac(2), 60, 0))
 	recv(t, a)
+	waitRoom(t, a, b.Name, 1514-14)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const total = 3000
 	sent := make([][]byte, total)

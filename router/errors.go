@@ -35,4 +35,10 @@ var (
 	// ErrTrainRefused is wrapped by a Segmenter's WriteBatch error when
 	// the path to a train's address cannot take segmentation offload.
 	ErrTrainRefused = errors.New("path refuses UDP segmentation offload")
+	// ErrNoPeerRoute means a ping found no route to its peer: the peer is
+	// unknown or unreachable.
+	ErrNoPeerRoute = errors.New("no route to peer")
+	// ErrTooManyPings means the router already has the most pings in
+	// flight it keeps (64).
+	ErrTooManyPings = errors.New("too many pings in flight")
 )

@@ -44,6 +44,21 @@ type FastPath interface {
 	PathStatus(peer mesh.PeerName) (up bool, reason string, ok bool)
 }
 
+// FastPathCounters are the fast path's counters, reported in Stats: what
+// the kernel carried (its VXLAN device's frames and bytes, heartbeats
+// included) and the fast path's own work.
+type FastPathCounters struct {
+	FramesIn, BytesIn, FramesOut, BytesOut uint64
+	HeartbeatsSent, HeartbeatsReceived     uint64
+	EntriesInstalled, EntriesRemoved       uint64
+}
+
+// FastPathCounter is implemented by a FastPath that counts; Stats reads
+// it. It must not block for long (it may ask the kernel).
+type FastPathCounter interface {
+	FastPathCounters() FastPathCounters
+}
+
 // fastPathRefusal returns why a connection cannot use the fast path, or
 // "" when it may (once heartbeats verify it).
 func (r *Router) fastPathRefusal(p mesh.OverlayConnectionParams) string {

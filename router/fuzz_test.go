@@ -100,6 +100,10 @@ func FuzzReceive(f *testing.F) {
 	super := append(superHdr(vnetGSOTCPv4, 500), tcpFrame(f, false, 1, 1, tcpSegmentFlags{psh: true}, testPayload(1200))...)
 	copy(super[VnetHdrLen:], macB)
 	f.Add(encodeFrames(peerA, Record{Type: RecordVnet, Src: peerA, Dst: peerB, Frame: super}))
+	// Pings and pongs: for B, relayed by B, and a pong of no ping.
+	f.Add(encodeFrames(peerA, Record{Type: RecordPing, Src: peerA, Dst: peerB, Frame: make([]byte, pingBodyLen)},
+		Record{Type: RecordPing, Src: peerA, Dst: 0x0c, Frame: make([]byte, pingBodyLen)},
+		Record{Type: RecordPong, Src: peerA, Dst: peerB, Frame: make([]byte, pongBodyLen)}))
 	p := newPathPair(f)
 	p.trB.to = nil
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -184,6 +184,7 @@ func (c *conn) advance(now int64, s *sender) {
 func (c *conn) finish(now int64, mtu int) {
 	pm := &c.pm
 	pm.active, pm.verified, pm.misses = false, true, 0
+	c.mtuVerified.Store(true)
 	pm.confirm = now + int64(c.r.cfg.ProbeConfirmInterval)
 	pm.next = now + int64(c.r.cfg.ProbeInterval)
 	if mtu < c.r.maxMTU {
@@ -250,6 +251,7 @@ func (c *conn) sendPair(now int64, s *sender, cand, ctl, copies int) {
 	if a == nil {
 		return
 	}
+	c.probeSent(now, pm.candID, pm.ctlID)
 	for range copies {
 		buf, i := s.control(c, *a)
 		s.commit(i, putProbe(buf, cand+FrameOverhead, c.r.self, c.counter.Add(1), c.uid, pm.candID))

@@ -172,6 +172,10 @@ type Router struct {
 	streams atomic.Uint32
 	// segmenter is the transport when it can send datagram trains.
 	segmenter Segmenter
+	// pings are the pings of `weft ping` in flight (ping.go).
+	pings pinger
+	// failures remembers why the data path to each peer last failed.
+	failures linkFailures
 }
 
 var _ mesh.Overlay = (*Router)(nil)
@@ -305,6 +309,12 @@ func (r *Router) Stats() Stats {
 	s.add(r.tapStats)
 	s.add(r.udpStats)
 	s.add(r.timerStats)
+	if fc, ok := r.cfg.FastPath.(FastPathCounter); ok {
+		c := fc.FastPathCounters()
+		s.FastPathFramesIn, s.FastPathBytesIn, s.FastPathFramesOut, s.FastPathBytesOut = c.FramesIn, c.BytesIn, c.FramesOut, c.BytesOut
+		s.FastPathHeartbeatsSent, s.FastPathHeartbeatsReceived = c.HeartbeatsSent, c.HeartbeatsReceived
+		s.FastPathEntriesInstalled, s.FastPathEntriesRemoved = c.EntriesInstalled, c.EntriesRemoved
+	}
 	s.MACMoves = r.macs.moves.Load()
 	s.MACEvictions = r.macs.evictions.Load()
 	s.MACRefused = r.macs.refused.Load()

@@ -53,11 +53,13 @@ func (s *sender) finishDatagrams() []Datagram {
 			}
 			if sealTrain(c.keys, b[:n+TagLen], s.dgrams[i].Segment, now) != nil {
 				s.st.drops[dropSealFailed].Add(1)
+				c.pc.drops[peerDropSealFailed].Add(1)
 				continue
 			}
 		default:
 			PutTag(b[n:])
 		}
+		c.pc.countTx(n+TagLen, s.dgrams[i].Segment)
 		s.dgrams[j] = Datagram{Buf: b[:n+TagLen], Addr: s.dgrams[i].Addr, Segment: s.dgrams[i].Segment}
 		s.seal.kept = append(s.seal.kept, i)
 		j++
@@ -120,6 +122,7 @@ func (u *udpReader) open(c *conn, h Header, b, body []byte) ([]byte, bool) {
 	if c.keys == nil || !sealed {
 		if c.keys != nil || sealed {
 			u.st.drops[dropUnsealed].Add(1)
+			c.pc.drops[peerDropUnsealed].Add(1)
 			return nil, false
 		}
 		return body, true
@@ -130,10 +133,13 @@ func (u *udpReader) open(c *conn, h Header, b, body []byte) ([]byte, bool) {
 		return out, true
 	case secure.ErrReplay:
 		u.st.drops[dropReplay].Add(1)
+		c.pc.drops[peerDropReplay].Add(1)
 	case secure.ErrUnknownKey, secure.ErrExpiredKey:
 		u.st.drops[dropUnknownKey].Add(1)
+		c.pc.drops[peerDropUnknownKey].Add(1)
 	default: // ErrForged, ErrShortDatagram, a failed ratchet step
 		u.st.drops[dropAuthFailed].Add(1)
+		c.pc.drops[peerDropAuthFailed].Add(1)
 	}
 	return nil, false
 }

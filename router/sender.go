@@ -45,6 +45,7 @@ func newSender(r *Router, st *counters, max int) sender {
 func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
 	if idx := s.slot(c, RecordHeaderLen+len(frame), false); idx >= 0 {
 		s.put(idx, src, dst, frame)
+		c.pc.txFrames.Add(1)
 	}
 }
 
@@ -52,6 +53,7 @@ func (s *sender) record(c *conn, src, dst mesh.PeerName, frame []byte) {
 // RecordVnet record when it fits a datagram to c, else as RecordSegment
 // records of one datagram each.
 func (s *sender) recordVnet(c *conn, src, dst mesh.PeerName, hdr, frame []byte) {
+	c.pc.txFrames.Add(1)
 	total := VnetHdrLen + len(frame)
 	limit := int(c.mtu.Load()) + FrameOverhead
 	if RecordHeaderLen+total <= limit-HeaderLen-TagLen {

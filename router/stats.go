@@ -1,6 +1,14 @@
 package router
 
-import "sync/atomic"
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftnet/weft/mesh"
+)
 
 // Drop reasons, indexes into counters.drops.
 const (
@@ -39,6 +47,7 @@ type counters struct {
 	segmented                 atomic.Uint64
 	trainsRefused             atomic.Uint64
 	fastMisses                atomic.Uint64
+	flooded                   atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
 }
@@ -73,6 +82,16 @@ type Stats struct {
 	// the fast path at most once per destination and batch; the frames
 	// themselves took the userspace path.
 	FastPathMisses uint64
+	// The fast path's counters (FastPathCounters), zero without one:
+	// frames and bytes its VXLAN device received and sent, heartbeats
+	// sent and received, forwarding entries installed and removed.
+	FastPathFramesIn, FastPathBytesIn, FastPathFramesOut, FastPathBytesOut uint64
+	FastPathHeartbeatsSent, FastPathHeartbeatsReceived                     uint64
+	FastPathEntriesInstalled, FastPathEntriesRemoved                       uint64
+	// Flooded counts frames read from the device that went to every peer
+	// along the broadcast tree: broadcasts, multicasts and unicasts to a
+	// MAC not (or no longer) known.
+	Flooded uint64
 	// MACMoves counts MACs that moved between peers (or to/from local).
 	MACMoves uint64
 	// MACEvictions counts MACs evicted because the table was full.
@@ -125,6 +144,7 @@ func (s *Stats) add(c *counters) {
 	s.Segmented += c.segmented.Load()
 	s.TrainsRefused += c.trainsRefused.Load()
 	s.FastPathMisses += c.fastMisses.Load()
+	s.Flooded += c.flooded.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()
 	s.DropBadDatagram += c.drops[dropBadDatagram].Load()
@@ -143,4 +163,181 @@ func (s *Stats) add(c *counters) {
 	s.DropUnsealed += c.drops[dropUnsealed].Load()
 	s.DropSealFailed += c.drops[dropSealFailed].Load()
 	s.DropBadVnet += c.drops[dropBadVnet].Load()
+}
+
+// peerCounters are the counters of one connection's data path, shared by
+// every goroutine that sends to or receives from the peer: one atomic add
+// per datagram or record, nothing allocated.
+type peerCounters struct {
+	txDatagrams, txBytes atomic.Uint64 // datagrams (and their bytes) handed to the transport
+	rxDatagrams, rxBytes atomic.Uint64 // datagrams (and their bytes) that passed the checks of open
+	txFrames, rxFrames   atomic.Uint64 // frames sent to the peer, and received from it (a frame cut into segments counts once)
+	rekeys               atomic.Uint64 // changes of the sending key epoch
+	drops                [numPeerDrops]atomic.Uint64
+	rtt                  atomic.Int64  // nanoseconds of the last probe or ping round trip; 0: none yet
+	probeAt              atomic.Int64  // unix nanos the last probe pair went out
+	probeIDs             atomic.Uint64 // candidate id << 32 | control id of that pair
+}
+
+// Drops counted per peer as well as for the router: those that say
+// something about the peer's keys or its path, indexes into
+// peerCounters.drops.
+const (
+	peerDropAuthFailed = iota
+	peerDropReplay
+	peerDropUnknownKey
+	peerDropUnsealed
+	peerDropSealFailed
+	numPeerDrops
+)
+
+// PeerStats is a snapshot of the data path to one neighbour: the peer of
+// one confirmed connection.
+type PeerStats struct {
+	// Peer is the neighbour's name, NickName its nickname.
+	Peer     mesh.PeerName
+	NickName string
+	// Established is true once heartbeats flow both ways.
+	Established bool
+	// Addr is the peer's data address ("" while unknown).
+	Addr string
+	// TxDatagrams and TxBytes count datagrams sent to the peer (heartbeats
+	// and probes included), RxDatagrams and RxBytes those received from
+	// it that were accepted.
+	TxDatagrams, TxBytes, RxDatagrams, RxBytes uint64
+	// TxFrames and RxFrames count the frames sent to and received from
+	// the peer, relayed ones included; a frame cut into segments counts
+	// once.
+	TxFrames, RxFrames uint64
+	// MTU is the path MTU in use; MTUVerified says a probe of that size
+	// came back (else it is assumed).
+	MTU         int
+	MTUVerified bool
+	// RTT is the round trip time of the last probe or ping answered over
+	// this connection; 0 when none was measured yet.
+	RTT time.Duration
+	// LastHeard is when the last valid heartbeat arrived.
+	LastHeard time.Time
+	// Since is when the connection's handshake completed (its data path
+	// was prepared).
+	Since time.Time
+	// Encrypted says datagrams are sealed; Rekeys counts changes of the
+	// sending key since the handshake.
+	Encrypted bool
+	Rekeys    uint64
+	// Reason explains a degraded or failed data path; empty when healthy.
+	Reason string
+	// DropAuthFailed, DropReplay, DropUnknownKey and DropUnsealed count
+	// the peer's datagrams dropped as Stats counts them; DropSealFailed
+	// those to the peer that could not be sealed.
+	DropAuthFailed, DropReplay, DropUnknownKey, DropUnsealed, DropSealFailed uint64
+}
+
+// PeerStats returns the data path of every confirmed connection, sorted by
+// peer name.
+func (r *Router) PeerStats() []PeerStats {
+	conns := *r.conns.Load()
+	out := make([]PeerStats, 0, len(conns))
+	for _, c := range conns {
+		st := c.Status()
+		ps := PeerStats{
+			Peer: c.peer, NickName: c.p.RemoteNickName, Established: st.State == "established",
+			TxDatagrams: c.pc.txDatagrams.Load(), TxBytes: c.pc.txBytes.Load(),
+			RxDatagrams: c.pc.rxDatagrams.Load(), RxBytes: c.pc.rxBytes.Load(),
+			TxFrames: c.pc.txFrames.Load(), RxFrames: c.pc.rxFrames.Load(),
+			MTU: st.MTU, MTUVerified: c.mtuVerified.Load(), RTT: time.Duration(c.pc.rtt.Load()),
+			LastHeard: time.Unix(0, c.lastHeard.Load()), Since: c.since,
+			Encrypted: c.keys != nil, Rekeys: c.pc.rekeys.Load(), Reason: st.Reason,
+			DropAuthFailed: c.pc.drops[peerDropAuthFailed].Load(), DropReplay: c.pc.drops[peerDropReplay].Load(),
+			DropUnknownKey: c.pc.drops[peerDropUnknownKey].Load(), DropUnsealed: c.pc.drops[peerDropUnsealed].Load(),
+			DropSealFailed: c.pc.drops[peerDropSealFailed].Load(),
+		}
+		if a := c.addr.Load(); a != nil {
+			ps.Addr = a.String()
+		}
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b PeerStats) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
+}
+
+// probeSent notes a probe pair sent at now, for the round trip time.
+// Timer goroutine.
+func (c *conn) probeSent(now int64, cand, ctl uint32) {
+	c.pc.probeIDs.Store(uint64(cand)<<32 | uint64(ctl))
+	c.pc.probeAt.Store(now)
+}
+
+// probeAcked measures the round trip of the probe with id, acknowledged
+// at now, when it belongs to the last pair sent. Readers; no allocation.
+func (c *conn) probeAcked(id uint32, now int64) {
+	ids := c.pc.probeIDs.Load()
+	if id == 0 || (uint32(ids>>32) != id && uint32(ids) != id) {
+		return
+	}
+	if d := now - c.pc.probeAt.Load(); d > 0 {
+		c.pc.rtt.Store(d)
+	}
+}
+
+// countTx counts a datagram of n bytes to the peer, or a train of
+// datagrams of seg bytes each but the last. Senders; no allocation.
+func (pc *peerCounters) countTx(n, seg int) {
+	d := uint64(1)
+	if seg > 0 {
+		d = uint64((n + seg - 1) / seg)
+	}
+	pc.txDatagrams.Add(d)
+	pc.txBytes.Add(uint64(n))
+}
+
+// maxLinkFailures bounds the peers whose last failure is remembered.
+const maxLinkFailures = 256
+
+// LinkFailure is the last failure of the data path to a peer.
+type LinkFailure struct {
+	Peer mesh.PeerName
+	// Reason is the error that failed the connection (for instance
+	// ErrHeartbeatTimeout: UDP heartbeats stopped arriving, or never did).
+	Reason string
+	At     time.Time
+}
+
+// linkFailures remembers the last failure per peer, at most
+// maxLinkFailures peers (the oldest is forgotten first). Safe for
+// concurrent use; its zero value is ready.
+type linkFailures struct {
+	mu sync.Mutex
+	m  map[mesh.PeerName]LinkFailure
+}
+
+func (f *linkFailures) note(peer mesh.PeerName, reason string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[mesh.PeerName]LinkFailure{}
+	}
+	if _, ok := f.m[peer]; !ok && len(f.m) >= maxLinkFailures {
+		var oldest LinkFailure
+		for _, v := range f.m {
+			if oldest.At.IsZero() || v.At.Before(oldest.At) {
+				oldest = v
+			}
+		}
+		delete(f.m, oldest.Peer)
+	}
+	f.m[peer] = LinkFailure{Peer: peer, Reason: reason, At: at}
+}
+
+// LinkFailures returns the last failure of the data path to each peer
+// whose connection ever failed, sorted by peer.
+func (r *Router) LinkFailures() []LinkFailure {
+	r.failures.mu.Lock()
+	out := make([]LinkFailure, 0, len(r.failures.m))
+	for _, v := range r.failures.m {
+		out = append(out, v)
+	}
+	r.failures.mu.Unlock()
+	slices.SortFunc(out, func(a, b LinkFailure) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
 }

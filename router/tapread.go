@@ -103,6 +103,7 @@ func (t *tapReader) frame(fr []byte) {
 			// owner's new location answers and is learned.
 		}
 	}
+	t.st.flooded.Add(1)
 	t.broadcast(self, fr, true)
 }
 

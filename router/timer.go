@@ -42,6 +42,7 @@ func (t *timer) tick(now int64) {
 		c.tick(now, &t.out)
 		t.ticked = append(t.ticked, c)
 	}
+	t.r.pings.send(t.r, now, &t.out)
 	t.out.flush()
 	for _, idx := range t.out.failed {
 		for _, c := range t.ticked {

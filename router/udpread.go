@@ -1,6 +1,10 @@
 package router
 
-import "github.com/weftnet/weft/mesh"
+import (
+	"encoding/binary"
+
+	"github.com/weftnet/weft/mesh"
+)
 
 // udpReader is the goroutine reading datagrams from the transport, or
 // from one socket of a MultiSocket transport.
@@ -101,9 +105,11 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 	if !ok {
 		return
 	}
+	c.pc.rxDatagrams.Add(1)
+	c.pc.rxBytes.Add(uint64(len(b)))
 	switch h.Type {
 	case TypeFrames:
-		u.frames(h.Sender, body)
+		c.pc.rxFrames.Add(u.frames(h.Sender, body))
 	case TypeHeartbeat:
 		if !c.gotHeartbeat(body, d.Addr, u.now) {
 			u.st.drops[dropBadDatagram].Add(1)
@@ -126,6 +132,7 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 			u.st.drops[dropBadDatagram].Add(1)
 			return
 		}
+		c.probeAcked(id, u.now)
 		if id&1 == 1 {
 			c.probeAck.Store(id)
 		} else {
@@ -138,9 +145,10 @@ func (u *udpReader) datagram(b []byte, d *Datagram) {
 }
 
 // frames handles the records of a frames datagram that neighbour from
-// sent.
-func (u *udpReader) frames(from mesh.PeerName, body []byte) {
-	var records uint64
+// sent and returns how many frames it held: whole frames, and the first
+// segments of frames cut into segments.
+func (u *udpReader) frames(from mesh.PeerName, body []byte) uint64 {
+	var records, frames uint64
 	for off := 0; off < len(body); {
 		rec, n, err := ParseRecord(body[off:])
 		if err != nil {
@@ -152,20 +160,28 @@ func (u *udpReader) frames(from mesh.PeerName, body []byte) {
 		records++
 		switch rec.Type {
 		case RecordFrame:
+			frames++
 			u.frame(rec.Src, rec.Dst, rec.Frame, whole, false)
 		case RecordVnet:
+			frames++
 			// whole[VnetHdrLen:] puts the header just before the frame,
 			// RecordHeaderLen bytes in, as the device expects.
 			u.vhdr = rec.Frame[:VnetHdrLen]
 			u.frame(rec.Src, rec.Dst, rec.Frame[VnetHdrLen:], whole[VnetHdrLen:], true)
 			u.vhdr = nil
 		case RecordSegment:
+			if len(rec.Frame) >= 8 && binary.BigEndian.Uint32(rec.Frame[4:8]) == 0 {
+				frames++ // the first piece
+			}
 			u.segment(from, rec)
+		case RecordPing, RecordPong:
+			u.ping(from, rec)
 		default:
 			u.st.drops[dropBadDatagram].Add(1)
 		}
 	}
 	u.st.recordsIn.Add(records)
+	return frames
 }
 
 // frame delivers, relays or floods one frame from peer src to peer dst.

@@ -49,7 +49,8 @@ func (p RekeyPolicy) withDefaults() RekeyPolicy {
 }
 
 // KeyRing holds the data keys of one connection: the current sending key,
-// and the previous, current and next receiving keys. Epoch n+1's key
+// and the current and next receiving keys with up to maxPrevKeys earlier
+// ones. Epoch n+1's key
 // material comes from epoch n's by an HKDF ratchet, separately per
 // direction, so rekeying needs no message: the sender moves on when its
 // key is old or used up, and the receiver follows when a datagram under
@@ -75,10 +76,24 @@ type sendKey struct {
 	expires time.Time
 }
 
+// maxPrevKeys is how many earlier receiving keys stay usable, each for
+// RekeyPolicy.Grace after the peer moved past it. One is enough at the
+// default policy; under a policy that rekeys every few dozen datagrams, a
+// datagram the peer sealed before two rekeys (a heartbeat or probe sealed
+// by its timer goroutine while its sender sealed a hundred frames) still
+// arrives, and must open.
+const maxPrevKeys = 3
+
 // recvKeys is an immutable snapshot of the receiving keys.
 type recvKeys struct {
-	prev, cur, next *Opener // prev is nil at epoch 0 and after its grace
-	prevUntil       time.Time
+	cur, next *Opener
+	prev      [maxPrevKeys]prevKey // newest first; empty ones have no opener
+}
+
+// prevKey is an earlier receiving key and until when it opens.
+type prevKey struct {
+	o     *Opener
+	until time.Time
 }
 
 // newKeyRing starts both directions at epoch 0 from their chain secrets.
@@ -227,13 +242,19 @@ func (r *KeyRing) Open(keyID uint8, counter uint64, header, sealed []byte, now t
 		o = rk.cur
 	case keyID == uint8(rk.next.epoch):
 		o = rk.next
-	case rk.prev != nil && keyID == uint8(rk.prev.epoch):
-		if !now.Before(rk.prevUntil) {
-			return nil, ErrExpiredKey
-		}
-		o = rk.prev
 	default:
-		return nil, ErrUnknownKey
+		for i := range rk.prev {
+			if p := &rk.prev[i]; p.o != nil && keyID == uint8(p.o.epoch) {
+				if !now.Before(p.until) {
+					return nil, ErrExpiredKey
+				}
+				o = p.o
+				break
+			}
+		}
+		if o == nil {
+			return nil, ErrUnknownKey
+		}
 	}
 	out, err := o.Open(counter, header, sealed)
 	if err != nil {
@@ -266,13 +287,16 @@ func (r *KeyRing) advance(rk *recvKeys, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("follow rekey: %w", err)
 	}
-	r.recv.Store(&recvKeys{prev: rk.cur, cur: rk.next, next: next, prevUntil: now.Add(r.policy.Grace)})
+	nk := &recvKeys{cur: rk.next, next: next}
+	nk.prev[0] = prevKey{o: rk.cur, until: now.Add(r.policy.Grace)}
+	copy(nk.prev[1:], rk.prev[:maxPrevKeys-1])
+	r.recv.Store(nk)
 	return nil
 }
 
 // Tick does the time-driven work without a datagram: it starts a new
-// sending epoch when the current key expired and forgets the previous
-// receiving key after its grace period. Call it from a timer the router
+// sending epoch when the current key expired and forgets earlier
+// receiving keys after their grace period. Call it from a timer the router
 // already has (heartbeats); it is cheap when there is nothing to do.
 func (r *KeyRing) Tick(now time.Time) error {
 	if s := r.send.Load(); !now.Before(s.expires) {
@@ -282,8 +306,21 @@ func (r *KeyRing) Tick(now time.Time) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rk := r.recv.Load(); rk.prev != nil && !now.Before(rk.prevUntil) {
-		r.recv.Store(&recvKeys{cur: rk.cur, next: rk.next})
+	rk := r.recv.Load()
+	nk := &recvKeys{cur: rk.cur, next: rk.next}
+	kept, changed := 0, false
+	for _, p := range rk.prev {
+		switch {
+		case p.o == nil:
+		case now.Before(p.until):
+			nk.prev[kept] = p
+			kept++
+		default:
+			changed = true
+		}
+	}
+	if changed {
+		r.recv.Store(nk)
 	}
 	return nil
 }

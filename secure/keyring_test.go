@@ -153,6 +153,49 @@ func TestKeyRingGrace(t *testing.T) {
 	}
 }
 
+// TestKeyRingLateByEpochs: a datagram sealed up to maxPrevKeys epochs
+// before the receiver's current one still opens within its grace (a
+// heartbeat sealed by one goroutine while another sealed two epochs'
+// worth of frames); one sealed further back, or after the grace, does
+// not.
+func TestKeyRingLateByEpochs(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a, b, err := NewLinkedKeyRings(SuiteChaCha20Poly1305, RekeyPolicy{AfterMessages: 2, Grace: 5 * time.Second}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two datagrams per epoch; the first of each arrives in order, the
+	// second only after the receiver moved maxPrevKeys+1 epochs on.
+	var first, second []sealedDatagram
+	for range maxPrevKeys + 2 {
+		first = append(first, sealOne(t, a, t0, "first"))
+		second = append(second, sealOne(t, a, t0, "second"))
+	}
+	for _, x := range first {
+		if err := openOne(b, x, t0); err != nil {
+			t.Fatalf("first datagram of epoch %d: %v", x.epoch, err)
+		}
+	}
+	newest := first[len(first)-1].epoch
+	for _, x := range second {
+		err := openOne(b, x, t0.Add(4*time.Second))
+		switch back := newest - x.epoch; {
+		case back > maxPrevKeys && !errors.Is(err, ErrUnknownKey):
+			t.Errorf("datagram %d epochs back: %v, want ErrUnknownKey", back, err)
+		case back <= maxPrevKeys && err != nil:
+			t.Errorf("datagram %d epochs back, inside the grace: %v", back, err)
+		}
+	}
+	// After the grace, Tick forgets the earlier keys.
+	late := sealedDatagram{keyID: second[len(second)-2].keyID, counter: 5, hdr: second[len(second)-2].hdr, body: second[len(second)-2].body}
+	if err := b.Tick(t0.Add(6 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := openOne(b, late, t0.Add(6*time.Second)); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("earlier key after the grace: %v, want ErrUnknownKey", err)
+	}
+}
+
 // TestKeyRingEpochKeysDiffer checks that a datagram claiming another
 // epoch's key id fails authentication.
 func TestKeyRingEpochKeysDiffer(t *testing.T) {

@@ -51,6 +51,10 @@ type Attachment struct {
 	// restart checks that the PID still names that process. 0 (records
 	// made before it was kept) means unchecked.
 	PIDStart uint64 `json:"pid_start,omitempty"`
+	// SourceCheck records that the target may send only from its MAC and
+	// the addresses weft gave it (Addrs). Records made before it was
+	// kept have it off.
+	SourceCheck bool `json:"source_check,omitempty"`
 }
 
 // Store is an open state database.

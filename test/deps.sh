@@ -3,13 +3,22 @@
 # that is already there. Idempotent; quiet on success; needs root only when
 # something is missing. Runs `apt-get update` at most once, and only when a
 # package has to be installed. With --docker, then also what the tests with
-# a real dockerd need (docker-deps.sh).
+# a real dockerd need (docker-deps.sh). With --chromium, also Debian's
+# chromium, the headless browser of the topology page's test.
 set -euo pipefail
 
 docker=false
-if [[ ${1:-} == --docker ]]; then
-	docker=true
-fi
+chromium=false
+for arg in "$@"; do
+	case $arg in
+	--docker) docker=true ;;
+	--chromium) chromium=true ;;
+	*)
+		echo "deps.sh: unknown option $arg (want --docker, --chromium)" >&2
+		exit 2
+		;;
+	esac
+done
 
 # command -> Debian package that provides it.
 # dnsmasq comes from dnsmasq-base: the binary without a system service that
@@ -38,6 +47,11 @@ for cmd in "${!want[@]}"; do
 		missing+=("$pkg")
 	fi
 done
+# fonts-dejavu-core: the text of the page's screenshot (docs/img).
+if $chromium; then
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+	[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+fi
 # The tests rely on OpenBSD nc's flags (-N, -q); another nc may be installed.
 if ! dpkg-query -W -f='${Status}' netcat-openbsd 2>/dev/null | grep -q 'install ok installed'; then
 	missing+=(netcat-openbsd)

@@ -127,9 +127,11 @@ func parseCIDR(s string) (netip.Prefix, error) {
 }
 
 func runAttach(g *globals, args []string) error {
-	fs := newFlagSet(g, "attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET")
+	fs := newFlagSet(g, "attach", "[--without-dns] [--name NAME] [--source-check | --no-source-check] [ADDRESS...] TARGET")
 	withoutDNS := fs.Bool("without-dns", false, "register no DNS name for the target")
 	name := fs.String("name", "", "DNS name to register (default: the target's name)")
+	check := fs.Bool("source-check", false, "let the target send only from its MAC and the addresses weft gave it (default when weft chooses the addresses)")
+	noCheck := fs.Bool("no-source-check", false, "let the target send from any MAC and address (default when an address is given exactly)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -138,7 +140,14 @@ func runAttach(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	addrs, err := client(g).Attach(control.AttachRequest{Target: target, CIDRs: cidrs, Name: *name, WithoutDNS: *withoutDNS})
+	req := control.AttachRequest{Target: target, CIDRs: cidrs, Name: *name, WithoutDNS: *withoutDNS}
+	switch {
+	case *check && *noCheck:
+		return errors.New("attach: --source-check and --no-source-check contradict each other; give one")
+	case *check || *noCheck:
+		req.SourceCheck = check
+	}
+	addrs, err := client(g).Attach(req)
 	if err != nil {
 		return err
 	}

@@ -197,12 +197,12 @@ func (netdevHost) ParseTarget(s string) (string, error) {
 	}
 	return t.String(), nil
 }
-func (h netdevHost) Attach(bridge, target string, addrs []netip.Prefix, mtu int) (daemon.Attachment, error) {
+func (h netdevHost) Attach(bridge, target string, addrs []netip.Prefix, mtu int, opts daemon.AttachOptions) (daemon.Attachment, error) {
 	t, err := h.target(target)
 	if err != nil {
 		return daemon.Attachment{}, err
 	}
-	a, err := netdev.Attach(bridge, t, addrs, mtu)
+	a, err := netdev.Attach(bridge, t, addrs, mtu, netdev.AttachOptions{SourceCheck: opts.SourceCheck, Given: opts.Given})
 	return convert(a), err
 }
 func (h netdevHost) Detach(bridge, target string, addrs []netip.Prefix) ([]netip.Prefix, error) {

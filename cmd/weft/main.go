@@ -44,7 +44,7 @@ func commands() []command {
 		{"forget", "PEER...", "remove peers: close their connections, never retry", runForget},
 		{"status", "[peers|connections|targets|dns|ipam]", "show what the router is doing", runStatus},
 		{"report", "", "print the router's whole state as JSON", runReport},
-		{"attach", "[--without-dns] [--name NAME] [ADDRESS...] TARGET", "give TARGET (a Docker container, netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
+		{"attach", "[--without-dns] [--name NAME] [--source-check | --no-source-check] [ADDRESS...] TARGET", "give TARGET (a Docker container, netns:NAME or pid:PID) an interface on the weft network; ADDRESS is CIDR or ip:CIDR (exactly that address), net:CIDR (allocate in that subnet) or net:default (also what no address means)", runAttach},
 		{"detach", "[CIDR...] TARGET", "remove addresses (all when none given) from TARGET", runDetach},
 		{"ps", "[TARGET...]", "list attached targets: target, MAC, addresses", runPS},
 		{"expose", "[ADDRESS...]", "give this host addresses on the weft network (allocated automatically when none is given; forms as for attach)", runExpose},
@@ -54,6 +54,8 @@ func commands() []command {
 		{"dns-lookup", "NAME", "resolve NAME through this host's DNS server", runDNSLookup},
 		{"env", "[--restore]", "print the shell line that points DOCKER_HOST at weft's Docker API proxy (eval $(weft env)), or with --restore the line that undoes it", runEnv},
 		{"rmpeer", "PEER", "take over the address ranges of a peer that is gone for good", runRmPeer},
+		{"doctor", "[--json] [PEER]", "check every peer (or one) and DNS: reachable, direct or relayed and why, PMTU, RTT; exit 1 when something is wrong", runDoctor},
+		{"ping", "[-c N] PEER", "probe a peer over the overlay; say which path answered and the RTT", runPing},
 		{"version", "", "print the version and protocol version", runVersion},
 	}
 }

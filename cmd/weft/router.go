@@ -31,7 +31,9 @@ import (
 	"github.com/weftnet/weft/secure"
 )
 
-const protocolVersion = "1"
+// protocolVersion is the mesh's control protocol version, as `weft
+// version` shows it.
+var protocolVersion = strconv.Itoa(mesh.ProtocolMaxVersion)
 
 // logName is the router's log file inside the state directory.
 const logName = "weft.log"

@@ -171,13 +171,13 @@ func TestFastdp(t *testing.T) {
 		if !r.OK() {
 			t.Fatalf("h1: /metrics: %v", r)
 		}
-		for _, c := range []string{"fastdp_bytes_out", "fastdp_heartbeats_received", "fastdp_entries_installed", "tap_bytes_in"} {
-			if !strings.Contains(r.Stdout, `weft_dataplane_total{counter="`+c+`"}`) {
+		for _, c := range []string{"weft_fastdp_sent_bytes_total", "weft_fastdp_heartbeats_received_total", "weft_fastdp_entries_installed_total", "weft_device_read_bytes_total"} {
+			if !strings.Contains(r.Stdout, "\n"+c+" ") {
 				t.Errorf("h1: /metrics has no counter %s", c)
 			}
 		}
 		for _, line := range strings.Split(r.Stdout, "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[0] == `weft_dataplane_total{counter="fastdp_bytes_out"}` {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "weft_fastdp_sent_bytes_total" {
 				if v, _ := strconv.ParseFloat(f[1], 64); v < n {
 					t.Errorf("h1: /metrics: fastdp_bytes_out %s after 1 GiB", f[1])
 				}

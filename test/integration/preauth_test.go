@@ -99,7 +99,7 @@ func TestPreauth(t *testing.T) {
 // 100 ms, and again, until stop.
 func stalledConn(stop <-chan struct{}, dial func(src net.IP, dst *net.TCPAddr) (net.Conn, error),
 	src net.IP, dst *net.TCPAddr, claim uint32, body int, dials, admitted *atomic.Int64) {
-	msg := append([]byte("weft\x01\x01\x00"), binary.BigEndian.AppendUint32(nil, claim)...)
+	msg := append([]byte("weft\x02\x02\x00"), binary.BigEndian.AppendUint32(nil, claim)...)
 	msg = append(msg, make([]byte, body)...) // its first byte, 0, is the features tag
 	for {
 		if nc, err := dial(src, dst); err == nil {
