@@ -23,6 +23,17 @@ func FormatStatus(r *Report) string {
 	} else {
 		row("Encryption", "off (no password: anyone who reaches this router's port can join; docs/security.md)")
 	}
+	if r.Router.FastDPPort > 0 {
+		fast := 0
+		for _, c := range r.Router.Connections {
+			if c.Path == "fastdp" {
+				fast++
+			}
+		}
+		row("FastDP", "on (UDP %d; %d connections on it)", r.Router.FastDPPort, fast)
+	} else {
+		row("FastDP", "off (all traffic in userspace)")
+	}
 	row("PeerDiscovery", "%s", onOff(r.Router.PeerDiscovery))
 	if r.Router.TrustedSubnets != "" {
 		row("TrustedSubnets", "%s", r.Router.TrustedSubnets)
@@ -234,11 +245,17 @@ func FormatView(r *Report, view string) (string, error) {
 				enc = "encrypted"
 			}
 			line := fmt.Sprintf("%s %-21s %-11s %s %s", dir, c.Address, c.State, peer, enc)
+			if c.Path != "" {
+				line += " " + c.Path
+			}
 			if c.MTU > 0 {
 				line += fmt.Sprintf(" mtu=%d", c.MTU)
 			}
 			if c.Reason != "" {
 				line += " " + c.Reason
+			}
+			if c.PathReason != "" {
+				line += " (" + c.Path + ": " + c.PathReason + ")"
 			}
 			b.WriteString(line + "\n")
 		}

@@ -40,3 +40,15 @@ func TestFormatStatusEncryption(t *testing.T) {
 		t.Errorf("summary with a password:\n%s", s)
 	}
 }
+
+func TestFormatStatusFastDP(t *testing.T) {
+	if s := FormatStatus(&Report{}); !strings.Contains(s, "FastDP: off (all traffic in userspace)") {
+		t.Errorf("without a fast path:\n%s", s)
+	}
+	r := &Report{}
+	r.Router.FastDPPort = 6784
+	r.Router.Connections = []Connection{{Path: "fastdp"}, {Path: "sleeve"}, {Path: "fastdp"}}
+	if s := FormatStatus(r); !strings.Contains(s, "FastDP: on (UDP 6784; 2 connections on it)") {
+		t.Errorf("with a fast path:\n%s", s)
+	}
+}

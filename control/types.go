@@ -122,6 +122,9 @@ type RouterReport struct {
 	// Offloads says which kernel offloads the data path uses
 	// ("tap_vnet_hdr", "tap_tso", "udp_gso", "udp_gro").
 	Offloads map[string]bool `json:"offloads"`
+	// FastDPPort is the UDP port of the kernel fast path; 0 when the
+	// router runs without one (--no-fastdp, or the kernel refused it).
+	FastDPPort int `json:"fastdp_port,omitempty"`
 	// DataPaths describes the data path of each confirmed connection.
 	DataPaths []DataPath `json:"data_paths"`
 	// Paths says how each other known peer is reached.
@@ -255,6 +258,11 @@ type Connection struct {
 	Encrypted bool   `json:"encrypted"`
 	MTU       int    `json:"mtu,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Path is the path unicast frames to the peer take: "fastdp" (the
+	// kernel's VXLAN) or "sleeve" (the router's userspace path); empty
+	// before the connection has a data path. PathReason says why.
+	Path       string `json:"path,omitempty"`
+	PathReason string `json:"path_reason,omitempty"`
 	// RTTMicros is the round-trip time of the established control
 	// connection in microseconds: the lowest the kernel measured for the
 	// TCP connection in the last five minutes; 0 when unknown.

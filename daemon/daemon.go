@@ -85,6 +85,11 @@ type Config struct {
 	// data unencrypted (control stays authenticated).
 	Password       []byte
 	TrustedSubnets secure.TrustedSubnets
+	// FastDP lets the kernel's VXLAN carry plain traffic between directly
+	// connected peers (`--no-fastdp` turns it off); FastDPPort is its UDP
+	// port, 0 for DefaultFastDPPort.
+	FastDP     bool
+	FastDPPort int
 	// PluginSocket is where the Docker network and IPAM driver "weft" is
 	// served ("" for nowhere); it is served only when Docker answers or
 	// the socket's directory exists.
@@ -109,6 +114,8 @@ type Daemon struct {
 
 	node *mesh.Node
 	rt   *router.Router
+	// fast is the kernel fast path; nil when off or unavailable.
+	fast *fastPath
 	dns  *dnsService // nil when DNS is off
 	ipam *ipam.Allocator
 	// plugin is the Docker network and IPAM driver; nil when not served.
@@ -207,6 +214,10 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		// Each host answers its own containers' DNS queries.
 		rcfg.HostLocal = []netip.Addr{dnsIP}
 	}
+	features := map[string]string{featureIPAllocRange: d.cfg.IPAllocRange.String()}
+	if d.fast = d.openFastPath(&rcfg, features); d.fast != nil {
+		defer deps.Host.DeleteLink(fastdpDevice)
+	}
 	d.rt, err = router.New(rcfg)
 	if err != nil {
 		return err
@@ -228,7 +239,7 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 		Discovery:      cfg.Discovery,
 		Overlay:        d.rt,
 		Logger:         d.log.With("part", "mesh"),
-		Features:       map[string]string{featureIPAllocRange: d.cfg.IPAllocRange.String()},
+		Features:       features,
 		CheckPeer:      d.checkRange,
 		ConnRTT:        tcpRTT,
 	})
@@ -250,6 +261,9 @@ func Run(ctx context.Context, cfg Config, deps Deps, ready func()) (err error) {
 	}()
 	defer wg.Wait()
 	defer cancel()
+	if d.fast != nil {
+		d.fast.run(ctx, &wg)
+	}
 
 	if cfg.DNS {
 		if err := d.startDNS(ctx, &wg); err != nil {
@@ -481,6 +495,11 @@ func (d *Daemon) handOverRanges() {
 
 // resetAll removes everything weft made on this host.
 func (d *Daemon) resetAll() error {
+	// The fast path's device goes with the router; one left by a crash
+	// goes here.
+	if err := d.deps.Host.DeleteLink(fastdpDevice); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
 	if err := d.deps.Host.Reset(d.cfg.Bridge); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

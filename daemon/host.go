@@ -90,6 +90,10 @@ type Deps struct {
 	OpenTAP func(name string, mtu int) (router.Device, error)
 	// ListenUDP opens the mesh's UDP data socket.
 	ListenUDP func(addr netip.AddrPort) (router.Transport, error)
+	// OpenFastPath creates the fast path's VXLAN device on the bridge;
+	// nil (tests) or an error leaves all traffic in userspace. The
+	// daemon deletes the device (Host.DeleteLink) when it stops.
+	OpenFastPath func(cfg FastPathConfig) (FastPathDevice, error)
 	// Docker is the host's Docker; nil when the router runs without
 	// Docker support (container targets then fail with a clear error).
 	Docker Docker

@@ -53,6 +53,15 @@ const (
 	famMACEvictions        = "weft_mac_evictions_total"
 	famMACRefused          = "weft_mac_refused_total"
 	famDropped             = "weft_dropped_total"
+	famFastDPMisses        = "weft_fastdp_misses_total"
+	famFastDPRecvFrames    = "weft_fastdp_received_frames_total"
+	famFastDPRecvBytes     = "weft_fastdp_received_bytes_total"
+	famFastDPSentFrames    = "weft_fastdp_sent_frames_total"
+	famFastDPSentBytes     = "weft_fastdp_sent_bytes_total"
+	famFastDPBeatsSent     = "weft_fastdp_heartbeats_sent_total"
+	famFastDPBeatsRecv     = "weft_fastdp_heartbeats_received_total"
+	famFastDPInstalled     = "weft_fastdp_entries_installed_total"
+	famFastDPRemoved       = "weft_fastdp_entries_removed_total"
 )
 
 var counterFamilies = []familyDef{
@@ -76,6 +85,15 @@ var counterFamilies = []familyDef{
 	{famMACEvictions, "MACs evicted because the MAC table was full.", nil, prometheus.CounterValue},
 	{famMACRefused, "MACs not learned because their port held too many.", nil, prometheus.CounterValue},
 	{famDropped, "Frames or datagrams dropped, by reason.", []string{"reason"}, prometheus.CounterValue},
+	{famFastDPMisses, "Frames from the TAP to a MAC behind a peer whose fast path was up (the kernel had no entry yet).", nil, prometheus.CounterValue},
+	{famFastDPRecvFrames, "Frames the fast path's VXLAN device received (the kernel carried them).", nil, prometheus.CounterValue},
+	{famFastDPRecvBytes, "Bytes of the frames the fast path's VXLAN device received.", nil, prometheus.CounterValue},
+	{famFastDPSentFrames, "Frames the fast path's VXLAN device sent.", nil, prometheus.CounterValue},
+	{famFastDPSentBytes, "Bytes of the frames the fast path's VXLAN device sent.", nil, prometheus.CounterValue},
+	{famFastDPBeatsSent, "Fast path heartbeats sent.", nil, prometheus.CounterValue},
+	{famFastDPBeatsRecv, "Fast path heartbeats received from connected peers.", nil, prometheus.CounterValue},
+	{famFastDPInstalled, "Forwarding entries the fast path installed.", nil, prometheus.CounterValue},
+	{famFastDPRemoved, "Forwarding entries the fast path removed.", nil, prometheus.CounterValue},
 }
 
 // routerCounters is the table of the router's counters.
@@ -117,6 +135,15 @@ var routerCounters = []counterDef{
 	{"drop_unsealed", famDropped, "unsealed", func(s *router.Stats) uint64 { return s.DropUnsealed }},
 	{"drop_seal_failed", famDropped, "seal_failed", func(s *router.Stats) uint64 { return s.DropSealFailed }},
 	{"drop_bad_vnet", famDropped, "bad_vnet", func(s *router.Stats) uint64 { return s.DropBadVnet }},
+	{"fastdp_misses", famFastDPMisses, "", func(s *router.Stats) uint64 { return s.FastPathMisses }},
+	{"fastdp_frames_in", famFastDPRecvFrames, "", func(s *router.Stats) uint64 { return s.FastPathFramesIn }},
+	{"fastdp_bytes_in", famFastDPRecvBytes, "", func(s *router.Stats) uint64 { return s.FastPathBytesIn }},
+	{"fastdp_frames_out", famFastDPSentFrames, "", func(s *router.Stats) uint64 { return s.FastPathFramesOut }},
+	{"fastdp_bytes_out", famFastDPSentBytes, "", func(s *router.Stats) uint64 { return s.FastPathBytesOut }},
+	{"fastdp_heartbeats_sent", famFastDPBeatsSent, "", func(s *router.Stats) uint64 { return s.FastPathHeartbeatsSent }},
+	{"fastdp_heartbeats_received", famFastDPBeatsRecv, "", func(s *router.Stats) uint64 { return s.FastPathHeartbeatsReceived }},
+	{"fastdp_entries_installed", famFastDPInstalled, "", func(s *router.Stats) uint64 { return s.FastPathEntriesInstalled }},
+	{"fastdp_entries_removed", famFastDPRemoved, "", func(s *router.Stats) uint64 { return s.FastPathEntriesRemoved }},
 }
 
 // statsMap is the report's router.stats: every counter of the table by

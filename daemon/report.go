@@ -35,6 +35,9 @@ func (d *Daemon) Report() control.Report {
 			Offloads:       d.rt.Offloads(),
 		},
 	}
+	if d.fast != nil {
+		r.Router.FastDPPort = d.fast.port
+	}
 	if d.proxy != nil {
 		r.Proxy = &control.ProxyReport{Socket: d.proxy.socket, Addr: d.proxy.addr, Docker: d.cfg.Proxy.DockerHost}
 	}
@@ -56,6 +59,7 @@ func (d *Daemon) Report() control.Report {
 			Outbound: c.Outbound, Address: c.Address, State: c.State,
 			Encrypted: c.Overlay.Encrypted, MTU: c.Overlay.MTU, Reason: c.Reason,
 			RTTMicros: c.RTT.Microseconds(),
+			Path:      c.Overlay.Path, PathReason: c.Overlay.PathReason,
 		}
 		if c.Peer != mesh.UnknownPeerName {
 			cc.Peer, cc.NickName = c.Peer.String(), c.PeerNickName

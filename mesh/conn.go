@@ -192,7 +192,7 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 		LocalPeer: n.cfg.Name, RemotePeer: c.remote.Name, RemoteNickName: c.remote.NickName,
 		Outbound: c.outbound, ConnUID: c.connUID, RemoteAddr: c.remoteAddr,
 		RemoteDataPort: c.remote.DataPort, SendControl: c.sendControl,
-		Keys: res.keys, ControlEncrypted: res.encrypted,
+		Keys: res.keys, ControlEncrypted: res.encrypted, RemoteFeatures: maps.Clone(c.remote.Extra),
 	})
 	if err != nil {
 		return false, fmt.Errorf("prepare data path: %w", err)

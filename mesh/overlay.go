@@ -52,6 +52,10 @@ type OverlayConnectionParams struct {
 	// encrypted handshake and seals every message (both ends use a
 	// password), including the overlay control messages of SendControl.
 	ControlEncrypted bool
+	// RemoteFeatures are the extra features the peer announced in the
+	// handshake (Config.Features on its side), such as its fast path's
+	// port; a copy the overlay owns.
+	RemoteFeatures map[string]string
 }
 
 // OverlayStatus describes the data path of one connection for status output.
@@ -65,6 +69,11 @@ type OverlayStatus struct {
 	Encrypted bool
 	// Reason explains a failure or a degraded state; empty when healthy.
 	Reason string
+	// Path is the path the peer's unicast frames take: "fastdp" (the
+	// kernel's VXLAN) or "sleeve" (the overlay's userspace path).
+	Path string
+	// PathReason says why the frames take Path.
+	PathReason string
 }
 
 // OverlayConnection is the overlay's side of one connection.

@@ -53,3 +53,6 @@ func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.kind }
 
 func explain(kind error, msg string) error { return &explained{msg: msg, kind: kind} }
+
+// ErrBadVXLAN: a fast path device configuration out of range.
+var ErrBadVXLAN = errors.New("bad VXLAN configuration")

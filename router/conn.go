@@ -37,6 +37,7 @@ type conn struct {
 	outbound bool
 	keys     *secure.KeyRing // data keys; nil: datagrams travel unsealed
 	ctlIP    netip.Addr      // address of the control connection's remote end (unmapped); may be invalid
+	noFast   string          // why the connection cannot use the fast path; "": it may
 
 	addr         atomic.Pointer[netip.AddrPort] // where to send; nil until known
 	counter      atomic.Uint64                  // datagram counter (future nonce)
@@ -88,6 +89,7 @@ func newConn(r *Router, p mesh.OverlayConnectionParams) *conn {
 	if p.Keys != nil {
 		c.epoch = p.Keys.Status().SendEpoch
 	}
+	c.noFast = r.fastPathRefusal(p)
 	c.mtu.Store(int32(min(r.cfg.InitialMTU, r.maxMTU)))
 	if p.Outbound && p.RemoteDataPort != 0 && p.RemoteAddr.Addr().IsValid() {
 		a := netip.AddrPortFrom(p.RemoteAddr.Addr().Unmap(), p.RemoteDataPort)
@@ -104,7 +106,10 @@ func (c *conn) Confirm() {
 	}
 	c.lastHeard.Store(c.r.cfg.Now().UnixNano())
 	c.r.register(c)
-	c.r.log.Debug("connection confirmed", "peer", c.peer, "outbound", c.outbound)
+	if c.noFast == "" {
+		c.r.cfg.FastPath.Connect(c.peer, c.uid, c.ctlIP)
+	}
+	c.r.log.Debug("connection confirmed", "peer", c.peer, "outbound", c.outbound, "fastdp", c.noFast == "")
 	c.r.wake()
 }
 
@@ -141,6 +146,7 @@ func (c *conn) Status() mesh.OverlayStatus {
 	reason := c.reason
 	c.mu.Unlock()
 	st := mesh.OverlayStatus{MTU: int(c.mtu.Load()), Encrypted: c.keys != nil, Reason: reason}
+	c.pathStatus(&st)
 	switch c.state.Load() {
 	case stateEstablished:
 		st.State = "established"
@@ -160,6 +166,9 @@ func (c *conn) Stop() {
 	c.stopOnce.Do(func() {
 		c.stopped.Store(true)
 		c.r.unregister(c)
+		if c.noFast == "" {
+			c.r.cfg.FastPath.Disconnect(c.peer, c.uid)
+		}
 	})
 }
 

@@ -41,6 +41,8 @@ type forwarder struct {
 	lastDstOwner mesh.PeerName
 	lastDstFound bool
 	lastDstOK    bool
+	lastMiss     uint64 // destination of the last miss reported (noteMiss)
+	missOK       bool
 }
 
 // icmpBufLen holds an ICMP error frame: Ethernet, IP, ICMP header and a
@@ -63,7 +65,7 @@ func (f *forwarder) begin() {
 	f.routes = f.r.routes.Load()
 	f.conns = *f.r.conns.Load()
 	f.now = f.r.cfg.Now().UnixNano()
-	f.lastSrcOK, f.lastDstOK = false, false
+	f.lastSrcOK, f.lastDstOK, f.missOK = false, false, false
 }
 
 // learn observes a source MAC behind owner; new MACs are inserted when

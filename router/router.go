@@ -89,6 +89,12 @@ type Config struct {
 	// default 32.
 	BatchSize int
 
+	// FastPath is the kernel's fast path (package router/fastdp); nil
+	// carries everything in userspace. FastPathPort is its UDP port,
+	// which a peer's must equal (FeatureFastPathPort).
+	FastPath     FastPath
+	FastPathPort int
+
 	// TrainRetry is how long a peer whose path refused a train of
 	// datagrams (ErrTrainRefused) gets its datagrams one by one before
 	// trains are tried again; default 1min.
@@ -303,6 +309,12 @@ func (r *Router) Stats() Stats {
 	s.add(r.tapStats)
 	s.add(r.udpStats)
 	s.add(r.timerStats)
+	if fc, ok := r.cfg.FastPath.(FastPathCounter); ok {
+		c := fc.FastPathCounters()
+		s.FastPathFramesIn, s.FastPathBytesIn, s.FastPathFramesOut, s.FastPathBytesOut = c.FramesIn, c.BytesIn, c.FramesOut, c.BytesOut
+		s.FastPathHeartbeatsSent, s.FastPathHeartbeatsReceived = c.HeartbeatsSent, c.HeartbeatsReceived
+		s.FastPathEntriesInstalled, s.FastPathEntriesRemoved = c.EntriesInstalled, c.EntriesRemoved
+	}
 	s.MACMoves = r.macs.moves.Load()
 	s.MACEvictions = r.macs.evictions.Load()
 	s.MACRefused = r.macs.refused.Load()

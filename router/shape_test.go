@@ -15,7 +15,7 @@ func TestNoOSDependencies(t *testing.T) {
 	if err != nil {
 		t.Skip("go tool not in PATH")
 	}
-	core := []string{"github.com/weftnet/weft/router", "github.com/weftnet/weft/mesh", "github.com/weftnet/weft/secure"}
+	core := []string{"github.com/weftnet/weft/router", "github.com/weftnet/weft/router/fastdp", "github.com/weftnet/weft/mesh", "github.com/weftnet/weft/secure"}
 	out, err := exec.Command(goTool, append([]string{"list", "-deps", "-e"}, core...)...).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

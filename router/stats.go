@@ -46,6 +46,7 @@ type counters struct {
 	icmpSent, fragmented      atomic.Uint64
 	segmented                 atomic.Uint64
 	trainsRefused             atomic.Uint64
+	fastMisses                atomic.Uint64
 	flooded                   atomic.Uint64
 	drops                     [numDrops]atomic.Uint64
 	_                         [64]byte
@@ -76,6 +77,17 @@ type Stats struct {
 	// TrainsRefused counts trains of datagrams a path refused
 	// (ErrTrainRefused), which went again datagram by datagram.
 	TrainsRefused uint64
+	// FastPathMisses counts captured frames to a MAC behind a peer whose
+	// fast path is up (the kernel had no entry for it yet), reported to
+	// the fast path at most once per destination and batch; the frames
+	// themselves took the userspace path.
+	FastPathMisses uint64
+	// The fast path's counters (FastPathCounters), zero without one:
+	// frames and bytes its VXLAN device received and sent, heartbeats
+	// sent and received, forwarding entries installed and removed.
+	FastPathFramesIn, FastPathBytesIn, FastPathFramesOut, FastPathBytesOut uint64
+	FastPathHeartbeatsSent, FastPathHeartbeatsReceived                     uint64
+	FastPathEntriesInstalled, FastPathEntriesRemoved                       uint64
 	// Flooded counts frames read from the device that went to every peer
 	// along the broadcast tree: broadcasts, multicasts and unicasts to a
 	// MAC not (or no longer) known.
@@ -131,6 +143,7 @@ func (s *Stats) add(c *counters) {
 	s.Fragmented += c.fragmented.Load()
 	s.Segmented += c.segmented.Load()
 	s.TrainsRefused += c.trainsRefused.Load()
+	s.FastPathMisses += c.fastMisses.Load()
 	s.Flooded += c.flooded.Load()
 	s.DropTooBig += c.drops[dropTooBig].Load()
 	s.DropNoRoute += c.drops[dropNoRoute].Load()

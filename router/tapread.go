@@ -83,9 +83,12 @@ func (t *tapReader) frame(fr []byte) {
 		return
 	}
 	self := t.r.self
-	if t.learn(fr[6:12], self) == learnLoop {
+	switch t.learn(fr[6:12], self) {
+	case learnLoop:
 		t.st.drops[dropLoop].Add(1)
 		return
+	case learnMoved:
+		t.noteMoved(fr[6:12], self)
 	}
 	if fr[0]&1 == 0 {
 		if owner, ok := t.lookup(fr[0:6]); ok {
@@ -93,6 +96,7 @@ func (t *tapReader) frame(fr []byte) {
 				return // the bridge delivered it already
 			}
 			if t.unicast(self, owner, fr, true) {
+				t.noteMiss(fr[0:6], owner)
 				return
 			}
 			// No route to the owner (any more): flood, so that the

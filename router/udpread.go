@@ -319,9 +319,12 @@ func (u *udpReader) learnSrc(src mesh.PeerName, fr []byte) bool {
 		u.st.drops[dropBadFrame].Add(1)
 		return false
 	}
-	if u.learn(fr[6:12], src) == learnLoop {
+	switch u.learn(fr[6:12], src) {
+	case learnLoop:
 		u.st.drops[dropLoop].Add(1)
 		return false
+	case learnMoved:
+		u.noteMoved(fr[6:12], src)
 	}
 	return true
 }

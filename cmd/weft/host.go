@@ -58,10 +58,27 @@ func realDeps(dc *docker.Client) daemon.Deps {
 			return udpGroup(g), nil
 		},
 	}
+	deps.OpenFastPath = func(c daemon.FastPathConfig) (daemon.FastPathDevice, error) {
+		v, err := netdev.OpenVXLAN(netdev.VXLANConfig{Name: c.Name, Bridge: c.Bridge, TAP: c.TAP,
+			Port: c.Port, VNI: c.VNI, MTU: c.MTU, HeartbeatMAC: c.HeartbeatMAC})
+		if err != nil {
+			return nil, err
+		}
+		return vxlanDevice{v}, nil
+	}
 	if dc != nil {
 		deps.Docker = dockerEngine{dc}
 	}
 	return deps
+}
+
+// vxlanDevice is the fast path's device as the daemon wants it.
+type vxlanDevice struct{ *netdev.VXLAN }
+
+// Counters implements daemon.FastPathDevice.
+func (v vxlanDevice) Counters() (framesIn, bytesIn, framesOut, bytesOut uint64, err error) {
+	c, err := v.VXLAN.Counters()
+	return c.RxPackets, c.RxBytes, c.TxPackets, c.TxBytes, err
 }
 
 // queueCount is how many queues the TAP gets and how many sockets share

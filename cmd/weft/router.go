@@ -50,6 +50,8 @@ type routerFlags struct {
 	ipallocSub   string
 	dnsDomain    string
 	noDNS        bool
+	noFastDP     bool
+	fastDPPort   int
 	resolvConf   string
 	trusted      string
 	connLimit    int
@@ -80,6 +82,8 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	fs.StringVar(&f.ipallocSub, "ipalloc-default-subnet", "", "subnet of the range for attaches with no address (default: the whole range)")
 	fs.StringVar(&f.dnsDomain, "dns-domain", "weft.local.", "domain of container names")
 	fs.BoolVar(&f.noDNS, "no-dns", false, "run no DNS server")
+	fs.BoolVar(&f.noFastDP, "no-fastdp", false, "carry all traffic in userspace, never through the kernel fast path")
+	fs.IntVar(&f.fastDPPort, "fastdp-port", daemon.DefaultFastDPPort, "UDP port of the kernel fast path (VXLAN); every router of the mesh must use the same")
 	fs.StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "file naming the upstream resolvers for names outside the DNS domain")
 	fs.StringVar(&f.trusted, "trusted-subnets", "", "peers in these subnets (CIDR,...) exchange data unencrypted")
 	fs.IntVar(&f.connLimit, "conn-limit", 100, "most connections this router accepts (0: unlimited)")
@@ -112,6 +116,12 @@ func parseRouterFlags(g *globals, name string, args []string) (*routerFlags, []s
 	}
 	if f.port < 1 || f.port > 65535 {
 		return nil, nil, fmt.Errorf("%s: --port %d: want a port from 1 to 65535", name, f.port)
+	}
+	if f.fastDPPort < 1 || f.fastDPPort > 65535 {
+		return nil, nil, fmt.Errorf("%s: --fastdp-port %d: want a port from 1 to 65535", name, f.fastDPPort)
+	}
+	if !f.noFastDP && f.fastDPPort == f.port {
+		return nil, nil, fmt.Errorf("%s: --fastdp-port %d is also --port, whose UDP port carries the userspace path; choose another", name, f.fastDPPort)
 	}
 	if f.host != "" {
 		if _, err := netip.ParseAddr(f.host); err != nil {
@@ -199,6 +209,8 @@ func runRouter(g *globals, args []string) error {
 		Version:        Version,
 		Logger:         log,
 		DNS:            !f.noDNS,
+		FastDP:         !f.noFastDP,
+		FastDPPort:     f.fastDPPort,
 		DNSDomain:      f.dnsDomain,
 		ResolvConf:     f.resolvConf,
 	}

@@ -85,3 +85,30 @@ func TestNickNameChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestFastDPFlags(t *testing.T) {
+	g := &globals{stateDir: t.TempDir(), stdout: io.Discard, stderr: io.Discard}
+	for _, tc := range []struct {
+		args []string
+		bad  string
+	}{
+		{nil, ""},
+		{[]string{"--no-fastdp"}, ""},
+		{[]string{"--fastdp-port", "4789"}, ""},
+		{[]string{"--fastdp-port", "0"}, "--fastdp-port 0"},
+		{[]string{"--fastdp-port", "70000"}, "--fastdp-port 70000"},
+		{[]string{"--fastdp-port", "6783"}, "also --port"},
+		{[]string{"--fastdp-port", "6783", "--no-fastdp"}, ""},
+	} {
+		_, _, err := parseRouterFlags(g, "launch", tc.args)
+		if tc.bad == "" {
+			if err != nil {
+				t.Errorf("launch %q: %v", tc.args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.bad) {
+			t.Errorf("launch %q: %v, want an error naming %q", tc.args, err, tc.bad)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package routertest
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -17,6 +18,9 @@ type Node struct {
 	Router    *router.Router
 	Device    *Device
 	Transport *Transport
+	// Features are the handshake features the node announces: Connect
+	// hands them to its peers as OverlayConnectionParams.RemoteFeatures.
+	Features map[string]string
 }
 
 // StartNode creates a router named name on a fake device of the given MTU
@@ -57,7 +61,7 @@ func StartNode(t testing.TB, nw *Network, name mesh.PeerName, addr netip.AddrPor
 func Connect(a, b *Node, uid uint64) (ab, ba mesh.OverlayConnection, err error) {
 	pa := mesh.OverlayConnectionParams{
 		LocalPeer: a.Name, RemotePeer: b.Name, Outbound: true, ConnUID: uid,
-		RemoteAddr: b.Addr, RemoteDataPort: b.Addr.Port(),
+		RemoteAddr: b.Addr, RemoteDataPort: b.Addr.Port(), RemoteFeatures: maps.Clone(b.Features),
 		SendControl: func(msg []byte) error { ba.HandleControl(msg); return nil },
 	}
 	pb := mesh.OverlayConnectionParams{
@@ -65,6 +69,7 @@ func Connect(a, b *Node, uid uint64) (ab, ba mesh.OverlayConnection, err error) 
 		// The inbound side sees the dialler's ephemeral TCP port.
 		RemoteAddr:     netip.AddrPortFrom(a.Addr.Addr(), 40000),
 		RemoteDataPort: a.Addr.Port(),
+		RemoteFeatures: maps.Clone(a.Features),
 		SendControl:    func(msg []byte) error { ab.HandleControl(msg); return nil },
 	}
 	if ab, err = a.Router.PrepareConnection(pa); err != nil {

@@ -1,6 +1,7 @@
 package routertest
 
 import (
+	"maps"
 	"net/netip"
 
 	"github.com/weftnet/weft/mesh"
@@ -14,7 +15,7 @@ import (
 func ConnectKeys(a, b *Node, uid uint64, ka, kb *secure.KeyRing) (ab, ba mesh.OverlayConnection, err error) {
 	pa := mesh.OverlayConnectionParams{
 		LocalPeer: a.Name, RemotePeer: b.Name, Outbound: true, ConnUID: uid,
-		RemoteAddr: b.Addr, RemoteDataPort: b.Addr.Port(),
+		RemoteAddr: b.Addr, RemoteDataPort: b.Addr.Port(), RemoteFeatures: maps.Clone(b.Features),
 		SendControl: func(msg []byte) error { ba.HandleControl(msg); return nil },
 		Keys:        ka, ControlEncrypted: ka != nil,
 	}
@@ -22,6 +23,7 @@ func ConnectKeys(a, b *Node, uid uint64, ka, kb *secure.KeyRing) (ab, ba mesh.Ov
 		LocalPeer: b.Name, RemotePeer: a.Name, Outbound: false, ConnUID: uid,
 		RemoteAddr:     netip.AddrPortFrom(a.Addr.Addr(), 40000),
 		RemoteDataPort: a.Addr.Port(),
+		RemoteFeatures: maps.Clone(a.Features),
 		SendControl:    func(msg []byte) error { ab.HandleControl(msg); return nil },
 		Keys:           kb, ControlEncrypted: kb != nil,
 	}

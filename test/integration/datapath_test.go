@@ -21,10 +21,11 @@ import (
 
 // The data path's correctness matrix: the same traffic (a large TCP
 // transfer both ways, pings of every size up to 60000 bytes, UDP datagrams
-// larger than the MTU, ARP after a flush) over three ways of moving frames:
+// larger than the MTU, ARP after a flush) over four ways of moving frames:
 // plain with the offloads (TAP with virtio-net headers and TSO, UDP GSO and
-// GRO), sealed with a password, and the fallback path that
-// WEFT_NO_OFFLOAD=1 selects (one frame per read, one datagram per send).
+// GRO), sealed with a password, the fallback path that
+// WEFT_NO_OFFLOAD=1 selects (one frame per read, one datagram per send),
+// all three in userspace (--no-fastdp), and the kernel's fast path.
 // Afterwards no router may count a drop that means corruption.
 
 // datapathVariant is one way of launching both routers.
@@ -32,12 +33,14 @@ type datapathVariant struct {
 	name      string
 	password  bool // --password-file with a random password
 	noOffload bool // WEFT_NO_OFFLOAD=1 in the environment of weft launch
+	fastdp    bool // the fast path on (the others run with --no-fastdp)
 }
 
 var datapathVariants = []datapathVariant{
 	{name: "plain"},
 	{name: "encrypted", password: true},
 	{name: "fallback", noOffload: true},
+	{name: "fastdp", fastdp: true},
 }
 
 // transferSize is the size of the TCP transfer in each direction.
@@ -157,6 +160,15 @@ func testDatapathVariant(t *testing.T, v datapathVariant, src string, sum [sha25
 	t.Run("transfer-200MB", func(t *testing.T) {
 		for i, p := range pairs {
 			from := p[0].Host
+			if v.fastdp {
+				waitPath(t, from, p[1].Host, "fastdp", "", connectTimeout)
+				vx := linkStat(t, from, vxlanDevice, "tx_bytes")
+				bigTransfer(t, p[0], p[1], src, sum, 7311+i)
+				if d := linkStat(t, from, vxlanDevice, "tx_bytes") - vx; d < transferSize {
+					t.Errorf("%s: the fast path carried %d bytes of a %d-byte transfer", from.Nick, d, transferSize)
+				}
+				continue
+			}
 			before := rawReportOf(t, from).Router.Stats
 			bigTransfer(t, p[0], p[1], src, sum, 7311+i)
 			after := rawReportOf(t, from).Router.Stats
@@ -206,8 +218,13 @@ func testDatapathVariant(t *testing.T, v datapathVariant, src string, sum [sha25
 // launchVariant launches h's router as the variant wants. The fallback path
 // needs WEFT_NO_OFFLOAD=1 in the environment of weft launch (the router it
 // starts inherits it), so it is given with env(1) inside the namespace.
+// Unless the variant is the fast path's, the router runs with --no-fastdp:
+// the others test the userspace path.
 func launchVariant(t *testing.T, h *netns.Host, v datapathVariant, args ...string) {
 	t.Helper()
+	if !v.fastdp {
+		args = append([]string{"--no-fastdp"}, args...)
+	}
 	if !v.noOffload {
 		h.Launch(t, args...)
 		return

@@ -74,4 +74,16 @@ func TestPathMTU(t *testing.T) {
 	}
 	transfer(t, c2, c1, 2<<20, 7003)
 	transfer(t, c1, c2, 2<<20, 7004)
+
+	// The fast path's heartbeats are full-sized, so they are its path MTU
+	// probe: h2's and h3's (1406 bytes of MTU plus VXLAN's 50 on the wire)
+	// do not fit h1's link, and their connections with h1 stay on
+	// the userspace path, while h2-h3 takes the fast path.
+	waitPath(t, h2, h3, "fastdp", "", connectTimeout)
+	waitPath(t, h3, h2, "fastdp", "", connectTimeout)
+	for _, p := range [][2]*netns.Host{{h1, h2}, {h2, h1}, {h1, h3}, {h3, h1}} {
+		if path, why, err := pathOf(p[0], p[1]); err != nil || path != "sleeve" {
+			t.Errorf("%s-%s: path %q (%s, %v), want sleeve: full-sized frames do not fit", p[0].Nick, p[1].Nick, path, why, err)
+		}
+	}
 }

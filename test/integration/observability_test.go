@@ -30,9 +30,11 @@ func TestObservability(t *testing.T) {
 	t.Parallel()
 	w := netns.NewWorld(t, 4)
 	h1, h2, h3, h4 := w.Hosts[0], w.Hosts[1], w.Hosts[2], w.Hosts[3]
-	h1.Launch(t)
-	h2.Launch(t, h1.PeerAddr())
-	h3.Launch(t, h1.PeerAddr())
+	// The counters checked below are the userspace path's: without
+	// --no-fastdp the kernel's fast path would carry the pings.
+	h1.Launch(t, "--no-fastdp")
+	h2.Launch(t, "--no-fastdp", h1.PeerAddr())
+	h3.Launch(t, "--no-fastdp", h1.PeerAddr())
 	// No IPv6 anywhere: its neighbour discovery and multicast reports
 	// would add frames to those the metrics are checked against.
 	for _, h := range []*netns.Host{h1, h2, h3} {
