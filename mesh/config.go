@@ -137,6 +137,12 @@ type Config struct {
 	// DefaultTopologyBudget). Entries beyond it are dropped, to come
 	// again with the next gossip, and counted.
 	TopologyBudget int
+
+	// Clock is the source of time of every timer, deadline and backoff;
+	// nil means SystemClock.
+	Clock Clock
+	// Network opens the control connections; nil means SystemNetwork.
+	Network Network
 }
 
 func (c *Config) setDefaults() error {
@@ -205,6 +211,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TopologyBudget <= 0 {
 		c.TopologyBudget = DefaultTopologyBudget
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Network == nil {
+		c.Network = SystemNetwork{}
 	}
 	return nil
 }

@@ -169,6 +169,7 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 		rekey:     n.cfg.DataRekey,
 		timeout:   n.cfg.HandshakeTimeout,
 		maxMsg:    n.cfg.MaxMessageSize,
+		clock:     n.cfg.Clock,
 	})
 	slot.release()
 	if err != nil {
@@ -259,7 +260,7 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 				ErrDuplicateName, name, old.remote.NickName, old.remoteAddr, c.remote.NickName, c.remoteAddr)
 		}
 	}
-	c.since = time.Now()
+	c.since = n.cfg.Clock.Now()
 	c.mu.Lock()
 	c.writing = true // from now on only the writer goroutine writes
 	c.mu.Unlock()
@@ -305,7 +306,7 @@ func (c *conn) rejectWith(err error) {
 	}
 	c.mu.Unlock()
 	if !writer && c.ch != nil {
-		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.nc.SetWriteDeadline(c.node.cfg.Clock.Now().Add(time.Second))
 		c.ch.WriteMsg(msg)
 	} else if writer && c.send(msg) == nil {
 		return
@@ -325,12 +326,12 @@ func (c *conn) sendControl(msg []byte) error {
 func (c *conn) writeLoop() {
 	n := c.node
 	defer n.wg.Done()
-	hb := time.NewTicker(n.cfg.HeartbeatInterval)
+	hb := n.cfg.Clock.NewTicker(n.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	est, failed := c.oc.Established(), c.oc.Failed()
 	heartbeat := []byte{tagHeartbeat}
 	write := func(msg []byte) bool {
-		c.nc.SetWriteDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		c.nc.SetWriteDeadline(n.cfg.Clock.Now().Add(n.cfg.HeartbeatTimeout))
 		if err := c.ch.WriteMsg(msg); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return false
@@ -352,7 +353,7 @@ func (c *conn) writeLoop() {
 				c.close(err)
 				return
 			}
-		case <-hb.C:
+		case <-hb.C():
 			if !write(heartbeat) {
 				return
 			}
@@ -385,7 +386,7 @@ func (n *Node) connEstablished(c *conn) {
 func (c *conn) readLoop() error {
 	n := c.node
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		c.nc.SetReadDeadline(n.cfg.Clock.Now().Add(n.cfg.HeartbeatTimeout))
 		msg, err := c.ch.ReadMsg()
 		if err != nil {
 			select {

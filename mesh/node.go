@@ -125,8 +125,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.mu.Unlock()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", n.cfg.ListenAddr)
+	ln, err := n.cfg.Network.Listen(ctx, n.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("start mesh node: listen on %s: %w", n.cfg.ListenAddr, err)
 	}

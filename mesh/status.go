@@ -117,7 +117,7 @@ func (n *Node) Status() Status {
 	for _, a := range sortedKeys(n.found) {
 		addTarget(n.found[a])
 	}
-	attempts = append(attempts, n.refusalsLocked(time.Now())...)
+	attempts = append(attempts, n.refusalsLocked(n.cfg.Clock.Now())...)
 	n.mu.Unlock()
 
 	for _, c := range conns {

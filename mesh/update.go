@@ -12,10 +12,10 @@ import (
 // periodic full gossip.
 func (n *Node) updateLoop() {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.GossipInterval)
+	tick := n.cfg.Clock.NewTicker(n.cfg.GossipInterval)
 	defer tick.Stop()
-	delay := time.NewTimer(0)
-	<-delay.C
+	delay := n.cfg.Clock.NewTimer(time.Hour)
+	delay.Stop()
 	pending := false
 	for {
 		select {
@@ -27,10 +27,10 @@ func (n *Node) updateLoop() {
 				pending = true
 				delay.Reset(n.cfg.UpdateDelay)
 			}
-		case <-delay.C:
+		case <-delay.C():
 			pending = false
 			n.flush()
-		case <-tick.C:
+		case <-tick.C():
 			n.periodicGossip()
 		}
 	}
