@@ -227,6 +227,18 @@ func (n *Node) PeerNickName(p PeerName) string {
 	return ""
 }
 
+// PeerVersion returns the incarnation and version of peer p's entry in
+// our topology; ok is false when p is unknown. Our own name gives our own
+// entry's.
+func (n *Node) PeerVersion(p PeerName) (uid, version uint64, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e, ok := n.topo.peers[p]; ok {
+		return e.UID, e.Version, true
+	}
+	return 0, 0, false
+}
+
 // PeerKey returns the identity key of a peer in our topology (its own,
 // proven in a handshake or carried by its signed entry), or nil when the
 // peer is unknown. Our own name gives our key.

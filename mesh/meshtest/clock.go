@@ -108,7 +108,7 @@ func (c *Clock) Advance(d time.Duration) {
 func (c *Clock) AdvanceTo(t time.Time) {
 	for {
 		c.settle()
-		if !c.fireOne(t) {
+		if !c.fireInstant(t) {
 			break
 		}
 	}
@@ -130,6 +130,22 @@ func (c *Clock) Step(limit time.Time) bool {
 		return false
 	}
 	c.AdvanceTo(at)
+	return true
+}
+
+// fireInstant fires, in order, every timer due at the instant of the
+// earliest one, if that is at or before limit: the goroutines they wake
+// run together, as they would at one instant of real time.
+func (c *Clock) fireInstant(limit time.Time) bool {
+	c.mu.Lock()
+	if len(c.timers) == 0 || c.timers[0].when.After(limit) {
+		c.mu.Unlock()
+		return false
+	}
+	at := c.timers[0].when
+	c.mu.Unlock()
+	for c.fireOne(at) {
+	}
 	return true
 }
 
