@@ -353,6 +353,9 @@ func (e *end) Read(p []byte) (int, error) {
 		case len(e.buf) > 0:
 			n := copy(p, e.buf)
 			e.buf = e.buf[n:]
+			if len(e.buf) == 0 {
+				e.buf = nil // keep no drained burst's array
+			}
 			e.mu.Unlock()
 			return n, nil
 		case e.err != nil:
