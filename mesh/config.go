@@ -229,7 +229,7 @@ func checkFeatures(extra map[string]string, nick string) error {
 	}
 	for k, v := range extra {
 		switch {
-		case k == featTrustsPeer:
+		case k == featTrustsPeer, k == featTopoSummary:
 			return fmt.Errorf("feature %q is reserved", k)
 		case len(k) > 0xff:
 			return fmt.Errorf("feature key of %d bytes (max 255)", len(k))
@@ -243,6 +243,7 @@ func checkFeatures(extra map[string]string, nick string) error {
 		f.Extra = map[string]string{}
 	}
 	f.Extra[featTrustsPeer] = "1"
+	f.Extra[featTopoSummary] = "1"
 	if l := len(f.encode()); l > secure.MaxPayloadLen {
 		return fmt.Errorf("features of %d bytes encoded (max %d)", l, secure.MaxPayloadLen)
 	}

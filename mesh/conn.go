@@ -158,7 +158,12 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 	if err != nil {
 		return false, err
 	}
-	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
+	extra := maps.Clone(n.cfg.Features)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[featTopoSummary] = "1"
+	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: extra}
 	res, err := handshake(c.nc, handshakeConfig{
 		local:     local,
 		identity:  n.cfg.Identity,
@@ -227,6 +232,7 @@ func (n *Node) checkPeer(f features) error {
 	remote := make(map[string]string, len(f.Extra))
 	maps.Copy(remote, f.Extra)
 	delete(remote, featTrustsPeer)
+	delete(remote, featTopoSummary)
 	if err := n.cfg.CheckPeer(f.Name, f.NickName, remote); err != nil {
 		return &incompatibleError{err}
 	}
@@ -417,6 +423,8 @@ func (n *Node) handleMsg(c *conn, msg []byte) error {
 			return err
 		}
 		n.applyTopology(c, entries)
+	case tagTopologySummary:
+		return n.handleSummary(c, msg)
 	case tagGossip, tagGossipBroadcast, tagGossipUnicast:
 		return n.handleGossip(c, msg)
 	case tagOverlayControl:

@@ -73,6 +73,8 @@ type Node struct {
 	preauthRefused atomic.Uint64 // inbound connections the gate refused
 	topoRefused    topoRefusalCounters
 	gossipRefused  atomic.Uint64 // gossip messages whose source did not check out
+
+	summaryMismatches atomic.Uint64 // neighbour summaries that differed from ours
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.

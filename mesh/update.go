@@ -75,30 +75,49 @@ func (n *Node) flush() {
 	}
 }
 
-// periodicGossip sends the whole topology and every channel's full state
-// to every neighbour.
+// periodicGossip sends every neighbour our topology's summary (or, to a
+// neighbour that does not understand summaries, the whole topology), and
+// every channel's full state.
 func (n *Node) periodicGossip() {
 	n.mu.Lock()
 	conns := n.connsSnapshotLocked()
+	summary := encodeSummary(n.summaryLocked())
 	n.mu.Unlock()
 	for _, c := range conns {
-		n.sendAllGossip(c)
+		if c.remote.Extra[featTopoSummary] == "1" {
+			c.send(summary)
+		} else {
+			n.sendTopology(c)
+		}
+		n.sendChannels(c)
 	}
 }
 
 // sendAllGossip sends the whole topology and every channel's full state
 // down one connection.
 func (n *Node) sendAllGossip(c *conn) {
+	n.sendTopology(c)
+	n.sendChannels(c)
+}
+
+// sendTopology sends our whole topology down one connection.
+func (n *Node) sendTopology(c *conn) {
 	n.mu.Lock()
 	topo := encodeTopology(n.topo.entries(nil))
+	n.mu.Unlock()
+	for _, m := range topo {
+		c.send(m)
+	}
+}
+
+// sendChannels sends every channel's full state down one connection.
+func (n *Node) sendChannels(c *conn) {
+	n.mu.Lock()
 	chans := make([]*GossipChannel, 0, len(n.channels))
 	for _, name := range sortedKeys(n.channels) {
 		chans = append(chans, n.channels[name])
 	}
 	n.mu.Unlock()
-	for _, m := range topo {
-		c.send(m)
-	}
 	for _, ch := range chans {
 		if d := ch.g.Gossip(); d != nil {
 			c.send(encodeGossip(tagGossip, ch.name, n.cfg.Name, d.Encode()))

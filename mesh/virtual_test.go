@@ -135,3 +135,101 @@ func TestVirtualOnPeerGone(t *testing.T) {
 		}
 	})
 }
+
+// knowsEveryone reports whether every node holds every node's current
+// entry.
+func knowsEveryone(nodes ...*meshtest.Node) bool {
+	for _, x := range nodes {
+		uid, v, _ := x.PeerVersion(x.Name())
+		for _, n := range nodes {
+			if u, w, ok := n.PeerVersion(x.Name()); !ok || u != uid || w < v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestVirtualRestGossipIsSummaries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := meshtest.New(t, 1)
+		var nodes []*meshtest.Node
+		for i := range 12 {
+			nodes = append(nodes, h.Start(i))
+		}
+		for i := range nodes {
+			h.Connect(nodes[i], nodes[(i+1)%len(nodes)])
+		}
+		if _, ok := h.RunUntil(time.Minute, func() bool { return knowsEveryone(nodes...) }); !ok {
+			t.Fatal("no convergence")
+		}
+		h.Run(time.Minute) // past the first periodic gossip
+		var mism0, sent0 uint64
+		for _, n := range nodes {
+			mism0 += n.SummaryMismatches()
+			sent0 += h.Net.BytesSent(n.IP)
+		}
+		h.Run(5 * time.Minute)
+		var mism, sent uint64
+		for _, n := range nodes {
+			mism += n.SummaryMismatches()
+			sent += h.Net.BytesSent(n.IP)
+		}
+		if mism != mism0 {
+			t.Fatalf("%d summary mismatches at rest", mism-mism0)
+		}
+		// Per router and 30 s, to each of 2 neighbours: one summary (13
+		// bytes) and one heartbeat (1 byte), each with its 4-byte length:
+		// 2 * 22 bytes. The whole topology would be about 12 entries of
+		// over 100 bytes each.
+		perRouter := float64(sent-sent0) / float64(len(nodes)) / (5 * 60)
+		if want := 2.0 * 22 / 30; perRouter > want*1.01 {
+			t.Fatalf("%.2f bytes/s per router at rest, want at most %.2f", perRouter, want)
+		}
+		t.Logf("%.2f control bytes/s per router at rest", perRouter)
+	})
+}
+
+func TestVirtualSummaryRepairsDroppedEntries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := meshtest.New(t, 1)
+		// Node 0 checks at most one entry per second per connection
+		// after a burst of four; links breaking elsewhere overrun it.
+		h.Edit = func(seq int, c *mesh.Config) {
+			if seq == 0 {
+				c.MaxPeers, c.TopologyBudget = 4, 1
+			}
+		}
+		var nodes []*meshtest.Node
+		for i := range 4 {
+			nodes = append(nodes, h.Start(i))
+		}
+		// A line 0-1-2-3 where 3 dials 2: everything node 0 learns
+		// comes from node 1.
+		h.Connect(nodes[0], nodes[1])
+		h.Connect(nodes[1], nodes[2])
+		h.Connect(nodes[3], nodes[2])
+		if _, ok := h.RunUntil(time.Minute, func() bool { return knowsEveryone(nodes...) }); !ok {
+			t.Fatal("no convergence")
+		}
+		for range 6 { // each restart changes the entries of 2 and 3
+			h.Restart(nodes[3])
+			h.Run(300 * time.Millisecond)
+		}
+		h.Run(5 * time.Second)
+		if nodes[0].TopologyRefusals().OverBudget == 0 {
+			t.Fatal("no entry dropped over budget: the test does not exercise the repair")
+		}
+		if knowsEveryone(nodes...) {
+			t.Fatal("node 0 holds every entry although some were dropped: nothing to repair")
+		}
+		took, ok := h.RunUntil(5*time.Minute, func() bool { return knowsEveryone(nodes...) })
+		if !ok {
+			t.Fatal("node 0 never got the entries it dropped")
+		}
+		if nodes[1].SummaryMismatches() == 0 {
+			t.Fatal("repaired without a summary mismatch")
+		}
+		t.Logf("repaired after %v more", took)
+	})
+}
