@@ -68,6 +68,9 @@ type Result struct {
 	// MemPerPeer is the heap in use per router after the initial join,
 	// including the harness's share (in-memory connections, fake overlay).
 	MemPerPeer uint64
+	// Mismatches counts the topology summaries that differed from their
+	// receiver's (each answered with a whole topology), over the run.
+	Mismatches uint64
 	// Snapshot is one router's final topology for MeasureRoutes.
 	Snapshot mesh.Status
 }
@@ -292,6 +295,12 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 	secs = h.Clock.Since(t0).Seconds()
 	res.ChurnBytes = float64(bytes()-b0) / secs / float64(o.Peers)
 	fmt.Fprintf(out, "sim: during churn (%v): %.0f control bytes/s per router\n", h.Clock.Since(t0), res.ChurnBytes)
+	for _, n := range h.Nodes() {
+		if n.Node != nil {
+			res.Mismatches += n.SummaryMismatches()
+		}
+	}
+	fmt.Fprintf(out, "sim: %d topology summaries differed from their receiver's (answered with the whole topology)\n", res.Mismatches)
 	res.Snapshot = nodes[0].Status()
 	h.StopAll()
 	return res, nil
