@@ -226,7 +226,9 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 		return m
 	}
 
-	// At rest: long enough for every periodic gossip to run at least once.
+	// At rest, a minute after the join: long enough for every periodic
+	// gossip to run at least once.
+	h.Run(time.Minute)
 	b0, hosts0, t0 := bytes(), perHost(), h.Clock.Now()
 	h.Run(o.Rest)
 	secs := h.Clock.Since(t0).Seconds()
