@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ type Options struct {
 	Seed uint64
 	// Out receives the progress and the figures; nil discards them.
 	Out io.Writer
+	// HeapProfile, if set, receives a heap profile (pprof) taken after the
+	// initial join.
+	HeapProfile io.Writer
 }
 
 // Result holds the figures of a run.
@@ -210,6 +214,11 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	res.MemPerPeer = (ms.HeapInuse - min(heap0, ms.HeapInuse)) / uint64(o.Peers)
+	if o.HeapProfile != nil {
+		if err := pprof.WriteHeapProfile(o.HeapProfile); err != nil {
+			return nil, fmt.Errorf("heap profile: %w", err)
+		}
+	}
 
 	bytes := func() uint64 {
 		var s uint64

@@ -18,6 +18,7 @@ var (
 	events  = flag.Int("events", 8, "churn events (join, cut, heal, leave, repeated)")
 	rest    = flag.Duration("rest", 90*time.Second, "virtual time measured at rest")
 	seed    = flag.Uint64("seed", 1, "seed of the topology and the events")
+	heap    = flag.String("heapprofile", "", "write a heap profile taken after the initial join to this file")
 )
 
 // TestSim is the simulation behind `make sim PEERS=N`; it is skipped
@@ -27,6 +28,14 @@ func TestSim(t *testing.T) {
 		t.Skip("no -peers: run it with make sim PEERS=N")
 	}
 	o := Options{Peers: *peers, Chords: *chords, Latency: *latency, Events: *events, Rest: *rest, Seed: *seed, Out: os.Stdout}
+	if *heap != "" {
+		f, err := os.Create(*heap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		o.HeapProfile = f
+	}
 	res := run(t, o)
 	fmt.Printf("sim: route computation (unicast, data and control) of a %d-router topology: %v (median of 21, wall clock, CPU-bound)\n",
 		len(res.Snapshot.Peers), res.RouteTime)
