@@ -4,8 +4,9 @@
 //
 //	go run ./test/sim/plot -o docs/scale.svg before=runs-before.txt after=runs-after.txt
 //
-// Each file holds summary lines (peers=N converge_s=X ...), in any order;
-// other lines are ignored.
+// Each file holds the output of runs: their summary lines (peers=N
+// converge_s=X ...), in any order, each with the "at rest" line before it
+// (plotted as rest_bytes_per_peer_s); other lines are ignored.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +28,8 @@ type figure struct{ key, title string }
 
 var figures = []figure{
 	{"converge_s", "worst convergence of a change (virtual s)"},
-	{"gossip_bytes_per_peer_s", "control bytes per router per s"},
+	{"rest_bytes_per_peer_s", "control bytes per router per s, at rest"},
+	{"gossip_bytes_per_peer_s", "control bytes per router per s, worst"},
 	{"route_ms", "route computation (ms, wall clock)"},
 	{"mem_per_peer_kib", "heap per router (KiB)"},
 }
@@ -82,8 +85,16 @@ func readSeries(label, file string) (series, error) {
 	defer f.Close()
 	s := series{label: label}
 	sc := bufio.NewScanner(f)
+	rest := math.NaN()
 	for sc.Scan() {
+		if m := restLine.FindStringSubmatch(sc.Text()); m != nil {
+			rest, _ = strconv.ParseFloat(m[1], 64)
+		}
 		if r, ok := parseLine(sc.Text()); ok {
+			if !math.IsNaN(rest) {
+				r["rest_bytes_per_peer_s"] = rest
+			}
+			rest = math.NaN()
 			s.runs = append(s.runs, r)
 		}
 	}
@@ -117,6 +128,9 @@ func parseLine(line string) (map[string]float64, bool) {
 	return r, true
 }
 
+// restLine is the simulation's line of the control bytes at rest.
+var restLine = regexp.MustCompile(`^sim: at rest for .*: ([0-9.]+) control bytes/s per router`)
+
 var colours = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd"}
 
 const (
@@ -127,20 +141,21 @@ const (
 	marginR        = 20
 )
 
-// render draws a 2x2 grid of log-log panels.
+// render draws a grid of log-log panels, three a row.
 func render(all []series) string {
 	var b strings.Builder
-	width, height := 2*panelW, 2*panelH+30
+	rows := (len(figures) + 2) / 3
+	width, height := 3*panelW, rows*panelH+30
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	for i, fig := range figures {
-		x0, y0 := (i%2)*panelW, (i/2)*panelH
+		x0, y0 := (i%3)*panelW, (i/3)*panelH
 		panel(&b, all, fig, x0, y0)
 	}
 	// Legend.
 	for i, s := range all {
-		x := 20 + i*160
-		y := 2*panelH + 15
+		x := 20 + i*300
+		y := rows*panelH + 15
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>`, x, y, x+25, y, colours[i%len(colours)])
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x+30, y+4, escape(s.label))
 	}
