@@ -40,6 +40,13 @@ type Options struct {
 	Events int
 	// Rest is the virtual time measured at rest.
 	Rest time.Duration
+	// Discovery turns on the routers' discovery (the daemon's default):
+	// they dial every router they learn of, and the topology fills in
+	// towards a full mesh, up to ConnLimit inbound connections each.
+	Discovery bool
+	// ConnLimit is each router's Config.ConnLimit (0: unlimited; the
+	// daemon's default is 100).
+	ConnLimit int
 	// Seed fixes the topology and the events.
 	Seed uint64
 	// Out receives the progress and the figures; nil discards them.
@@ -121,6 +128,7 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0x73696d))
 	h := meshtest.New(tb, o.Seed)
 	h.Net.SetLatency(o.Latency)
+	h.Edit = func(_ int, c *mesh.Config) { c.Discovery, c.ConnLimit = o.Discovery, o.ConnLimit }
 	res := &Result{Peers: o.Peers}
 
 	runtime.GC()
@@ -154,7 +162,8 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 		}
 	}
 	res.Links = len(links)
-	fmt.Fprintf(out, "sim: %d routers, %d links (ring + %d chords each), one-way latency %v\n", o.Peers, len(links), o.Chords, o.Latency)
+	fmt.Fprintf(out, "sim: %d routers, %d links (ring + %d chords each), one-way latency %v, discovery %v, connection limit %d\n",
+		o.Peers, len(links), o.Chords, o.Latency, o.Discovery, o.ConnLimit)
 
 	running := func() []*meshtest.Node {
 		var rs []*meshtest.Node
@@ -210,6 +219,20 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 	}
 	res.JoinAll = took
 	fmt.Fprintf(out, "sim: initial join converged after %v (virtual)\n", took)
+	if o.Discovery {
+		// Discovery keeps dialling after everyone knows everyone: give it
+		// the rest period to fill the mesh in before measuring.
+		h.Run(o.Rest)
+		var conns int
+		for _, n := range running() {
+			for _, c := range n.Status().Connections {
+				if c.State == mesh.StateEstablished {
+					conns++
+				}
+			}
+		}
+		fmt.Fprintf(out, "sim: after %v more, %.1f established connections per router\n", o.Rest, float64(conns)/float64(o.Peers))
+	}
 
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

@@ -18,6 +18,8 @@ var (
 	events  = flag.Int("events", 8, "churn events (join, cut, heal, leave, repeated)")
 	rest    = flag.Duration("rest", 90*time.Second, "virtual time measured at rest")
 	seed    = flag.Uint64("seed", 1, "seed of the topology and the events")
+	disc    = flag.Bool("discovery", false, "routers discover and dial every router they learn of (the daemon's default)")
+	limit   = flag.Int("connlimit", 0, "inbound connection limit per router (0: unlimited; the daemon's default is 100)")
 	heap    = flag.String("heapprofile", "", "write a heap profile taken after the initial join to this file")
 )
 
@@ -27,7 +29,8 @@ func TestSim(t *testing.T) {
 	if *peers == 0 {
 		t.Skip("no -peers: run it with make sim PEERS=N")
 	}
-	o := Options{Peers: *peers, Chords: *chords, Latency: *latency, Events: *events, Rest: *rest, Seed: *seed, Out: os.Stdout}
+	o := Options{Peers: *peers, Chords: *chords, Latency: *latency, Events: *events, Rest: *rest, Seed: *seed, Out: os.Stdout,
+		Discovery: *disc, ConnLimit: *limit}
 	if *heap != "" {
 		f, err := os.Create(*heap)
 		if err != nil {
