@@ -45,9 +45,9 @@ func (n *Node) flush() {
 	}
 	entries := slices.Collect(maps.Values(n.topo.peers)) // immutable values
 	gen := routeGen.Add(1)
-	var msgs [][]byte
+	var changed []peerEntry
 	if len(n.dirty) > 0 {
-		msgs = encodeTopology(n.topo.entries(slices.Collect(maps.Keys(n.dirty))))
+		changed = n.topo.entries(slices.Collect(maps.Keys(n.dirty)))
 		clear(n.dirty)
 	}
 	conns := n.connsSnapshotLocked()
@@ -60,7 +60,7 @@ func (n *Node) flush() {
 		n.cfg.Overlay.RoutesChanged(data)
 	}
 	for _, c := range conns {
-		for _, m := range msgs {
+		for _, m := range encodeTopology(relayedTo(c, changed)) {
 			c.send(m)
 		}
 	}
@@ -123,4 +123,26 @@ func (n *Node) sendChannels(c *conn) {
 			c.send(encodeGossip(tagGossip, ch.name, n.cfg.Name, d.Encode()))
 		}
 	}
+}
+
+// relayedTo returns the changed entries neighbour c needs from us: all
+// but c's own entry (unless it is of another incarnation: c must see a
+// clash of its name) and the entries whose owner lists a connection to
+// c, which the owner sends c itself when it makes them (every owner
+// sends its changed entry to every neighbour). In a dense mesh this
+// keeps a change from being sent once per pair of neighbours; an entry
+// lost on the way comes back with the next summary (summary.go).
+func relayedTo(c *conn, changed []peerEntry) []peerEntry {
+	var out []peerEntry
+	for i := range changed {
+		e := &changed[i]
+		if e.Name == c.remote.Name && e.UID == c.remote.UID {
+			continue
+		}
+		if e.Name != c.node.cfg.Name && slices.ContainsFunc(e.Conns, func(ce connEntry) bool { return ce.Peer == c.remote.Name }) {
+			continue
+		}
+		out = append(out, *e)
+	}
+	return out
 }
