@@ -12,6 +12,10 @@
 // become the reader goroutine of the connection they create. Node.mu
 // guards all shared state; no lock is held while calling the Overlay or a
 // Gossiper, or while writing to a socket.
+//
+// Every timer, deadline and connection comes from Config.Clock and
+// Config.Network (the system's when nil), so that mesh/meshtest can run
+// many nodes in one process on a virtual clock and an in-memory network.
 package mesh
 
 import (
