@@ -149,3 +149,35 @@ func statesOf(n *Node) map[string]int {
 	}
 	return out
 }
+
+func TestNetworkLossDelays(t *testing.T) {
+	converge := func(loss float64) time.Duration {
+		var took time.Duration
+		synctest.Test(t, func(t *testing.T) {
+			h := New(t, 3)
+			h.Net.SetLatency(5 * time.Millisecond)
+			h.Net.SetLoss(loss)
+			var nodes []*Node
+			for i := range 6 {
+				nodes = append(nodes, h.Start(i))
+			}
+			for i := range nodes {
+				h.Connect(nodes[i], nodes[(i+1)%len(nodes)])
+			}
+			var ok bool
+			took, ok = h.RunUntil(time.Minute, func() bool { return allReach(nodes...) })
+			if !ok {
+				t.Fatalf("no convergence in a minute with loss %v", loss)
+			}
+		})
+		return took
+	}
+	clean, lossy := converge(0), converge(0.3)
+	// A lost write arrives one 200 ms retransmission timeout late: with
+	// 30% of them lost, the handshakes and gossip along the ring take
+	// several timeouts longer.
+	if lossy < clean+200*time.Millisecond {
+		t.Fatalf("convergence took %v with 30%% loss, %v without: loss did not delay it", lossy, clean)
+	}
+	t.Logf("ring of 6: %v without loss, %v with 30%% loss", clean, lossy)
+}
