@@ -60,6 +60,12 @@ type Config struct {
 	// after that (default 250 ms).
 	DiscoveryBurst    int
 	DiscoveryInterval time.Duration
+	// DiscoveryMaxConns stops dialling discovered targets while we hold
+	// that many connections (inbound and outbound, attempts included);
+	// 0 means no bound, and discovery makes a full mesh. Direct targets
+	// are dialled whatever it says. A sparse mesh of a few connections a
+	// router keeps topology gossip small in large meshes (docs/scale.md).
+	DiscoveryMaxConns int
 	// Overlay is the data plane; required.
 	Overlay Overlay
 	// Logger receives the node's logs; nil discards them.
@@ -156,6 +162,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Overlay == nil {
 		return fmt.Errorf("mesh config: overlay is required")
+	}
+	if c.DiscoveryMaxConns < 0 {
+		return fmt.Errorf("mesh config: discovery connection bound %d is negative", c.DiscoveryMaxConns)
 	}
 	if c.ConnLimit < 0 {
 		return fmt.Errorf("mesh config: connection limit %d is negative", c.ConnLimit)

@@ -181,6 +181,7 @@ func (n *Node) connectToTargets() time.Duration {
 	for _, a := range sortedKeys(n.found) {
 		all = append(all, n.found[a])
 	}
+	active := len(n.conns) // connections, and discovered attempts started below
 	for _, t := range all {
 		if t.attempting || t.state == StateFailed {
 			continue
@@ -194,10 +195,14 @@ func (n *Node) connectToTargets() time.Duration {
 			continue
 		}
 		if !t.direct {
+			if n.cfg.DiscoveryMaxConns > 0 && active >= n.cfg.DiscoveryMaxConns {
+				continue // dialled again when a connection goes (localChangedLocked kicks us)
+			}
 			if d := n.discoveryDials.take(now); d > 0 {
 				wait = min(wait, d)
 				continue
 			}
+			active++
 		}
 		t.attempting, t.state = true, StateConnecting
 		n.wg.Add(1)

@@ -233,3 +233,44 @@ func TestVirtualSummaryRepairsDroppedEntries(t *testing.T) {
 		t.Logf("repaired after %v more", took)
 	})
 }
+
+func TestVirtualDiscoveryMaxConns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := meshtest.New(t, 1)
+		h.Edit = func(_ int, c *mesh.Config) { c.Discovery, c.DiscoveryMaxConns = true, 3 }
+		var nodes []*meshtest.Node
+		for i := range 12 {
+			nodes = append(nodes, h.Start(i))
+		}
+		for i := range nodes {
+			h.Connect(nodes[i], nodes[(i+1)%len(nodes)])
+		}
+		if _, ok := h.RunUntil(time.Minute, func() bool { return knowsEveryone(nodes...) }); !ok {
+			t.Fatal("no convergence")
+		}
+		h.Run(2 * time.Minute) // discovery has had time to dial everyone
+		total := 0
+		for _, n := range nodes {
+			conns := 0
+			for _, c := range n.Status().Connections {
+				if c.State == mesh.StateEstablished {
+					conns++
+				}
+			}
+			// Two ring links, plus discovered ones up to the bound; a
+			// router may be dialled beyond it by others.
+			if conns < 2 || conns > len(nodes)-1 {
+				t.Fatalf("node %d holds %d connections", n.Seq, conns)
+			}
+			total += conns
+		}
+		// Without the bound discovery makes a full mesh: 11 each. With
+		// it a router stops dialling at 3, so the mean stays well below.
+		if mean := float64(total) / float64(len(nodes)); mean > 5 {
+			t.Fatalf("%.1f connections per router on average, want at most 5", mean)
+		}
+		if !knowsEveryone(nodes...) {
+			t.Fatal("the mesh does not know itself after discovery")
+		}
+	})
+}

@@ -47,6 +47,9 @@ type Options struct {
 	// ConnLimit is each router's Config.ConnLimit (0: unlimited; the
 	// daemon's default is 100).
 	ConnLimit int
+	// DiscoveryMaxConns is each router's Config.DiscoveryMaxConns (0: no
+	// bound).
+	DiscoveryMaxConns int
 	// Seed fixes the topology and the events.
 	Seed uint64
 	// Out receives the progress and the figures; nil discards them.
@@ -128,7 +131,9 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0x73696d))
 	h := meshtest.New(tb, o.Seed)
 	h.Net.SetLatency(o.Latency)
-	h.Edit = func(_ int, c *mesh.Config) { c.Discovery, c.ConnLimit = o.Discovery, o.ConnLimit }
+	h.Edit = func(_ int, c *mesh.Config) {
+		c.Discovery, c.ConnLimit, c.DiscoveryMaxConns = o.Discovery, o.ConnLimit, o.DiscoveryMaxConns
+	}
 	res := &Result{Peers: o.Peers}
 
 	runtime.GC()
@@ -162,8 +167,8 @@ func Run(tb testing.TB, o Options) (*Result, error) {
 		}
 	}
 	res.Links = len(links)
-	fmt.Fprintf(out, "sim: %d routers, %d links (ring + %d chords each), one-way latency %v, discovery %v, connection limit %d\n",
-		o.Peers, len(links), o.Chords, o.Latency, o.Discovery, o.ConnLimit)
+	fmt.Fprintf(out, "sim: %d routers, %d links (ring + %d chords each), one-way latency %v, discovery %v (up to %d connections), connection limit %d\n",
+		o.Peers, len(links), o.Chords, o.Latency, o.Discovery, o.DiscoveryMaxConns, o.ConnLimit)
 
 	running := func() []*meshtest.Node {
 		var rs []*meshtest.Node

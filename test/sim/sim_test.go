@@ -20,6 +20,7 @@ var (
 	seed    = flag.Uint64("seed", 1, "seed of the topology and the events")
 	disc    = flag.Bool("discovery", false, "routers discover and dial every router they learn of (the daemon's default)")
 	limit   = flag.Int("connlimit", 0, "inbound connection limit per router (0: unlimited; the daemon's default is 100)")
+	discMax = flag.Int("discoverymax", 0, "with -discovery: stop dialling discovered routers at this many connections (0: no bound)")
 	heap    = flag.String("heapprofile", "", "write a heap profile taken after the initial join to this file")
 )
 
@@ -30,7 +31,7 @@ func TestSim(t *testing.T) {
 		t.Skip("no -peers: run it with make sim PEERS=N")
 	}
 	o := Options{Peers: *peers, Chords: *chords, Latency: *latency, Events: *events, Rest: *rest, Seed: *seed, Out: os.Stdout,
-		Discovery: *disc, ConnLimit: *limit}
+		Discovery: *disc, ConnLimit: *limit, DiscoveryMaxConns: *discMax}
 	if *heap != "" {
 		f, err := os.Create(*heap)
 		if err != nil {
