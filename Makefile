@@ -7,7 +7,7 @@ GO ?= go
 VERSION ?= 0.1.0
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build test unit integration lint fuzz bench demo clean deps go plugin soak screenshot
+.PHONY: all build test unit integration lint fuzz bench demo clean deps go plugin soak screenshot sim
 
 all: build
 
@@ -21,6 +21,16 @@ build: go
 
 deps:
 	@bash test/deps.sh
+
+# A simulated mesh of PEERS routers in one process on mesh/meshtest's
+# in-memory network and virtual clock (test/sim): join, rest, churn. Not
+# part of make test. Its last line is machine-readable:
+# peers=N converge_s=X gossip_bytes_per_peer_s=Y route_ms=Z mem_per_peer_kib=W
+PEERS ?= 1000
+SIMFLAGS ?=
+sim: go
+	$(GO) test -c -o bin/sim.test ./test/sim
+	@set -o pipefail; ./bin/sim.test -test.run '^TestSim$$' -test.timeout 60m -peers=$(PEERS) $(SIMFLAGS) | grep -v '^PASS$$'
 
 # Every test: format and vet, unit tests (with the checked-in fuzz seed
 # corpora), root tests of the OS glue, and the multi-host integration

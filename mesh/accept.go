@@ -39,12 +39,12 @@ func (n *Node) acceptLoop() {
 			}
 			delay = nextAcceptDelay(delay)
 			n.log.Warn("mesh accept", "err", err, "retry_in", delay)
-			t := time.NewTimer(delay)
+			t := n.cfg.Clock.NewTimer(delay)
 			select {
 			case <-n.ctx.Done():
 				t.Stop()
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 			continue
 		}

@@ -60,6 +60,12 @@ type Config struct {
 	// after that (default 250 ms).
 	DiscoveryBurst    int
 	DiscoveryInterval time.Duration
+	// DiscoveryMaxConns stops dialling discovered targets while we hold
+	// that many connections (inbound and outbound, attempts included);
+	// 0 means no bound, and discovery makes a full mesh. Direct targets
+	// are dialled whatever it says. A sparse mesh of a few connections a
+	// router keeps topology gossip small in large meshes (docs/scale.md).
+	DiscoveryMaxConns int
 	// Overlay is the data plane; required.
 	Overlay Overlay
 	// Logger receives the node's logs; nil discards them.
@@ -137,6 +143,12 @@ type Config struct {
 	// DefaultTopologyBudget). Entries beyond it are dropped, to come
 	// again with the next gossip, and counted.
 	TopologyBudget int
+
+	// Clock is the source of time of every timer, deadline and backoff;
+	// nil means SystemClock.
+	Clock Clock
+	// Network opens the control connections; nil means SystemNetwork.
+	Network Network
 }
 
 func (c *Config) setDefaults() error {
@@ -150,6 +162,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Overlay == nil {
 		return fmt.Errorf("mesh config: overlay is required")
+	}
+	if c.DiscoveryMaxConns < 0 {
+		return fmt.Errorf("mesh config: discovery connection bound %d is negative", c.DiscoveryMaxConns)
 	}
 	if c.ConnLimit < 0 {
 		return fmt.Errorf("mesh config: connection limit %d is negative", c.ConnLimit)
@@ -206,6 +221,12 @@ func (c *Config) setDefaults() error {
 	if c.TopologyBudget <= 0 {
 		c.TopologyBudget = DefaultTopologyBudget
 	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Network == nil {
+		c.Network = SystemNetwork{}
+	}
 	return nil
 }
 
@@ -217,7 +238,7 @@ func checkFeatures(extra map[string]string, nick string) error {
 	}
 	for k, v := range extra {
 		switch {
-		case k == featTrustsPeer:
+		case k == featTrustsPeer, k == featTopoSummary:
 			return fmt.Errorf("feature %q is reserved", k)
 		case len(k) > 0xff:
 			return fmt.Errorf("feature key of %d bytes (max 255)", len(k))
@@ -231,6 +252,7 @@ func checkFeatures(extra map[string]string, nick string) error {
 		f.Extra = map[string]string{}
 	}
 	f.Extra[featTrustsPeer] = "1"
+	f.Extra[featTopoSummary] = "1"
 	if l := len(f.encode()); l > secure.MaxPayloadLen {
 		return fmt.Errorf("features of %d bytes encoded (max %d)", l, secure.MaxPayloadLen)
 	}

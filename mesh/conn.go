@@ -159,7 +159,12 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 	if err != nil {
 		return false, err
 	}
-	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: n.cfg.Features}
+	extra := maps.Clone(n.cfg.Features)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[featTopoSummary] = "1"
+	local := features{NickName: n.cfg.NickName, UID: n.uid, ConnNonce: nonce, DataPort: n.cfg.DataPort, Extra: extra}
 	res, err := handshake(c.nc, handshakeConfig{
 		local:     local,
 		identity:  n.cfg.Identity,
@@ -170,6 +175,7 @@ func (n *Node) setupConn(c *conn, slot *preauthSlot) (registered bool, err error
 		rekey:     n.cfg.DataRekey,
 		timeout:   n.cfg.HandshakeTimeout,
 		maxMsg:    n.cfg.MaxMessageSize,
+		clock:     n.cfg.Clock,
 	})
 	slot.release()
 	if err != nil {
@@ -227,6 +233,7 @@ func (n *Node) checkPeer(f features) error {
 	remote := make(map[string]string, len(f.Extra))
 	maps.Copy(remote, f.Extra)
 	delete(remote, featTrustsPeer)
+	delete(remote, featTopoSummary)
 	if err := n.cfg.CheckPeer(f.Name, f.NickName, remote); err != nil {
 		return &incompatibleError{err}
 	}
@@ -260,7 +267,7 @@ func (n *Node) register(c *conn) (replaced *conn, err error) {
 				ErrDuplicateName, name, old.remote.NickName, old.remoteAddr, c.remote.NickName, c.remoteAddr)
 		}
 	}
-	c.since = time.Now()
+	c.since = n.cfg.Clock.Now()
 	c.mu.Lock()
 	c.writing = true // from now on only the writer goroutine writes
 	c.mu.Unlock()
@@ -306,7 +313,7 @@ func (c *conn) rejectWith(err error) {
 	}
 	c.mu.Unlock()
 	if !writer && c.ch != nil {
-		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.nc.SetWriteDeadline(c.node.cfg.Clock.Now().Add(time.Second))
 		c.ch.WriteMsg(msg)
 	} else if writer && c.send(msg) == nil {
 		return
@@ -326,12 +333,12 @@ func (c *conn) sendControl(msg []byte) error {
 func (c *conn) writeLoop() {
 	n := c.node
 	defer n.wg.Done()
-	hb := time.NewTicker(n.cfg.HeartbeatInterval)
+	hb := n.cfg.Clock.NewTicker(n.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	est, failed := c.oc.Established(), c.oc.Failed()
 	heartbeat := []byte{tagHeartbeat}
 	write := func(msg []byte) bool {
-		c.nc.SetWriteDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		c.nc.SetWriteDeadline(n.cfg.Clock.Now().Add(n.cfg.HeartbeatTimeout))
 		if err := c.ch.WriteMsg(msg); err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 			return false
@@ -354,7 +361,7 @@ func (c *conn) writeLoop() {
 				c.close(err)
 				return
 			}
-		case <-hb.C:
+		case <-hb.C():
 			if !write(heartbeat) {
 				return
 			}
@@ -387,7 +394,7 @@ func (n *Node) connEstablished(c *conn) {
 func (c *conn) readLoop() error {
 	n := c.node
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(n.cfg.HeartbeatTimeout))
+		c.nc.SetReadDeadline(n.cfg.Clock.Now().Add(n.cfg.HeartbeatTimeout))
 		msg, err := c.ch.ReadMsg()
 		if err != nil {
 			select {
@@ -419,6 +426,8 @@ func (n *Node) handleMsg(c *conn, msg []byte) error {
 			return err
 		}
 		n.applyTopology(c, entries)
+	case tagTopologySummary:
+		return n.handleSummary(c, msg)
 	case tagGossip, tagGossipBroadcast, tagGossipUnicast:
 		return n.handleGossip(c, msg)
 	case tagOverlayControl:

@@ -153,6 +153,7 @@ type handshakeConfig struct {
 	rekey     secure.RekeyPolicy
 	timeout   time.Duration
 	maxMsg    int
+	clock     Clock // deadlines and key-ring start; nil means SystemClock
 
 	// For deterministic tests and fuzz seeds; zero in production.
 	suite secure.Suite // data suite preference
@@ -176,12 +177,15 @@ type handshakeResult struct {
 // nothing read before it ends may be longer than maxFeaturesLen (plain)
 // or secure.MaxHandshakeMessageLen (encrypted), whatever maxMsg says.
 func handshake(nc net.Conn, cfg handshakeConfig) (handshakeResult, error) {
+	if cfg.clock == nil {
+		cfg.clock = SystemClock{}
+	}
 	var res handshakeResult
 	if cfg.identity == nil {
 		return res, fmt.Errorf("handshake: no identity")
 	}
 	cfg.local.Name, cfg.local.Key = cfg.identity.Name(), cfg.identity.Public()
-	if err := nc.SetDeadline(time.Now().Add(cfg.timeout)); err != nil {
+	if err := nc.SetDeadline(cfg.clock.Now().Add(cfg.timeout)); err != nil {
 		return res, fmt.Errorf("handshake: %w", err)
 	}
 	localHeader := cfg.header

@@ -3,7 +3,6 @@ package mesh
 import (
 	"errors"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"time"
 )
@@ -149,7 +148,7 @@ func (n *Node) newBackoff() backoff {
 // makerLoop starts connection attempts whenever a target is due.
 func (n *Node) makerLoop() {
 	defer n.wg.Done()
-	timer := time.NewTimer(time.Hour)
+	timer := n.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		timer.Reset(n.connectToTargets())
@@ -157,7 +156,7 @@ func (n *Node) makerLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-n.kickMaker:
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
@@ -173,7 +172,7 @@ func (n *Node) connectToTargets() time.Duration {
 	if n.cfg.Discovery {
 		n.refreshDiscoveredLocked()
 	}
-	now := time.Now()
+	now := n.cfg.Clock.Now()
 	wait := time.Hour
 	all := make([]*target, 0, len(n.order)+len(n.found))
 	for _, a := range n.order {
@@ -182,6 +181,7 @@ func (n *Node) connectToTargets() time.Duration {
 	for _, a := range sortedKeys(n.found) {
 		all = append(all, n.found[a])
 	}
+	active := len(n.conns) // connections, and discovered attempts started below
 	for _, t := range all {
 		if t.attempting || t.state == StateFailed {
 			continue
@@ -195,10 +195,14 @@ func (n *Node) connectToTargets() time.Duration {
 			continue
 		}
 		if !t.direct {
+			if n.cfg.DiscoveryMaxConns > 0 && active >= n.cfg.DiscoveryMaxConns {
+				continue // dialled again when a connection goes (localChangedLocked kicks us)
+			}
 			if d := n.discoveryDials.take(now); d > 0 {
 				wait = min(wait, d)
 				continue
 			}
+			active++
 		}
 		t.attempting, t.state = true, StateConnecting
 		n.wg.Add(1)
@@ -210,8 +214,7 @@ func (n *Node) connectToTargets() time.Duration {
 // dial runs one connection attempt; it becomes the connection's reader.
 func (n *Node) dial(t *target) {
 	defer n.wg.Done()
-	d := net.Dialer{Timeout: n.cfg.DialTimeout}
-	nc, err := d.DialContext(n.ctx, "tcp", t.addr)
+	nc, err := n.cfg.Network.Dial(n.ctx, t.addr, n.cfg.DialTimeout)
 	if err != nil {
 		n.endAttempt(t, nil, err, time.Time{})
 		return
@@ -235,7 +238,7 @@ func (n *Node) endAttempt(t *target, peer *PeerName, err error, since time.Time)
 	if n.stopped {
 		return
 	}
-	now := time.Now()
+	now := n.cfg.Clock.Now()
 	switch {
 	case errors.Is(err, ErrConnectToSelf):
 		n.selfAddrs[t.addr] = true

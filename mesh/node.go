@@ -12,6 +12,10 @@
 // become the reader goroutine of the connection they create. Node.mu
 // guards all shared state; no lock is held while calling the Overlay or a
 // Gossiper, or while writing to a socket.
+//
+// Every timer, deadline and connection comes from Config.Clock and
+// Config.Network (the system's when nil), so that mesh/meshtest can run
+// many nodes in one process on a virtual clock and an in-memory network.
 package mesh
 
 import (
@@ -75,6 +79,8 @@ type Node struct {
 	gossipRefused  atomic.Uint64 // gossip messages whose source did not check out
 	refusals       refusalCounts // handshake refusals by kind (status.go)
 	traffic        trafficCounts // control-plane bytes by message tag (status.go)
+
+	summaryMismatches atomic.Uint64 // neighbour summaries that differed from ours
 }
 
 // NewNode validates cfg and returns a node that is not yet listening.
@@ -127,8 +133,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.mu.Unlock()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", n.cfg.ListenAddr)
+	ln, err := n.cfg.Network.Listen(ctx, n.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("start mesh node: listen on %s: %w", n.cfg.ListenAddr, err)
 	}
@@ -228,6 +233,18 @@ func (n *Node) PeerNickName(p PeerName) string {
 		return e.NickName
 	}
 	return ""
+}
+
+// PeerVersion returns the incarnation and version of peer p's entry in
+// our topology; ok is false when p is unknown. Our own name gives our own
+// entry's.
+func (n *Node) PeerVersion(p PeerName) (uid, version uint64, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e, ok := n.topo.peers[p]; ok {
+		return e.UID, e.Version, true
+	}
+	return 0, 0, false
 }
 
 // PeerKey returns the identity key of a peer in our topology (its own,

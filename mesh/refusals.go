@@ -111,7 +111,7 @@ func (n *Node) noteRefusal(addr netip.AddrPort, reason string) {
 		}
 		delete(n.refused, oldest)
 	}
-	n.refused[key] = refusal{addr: addr, reason: reason, at: time.Now()}
+	n.refused[key] = refusal{addr: addr, reason: reason, at: n.cfg.Clock.Now()}
 }
 
 // forgetRefusalLocked drops the refusal of an address that now connected.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"time"
 
 	"github.com/weftnet/weft/secure"
 )
@@ -57,7 +56,7 @@ func secureHandshake(nc net.Conn, plain *plainChannel, cfg handshakeConfig, lh, 
 	res.encrypted = true
 	res.ch = &sealedChannel{inner: secure.NewControlChannel(plain, sess), max: maxMsg}
 	if secure.EncryptData(true, cfg.trustPeer, res.remote.Extra[featTrustsPeer] == "1") {
-		if res.keys, err = sess.NewKeyRing(cfg.rekey, time.Now()); err != nil {
+		if res.keys, err = sess.NewKeyRing(cfg.rekey, cfg.clock.Now()); err != nil {
 			return res, fmt.Errorf("encrypted handshake: data keys: %w", err)
 		}
 	}

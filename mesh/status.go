@@ -232,7 +232,7 @@ func (n *Node) Status() Status {
 	for _, a := range sortedKeys(n.found) {
 		addTarget(n.found[a])
 	}
-	attempts = append(attempts, n.refusalsLocked(time.Now())...)
+	attempts = append(attempts, n.refusalsLocked(n.cfg.Clock.Now())...)
 	st.NameClashes = n.liveClashesLocked()
 	n.mu.Unlock()
 	st.Refusals = map[string]uint64{RefusalPreauth: n.preauthRefused.Load()}

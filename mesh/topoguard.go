@@ -88,7 +88,7 @@ func (n *Node) applyTopology(c *conn, entries []peerEntry) {
 // view: newer than what we hold (or, for our own name, another
 // incarnation), within MaxPeers and within c's budget.
 func (n *Node) topologyCandidatesLocked(c *conn, in []peerEntry) []peerEntry {
-	now := time.Now()
+	now := c.node.cfg.Clock.Now()
 	out := in[:0:0]
 	peers := len(n.topo.peers)
 	for i := range in {
@@ -127,7 +127,7 @@ func (n *Node) topologyCandidatesLocked(c *conn, in []peerEntry) []peerEntry {
 // noteTopoRefusal reports whether a refusal on this connection should be
 // logged: the first one, then at most one a minute.
 func (c *conn) noteTopoRefusal() bool {
-	now := time.Now()
+	now := c.node.cfg.Clock.Now()
 	if now.Sub(c.lastTopoLog) < time.Minute {
 		return false
 	}

@@ -21,6 +21,7 @@ const (
 	tagGossipBroadcast byte = 6 // gossip channel: broadcast along the tree of its source
 	tagOverlayControl  byte = 7 // opaque message for the overlay connection
 	tagIdentityProof   byte = 8 // last handshake message: signature over the connection's transcript
+	tagTopologySummary byte = 9 // count and hash of the sender's topology entries
 )
 
 // encoder appends big-endian fields to a byte slice.

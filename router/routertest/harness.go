@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"net/netip"
-	"slices"
 	"testing"
 
 	"github.com/weftnet/weft/mesh"
@@ -92,29 +91,20 @@ func (g Graph) Link(a, b mesh.PeerName) {
 	g[b] = append(g[b], a)
 }
 
-// Routes computes self's routes over g the way the mesh does: breadth
-// first, neighbours in name order; the broadcast next hops for a source
-// are self's children in the breadth-first tree rooted at that source.
+// Routes computes self's data routes over g with the mesh's own route
+// computation (mesh.ComputeRoutes), every link established in both
+// directions.
 func Routes(self mesh.PeerName, g Graph) *mesh.Routes {
-	unicast := make(map[mesh.PeerName]mesh.PeerName)
-	for dst, first := range bfs(self, g) {
-		if dst != self {
-			unicast[dst] = first
+	peers := make([]mesh.PeerStatus, 0, len(g))
+	for p, nbrs := range g {
+		ps := mesh.PeerStatus{Name: p, UID: 1, Version: 1}
+		for _, q := range nbrs {
+			ps.Connections = append(ps.Connections, mesh.PeerConnectionStatus{Peer: q, Established: true})
 		}
+		peers = append(peers, ps)
 	}
-	broadcast := make(map[mesh.PeerName][]mesh.PeerName)
-	for src := range g {
-		parent := bfsParents(src, g)
-		var hops []mesh.PeerName
-		for n, p := range parent {
-			if p == self && n != src {
-				hops = append(hops, n)
-			}
-		}
-		slices.Sort(hops)
-		broadcast[src] = hops
-	}
-	return mesh.NewRoutes(self, unicast, broadcast)
+	data, _ := mesh.ComputeRoutes(self, peers)
+	return data
 }
 
 // InstallRoutes computes and installs each node's routes over g.
@@ -122,37 +112,4 @@ func InstallRoutes(g Graph, nodes ...*Node) {
 	for _, n := range nodes {
 		n.Router.RoutesChanged(Routes(n.Name, g))
 	}
-}
-
-// bfs maps every peer reachable from root to the first hop towards it.
-func bfs(root mesh.PeerName, g Graph) map[mesh.PeerName]mesh.PeerName {
-	first := map[mesh.PeerName]mesh.PeerName{root: root}
-	parent := bfsParents(root, g)
-	for n := range parent {
-		hop := n
-		for parent[hop] != root && hop != root {
-			hop = parent[hop]
-		}
-		first[n] = hop
-	}
-	return first
-}
-
-// bfsParents returns the breadth-first tree from root as child → parent.
-func bfsParents(root mesh.PeerName, g Graph) map[mesh.PeerName]mesh.PeerName {
-	parent := map[mesh.PeerName]mesh.PeerName{root: root}
-	queue := []mesh.PeerName{root}
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		nb := slices.Clone(g[n])
-		slices.Sort(nb)
-		for _, m := range nb {
-			if _, seen := parent[m]; !seen {
-				parent[m] = n
-				queue = append(queue, m)
-			}
-		}
-	}
-	return parent
 }
