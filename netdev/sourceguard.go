@@ -134,17 +134,17 @@ func guardProgram(own net.HardwareAddr, addrs []netip.Addr) []bpf.Instruction {
 	}
 	ipv4 := loadLen()
 	ipv4.label = "ipv4"
-	p = append(p, ipv4, jge(34, "", "drop"), load(26, 4))
-	for _, a := range v4 {
-		p = append(p, jeq(a, "pass", ""))
+	// anyOf passes when the loaded address is one of v4, else drops.
+	anyOf := func(p []asmIns) []asmIns {
+		for _, a := range v4 {
+			p = append(p, jeq(a, "pass", ""))
+		}
+		return append(p, ja("drop"))
 	}
-	p = append(p, ja("drop")) // no address matched
+	p = anyOf(append(p, ipv4, jge(34, "", "drop"), load(26, 4)))
 	arp := loadLen()
 	arp.label = "arp"
-	p = append(p, arp, jge(42, "", "drop"), load(22, 4), jeq(hi, "", "drop"), load(26, 2), jeq(lo, "", "drop"), load(28, 4), jeq(0, "pass", ""))
-	for _, a := range v4 {
-		p = append(p, jeq(a, "pass", ""))
-	}
-	p = append(p, ja("drop"), ret("pass", verdictPass), ret("drop", verdictDrop))
+	p = anyOf(append(p, arp, jge(42, "", "drop"), load(22, 4), jeq(hi, "", "drop"), load(26, 2), jeq(lo, "", "drop"), load(28, 4), jeq(0, "pass", "")))
+	p = append(p, ret("pass", verdictPass), ret("drop", verdictDrop))
 	return assemble(p)
 }

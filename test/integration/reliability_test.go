@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -205,63 +204,29 @@ func TestReliabilityChurn(t *testing.T) {
 		netns.Eventually(t, connectTimeout, "reconnected", func() error { return h1.EstablishedWith(h2) })
 	}
 	// Let closed connections' goroutines end.
-	var after usage
+	var after netns.Usage
 	netns.Eventually(t, 20*time.Second, "h1's router back to its usage", func() error {
 		after = routerUsage(t, h1)
 		switch {
-		case after.fds > before.fds+2:
-			return fmt.Errorf("open files %d -> %d", before.fds, after.fds)
-		case after.goroutines > before.goroutines+5:
-			return fmt.Errorf("goroutines %d -> %d", before.goroutines, after.goroutines)
+		case after.FDs > before.FDs+2:
+			return fmt.Errorf("open files %d -> %d", before.FDs, after.FDs)
+		case after.Goroutines > before.Goroutines+5:
+			return fmt.Errorf("goroutines %d -> %d", before.Goroutines, after.Goroutines)
 		}
 		return nil
 	})
 	t.Logf("h1's router: before %+v, after %+v", before, after)
-	if after.rssKiB > before.rssKiB+16<<10 {
-		t.Errorf("memory grew from %d to %d KiB", before.rssKiB, after.rssKiB)
+	if after.RSSKiB > before.RSSKiB+16<<10 {
+		t.Errorf("memory grew from %d to %d KiB", before.RSSKiB, after.RSSKiB)
 	}
 }
 
-// usage is what a router process holds.
-type usage struct {
-	fds, goroutines int
-	rssKiB          int
-}
-
-// routerUsage reads h's router's open files and memory from /proc, and its
-// goroutines from /metrics.
-func routerUsage(t *testing.T, h *netns.Host) usage {
+// routerUsage samples h's router, failing the test when it cannot.
+func routerUsage(t *testing.T, h *netns.Host) netns.Usage {
 	t.Helper()
-	pids := h.RouterPIDs()
-	if len(pids) != 1 {
-		t.Fatalf("%s: router PIDs %v", h.Nick, pids)
-	}
-	var u usage
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pids[0]))
+	u, err := h.RouterUsage()
 	if err != nil {
 		t.Fatal(err)
-	}
-	u.fds = len(fds)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			u.rssKiB, _ = strconv.Atoi(f[1])
-		}
-	}
-	r := h.Run("curl", "-sf", "http://127.0.0.1:6784/metrics")
-	if !r.OK() {
-		t.Fatalf("%s: /metrics: %v", h.Nick, r)
-	}
-	for _, line := range strings.Split(r.Stdout, "\n") {
-		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			u.goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	if u.goroutines == 0 {
-		t.Fatalf("%s: no go_goroutines in /metrics", h.Nick)
 	}
 	return u
 }

@@ -3,6 +3,9 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/weftnet/weft/control"
@@ -143,4 +146,45 @@ func (h *Host) PeerLines() ([]string, error) {
 		}
 	}
 	return lines, nil
+}
+
+// Usage is what the host's router process holds: its open files and RSS
+// from /proc, its goroutines from /metrics.
+type Usage struct {
+	PID, FDs, Goroutines, RSSKiB int
+}
+
+var goroutinesRE = regexp.MustCompile(`(?m)^go_goroutines (\d+)`)
+
+// RouterUsage samples the host's one router process.
+func (h *Host) RouterUsage() (Usage, error) {
+	pids := h.RouterPIDs()
+	if len(pids) != 1 {
+		return Usage{}, fmt.Errorf("%s: router PIDs %v", h.Nick, pids)
+	}
+	u := Usage{PID: pids[0]}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", u.PID))
+	if err != nil {
+		return u, err
+	}
+	u.FDs = len(fds)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", u.PID))
+	if err != nil {
+		return u, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			u.RSSKiB, _ = strconv.Atoi(f[1])
+		}
+	}
+	r := h.Run("curl", "-sf", "http://127.0.0.1:6784/metrics")
+	if !r.OK() {
+		return u, fmt.Errorf("%s: /metrics: %v", h.Nick, r)
+	}
+	m := goroutinesRE.FindStringSubmatch(r.Stdout)
+	if m == nil {
+		return u, fmt.Errorf("%s: no go_goroutines in /metrics", h.Nick)
+	}
+	u.Goroutines, _ = strconv.Atoi(m[1])
+	return u, nil
 }

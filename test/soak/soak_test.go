@@ -139,41 +139,6 @@ func (s *stream) run(t *testing.T, from, to string, addr string, rate int, stop 
 	}()
 }
 
-// usage is what one router process holds at a sample.
-type usage struct {
-	pid, fds, goroutines, rssKiB int
-}
-
-func routerUsage(h *netns.Host) (usage, error) {
-	pids := h.RouterPIDs()
-	if len(pids) != 1 {
-		return usage{}, fmt.Errorf("%s: router PIDs %v", h.Nick, pids)
-	}
-	u := usage{pid: pids[0]}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", u.pid))
-	if err != nil {
-		return u, err
-	}
-	u.fds = len(fds)
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", u.pid))
-	if err != nil {
-		return u, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			u.rssKiB, _ = strconv.Atoi(f[1])
-		}
-	}
-	r := h.Run("curl", "-sf", "http://127.0.0.1:6784/metrics")
-	if !r.OK() {
-		return u, fmt.Errorf("%s: /metrics: %v", h.Nick, r)
-	}
-	if m := regexp.MustCompile(`(?m)^go_goroutines (\d+)`).FindStringSubmatch(r.Stdout); m != nil {
-		u.goroutines, _ = strconv.Atoi(m[1])
-	}
-	return u, nil
-}
-
 var pingRE = regexp.MustCompile(`(\d+) (packets )?received`)
 
 func TestSoak(t *testing.T) {
@@ -216,7 +181,7 @@ func TestSoak(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), 1))
 	every := max(*duration/10, 30*time.Second) // one chaos event per tenth of the run
 	nextChaos := start.Add(every / 2)
-	var samples [][]usage // per sample, per host
+	var samples [][]netns.Usage // per sample, per host
 	pingsSent, pingsGot := 0, 0
 	var events []string
 	cut := [2]int{-1, -1}
@@ -245,15 +210,15 @@ func TestSoak(t *testing.T) {
 			}
 			t.Logf("chaos: %s", events[len(events)-1])
 		}
-		var row []usage
+		var row []netns.Usage
 		line := fmt.Sprintf("%6v", now)
 		for _, h := range hosts {
-			u, err := routerUsage(h)
+			u, err := h.RouterUsage()
 			if err != nil {
 				t.Logf("sample: %v", err)
 			}
 			row = append(row, u)
-			line += fmt.Sprintf("  %s rss=%dKiB gor=%d fds=%d", h.Nick, u.rssKiB, u.goroutines, u.fds)
+			line += fmt.Sprintf("  %s rss=%dKiB gor=%d fds=%d", h.Nick, u.RSSKiB, u.Goroutines, u.FDs)
 		}
 		samples = append(samples, row)
 		for _, s := range streams {
@@ -303,7 +268,7 @@ func TestSoak(t *testing.T) {
 		t.Logf("too few samples (%d) to judge growth", len(samples))
 		return
 	}
-	med := func(rows [][]usage, host int, f func(usage) int) int {
+	med := func(rows [][]netns.Usage, host int, f func(netns.Usage) int) int {
 		var v []int
 		for _, r := range rows {
 			v = append(v, f(r[host]))
@@ -314,12 +279,12 @@ func TestSoak(t *testing.T) {
 	for i, h := range hosts {
 		for _, m := range []struct {
 			name  string
-			f     func(usage) int
+			f     func(netns.Usage) int
 			slack func(int) int
 		}{
-			{"goroutines", func(u usage) int { return u.goroutines }, func(v int) int { return v/10 + 5 }},
-			{"open files", func(u usage) int { return u.fds }, func(v int) int { return v/10 + 3 }},
-			{"RSS KiB", func(u usage) int { return u.rssKiB }, func(v int) int { return v / 2 }},
+			{"goroutines", func(u netns.Usage) int { return u.Goroutines }, func(v int) int { return v/10 + 5 }},
+			{"open files", func(u netns.Usage) int { return u.FDs }, func(v int) int { return v/10 + 3 }},
+			{"RSS KiB", func(u netns.Usage) int { return u.RSSKiB }, func(v int) int { return v / 2 }},
 		} {
 			first, last := med(samples[:third], i, m.f), med(samples[len(samples)-third:], i, m.f)
 			t.Logf("%s %s: first third %d, last third %d", h.Nick, m.name, first, last)
